@@ -1,0 +1,234 @@
+//! What this crate knows about the CIB schema: resource kinds, how
+//! constraints name resources, versions and ticket state, and an index that
+//! resolves any name a constraint can use to top-level resources.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::error::Error;
+use crate::xml::Element;
+
+/// Elements that may appear directly under `<resources>`.
+pub const TOP_LEVEL_RESOURCES: &[&str] = &["primitive", "group", "clone", "master", "bundle", "template"];
+
+/// Elements that are resources (at any depth).
+pub const RESOURCE_KINDS: &[&str] = &["primitive", "group", "clone", "master", "bundle"];
+
+/// Constraint elements.
+pub const CONSTRAINT_KINDS: &[&str] = &["rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket"];
+
+/// Attributes through which a constraint names a resource (or tag, or template).
+pub const CONSTRAINT_REF_ATTRS: &[&str] = &["rsc", "with-rsc", "first", "then"];
+
+/// The `<configuration>` child of a `<cib>`.
+pub fn configuration(cib: &Element) -> Result<&Element, Error> {
+    if cib.name != "cib" {
+        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name)));
+    }
+    cib.child("configuration")
+        .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))
+}
+
+/// The `<configuration>` child of a `<cib>`, mutably.
+pub fn configuration_mut(cib: &mut Element) -> Result<&mut Element, Error> {
+    if cib.name != "cib" {
+        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name)));
+    }
+    cib.child_mut("configuration")
+        .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))
+}
+
+/// `admin_epoch.epoch.num_updates` of a `<cib>`, e.g. `0.42.7`.
+pub fn version(cib: &Element) -> String {
+    let get = |k| cib.attr(k).unwrap_or("0");
+    format!("{}.{}.{}", get("admin_epoch"), get("epoch"), get("num_updates"))
+}
+
+/// The state of one ticket as recorded in `<status><tickets>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TicketState {
+    /// Whether the ticket is granted to this site.
+    pub granted: bool,
+    /// The grant's generation: booth's `term` if present, else `last-granted`.
+    pub term: Option<u64>,
+}
+
+/// Reads the state of ticket `ticket` from a full CIB (default: not granted).
+pub fn ticket_state(cib: &Element, ticket: &str) -> TicketState {
+    let state = cib
+        .child("status")
+        .and_then(|s| s.child("tickets"))
+        .and_then(|t| {
+            t.children
+                .iter()
+                .find(|c| c.name == "ticket_state" && c.id() == Some(ticket))
+        });
+    match state {
+        None => TicketState::default(),
+        Some(s) => TicketState {
+            granted: s.attr("granted") == Some("true"),
+            term: s
+                .attr("term")
+                .or_else(|| s.attr("last-granted"))
+                .and_then(|v| v.parse().ok()),
+        },
+    }
+}
+
+/// Every resource name a constraint uses, with the attribute it came from
+/// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`).
+pub fn constraint_refs(constraint: &Element) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    for attr in CONSTRAINT_REF_ATTRS {
+        if let Some(v) = constraint.attr(attr) {
+            out.push((*attr, v));
+        }
+    }
+    for set in constraint.children.iter().filter(|c| c.name == "resource_set") {
+        for r in set.children.iter().filter(|c| c.name == "resource_ref") {
+            if let Some(id) = r.id() {
+                out.push(("resource_ref", id));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a primitive is a fencing device.
+pub fn is_stonith(el: &Element) -> bool {
+    el.name == "primitive" && el.attr("class") == Some("stonith")
+}
+
+/// What a name used by a constraint stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolved {
+    /// Top-level resource (or template) ids the name covers.
+    pub tops: BTreeSet<String>,
+    /// Tags crossed on the way.
+    pub tags: BTreeSet<String>,
+}
+
+/// Lookup tables over one `<configuration>`.
+#[derive(Debug, Default)]
+pub struct Index<'a> {
+    /// Top-level resources and templates by id.
+    pub top: HashMap<&'a str, &'a Element>,
+    /// Any resource id (nested ones included) → id of its top-level element.
+    pub top_of: HashMap<&'a str, &'a str>,
+    /// Template id → top-level ids of the resources whose primitives use it.
+    pub template_users: HashMap<&'a str, BTreeSet<&'a str>>,
+    /// Tag id → the ids it lists.
+    pub tags: HashMap<&'a str, Vec<&'a str>>,
+    /// Top-level ids that are, or contain, a fencing device.
+    pub fencing: BTreeSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    /// Builds the index of a `<configuration>` element.
+    pub fn new(config: &'a Element) -> Index<'a> {
+        let mut ix = Index::default();
+        if let Some(resources) = config.child("resources") {
+            for top in &resources.children {
+                let Some(top_id) = top.id() else { continue };
+                if !TOP_LEVEL_RESOURCES.contains(&top.name.as_str()) {
+                    continue;
+                }
+                ix.top.insert(top_id, top);
+                top.walk(&mut |el| {
+                    if !RESOURCE_KINDS.contains(&el.name.as_str()) && el.name != "template" {
+                        return;
+                    }
+                    if let Some(id) = el.id() {
+                        ix.top_of.insert(id, top_id);
+                    }
+                    if is_stonith(el) {
+                        ix.fencing.insert(top_id);
+                    }
+                    if el.name == "primitive" {
+                        if let Some(t) = el.attr("template") {
+                            ix.template_users.entry(t).or_default().insert(top_id);
+                        }
+                    }
+                });
+            }
+        }
+        if let Some(tags) = config.child("tags") {
+            for tag in tags.children.iter().filter(|t| t.name == "tag") {
+                if let Some(id) = tag.id() {
+                    let refs = tag
+                        .children
+                        .iter()
+                        .filter(|c| c.name == "obj_ref")
+                        .filter_map(|c| c.id())
+                        .collect();
+                    ix.tags.insert(id, refs);
+                }
+            }
+        }
+        ix
+    }
+
+    /// Resolves a name used by a constraint to the top-level elements it
+    /// covers: a resource brings its top-level element, a template brings
+    /// itself and every resource using it, a tag brings what its members
+    /// bring. `None` when the name is none of these.
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        let mut out = Resolved::default();
+        let mut seen = BTreeSet::new();
+        self.resolve_into(name, &mut out, &mut seen).then_some(out)
+    }
+
+    fn resolve_into<'n>(&self, name: &'n str, out: &mut Resolved, seen: &mut BTreeSet<&'n str>) -> bool
+    where
+        'a: 'n,
+    {
+        if !seen.insert(name) {
+            return true;
+        }
+        if let Some(top) = self.top_of.get(name) {
+            out.tops.insert((*top).to_string());
+            if let Some(users) = self.template_users.get(name) {
+                out.tops.extend(users.iter().map(|u| u.to_string()));
+            }
+            return true;
+        }
+        if let Some(members) = self.tags.get(name) {
+            out.tags.insert(name.to_string());
+            for m in members.clone() {
+                // Tags may list non-resources (e.g. constraints); those add nothing.
+                self.resolve_into(m, out, seen);
+            }
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::parse;
+
+    #[test]
+    fn resolves_nested_tags_and_templates() {
+        let config = parse(
+            r#"<configuration><resources>
+              <template id="t" class="ocf" provider="pacemaker" type="Dummy"/>
+              <group id="g"><primitive id="a" template="t"/><primitive id="b" class="ocf" type="Dummy"/></group>
+              <clone id="c"><primitive id="x" template="t"/></clone>
+              <primitive id="f" class="stonith" type="fence_xvm"/>
+            </resources>
+            <tags><tag id="tg"><obj_ref id="b"/><obj_ref id="f"/></tag></tags></configuration>"#,
+        )
+        .unwrap();
+        let ix = Index::new(&config);
+        let r = ix.resolve("a").unwrap();
+        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["g"]);
+        let r = ix.resolve("t").unwrap();
+        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["c", "g", "t"]);
+        let r = ix.resolve("tg").unwrap();
+        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["f", "g"]);
+        assert!(r.tags.contains("tg"));
+        assert!(ix.fencing.contains("f"));
+        assert!(ix.resolve("nope").is_none());
+    }
+}
