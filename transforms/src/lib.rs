@@ -1,16 +1,24 @@
 //! `cib-transforms` — the I/O-free core of cib-replicator.
 //!
 //! Every function here is pure: it takes parsed values and returns values.
-//! Running `cibadmin`, reading files and talking to the network happen in the
-//! `cib-publisher` and `cib-subscriber` binaries.
+//! Running `cibadmin`, reading files and talking to the network happen at the
+//! edges (`cib-tools`, `cib-publisher`, `cib-subscriber`).
 //!
 //! # Layout
 //!
 //! - [`xml`]: hardened parser and writer for a small owned element tree.
+//! - [`cib`]: schema knowledge — resource kinds, constraint references,
+//!   versions, ticket state, a name index.
+//! - [`canonical`]: canonical form and SHA-256 digests.
+//! - [`scope`]: the configuration of a ticket, and its published document.
 //! - [`error`]: the crate's error enum.
 
+pub mod canonical;
+pub mod cib;
 pub mod error;
+pub mod scope;
 pub mod xml;
 
 pub use error::Error;
+pub use scope::Scope;
 pub use xml::Element;
