@@ -1,0 +1,122 @@
+//! Checks that a configuration fragment stands on its own: unique ids and no
+//! reference to an id it does not contain.
+//!
+//! Run on every scope after transforms, before anything is merged: a
+//! transform that drops a resource still named by a constraint, or renames an
+//! id twice, is caught here with the element named.
+
+use std::collections::HashMap;
+
+use crate::cib::{constraint_refs, CONSTRAINT_KINDS};
+use crate::error::Error;
+use crate::xml::Element;
+
+/// Verifies that ids are unique within `fragment` and that every reference
+/// (constraint resource names, `resource_ref`, `obj_ref`, `template`,
+/// `id-ref`) names an id inside it.
+pub fn check_fragment(fragment: &Element) -> Result<(), Error> {
+    let ids = unique_ids(fragment)?;
+    let mut result = Ok(());
+    check_refs(fragment, None, &ids, &mut result);
+    result
+}
+
+/// Map of every id in the subtree to the name of the element carrying it;
+/// an error on the first duplicate.
+pub fn unique_ids(root: &Element) -> Result<HashMap<&str, &str>, Error> {
+    let mut ids: HashMap<&str, &str> = HashMap::new();
+    let mut dup = None;
+    root.walk(&mut |el| {
+        // `resource_ref` and `obj_ref` carry the id they point at, not their own.
+        if el.name == "resource_ref" || el.name == "obj_ref" || dup.is_some() {
+            return;
+        }
+        if let Some(id) = el.id() {
+            if let Some(first) = ids.insert(id, el.name.as_str()) {
+                dup = Some(Error::DuplicateId {
+                    id: id.to_string(),
+                    first: first.to_string(),
+                    second: el.name.clone(),
+                });
+            }
+        }
+    });
+    match dup {
+        Some(e) => Err(e),
+        None => Ok(ids),
+    }
+}
+
+fn check_refs<'a>(
+    el: &'a Element,
+    owner: Option<&'a Element>,
+    ids: &HashMap<&str, &str>,
+    result: &mut Result<(), Error>,
+) {
+    if result.is_err() {
+        return;
+    }
+    let owner = if el.id().is_some() && el.name != "resource_ref" && el.name != "obj_ref" {
+        Some(el)
+    } else {
+        owner
+    };
+    let unknown = |attr: &str, target: &str| Error::UnknownRef {
+        element: owner.map_or(el.name.clone(), |o| o.name.clone()),
+        owner: owner.and_then(|o| o.id()).unwrap_or("").to_string(),
+        attr: attr.to_string(),
+        target: target.to_string(),
+    };
+    let mut refs: Vec<(&str, &str)> = Vec::new();
+    if CONSTRAINT_KINDS.contains(&el.name.as_str()) {
+        refs.extend(constraint_refs(el).into_iter().filter(|(a, _)| *a != "resource_ref"));
+    }
+    match el.name.as_str() {
+        "resource_ref" | "obj_ref" => refs.extend(el.id().map(|id| (el.name.as_str(), id))),
+        "primitive" => refs.extend(el.attr("template").map(|t| ("template", t))),
+        _ => {}
+    }
+    refs.extend(el.attr("id-ref").map(|t| ("id-ref", t)));
+    for (attr, target) in refs {
+        if !ids.contains_key(target) {
+            *result = Err(unknown(attr, target));
+            return;
+        }
+    }
+    for c in &el.children {
+        check_refs(c, owner, ids, result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::parse;
+
+    #[test]
+    fn accepts_closed_fragment() {
+        let f = parse(r#"<configuration><resources><primitive id="a"/><primitive id="b" template="t"/><template id="t"/></resources>
+            <constraints><rsc_order id="o" first="a" then="b"/><rsc_ticket id="k" ticket="T"><resource_set id="s"><resource_ref id="a"/></resource_set></rsc_ticket></constraints>
+            <tags><tag id="g"><obj_ref id="a"/></tag></tags></configuration>"#).unwrap();
+        check_fragment(&f).unwrap();
+    }
+
+    #[test]
+    fn names_unknown_reference_and_its_owner() {
+        let f = parse(r#"<configuration><resources><primitive id="a"/></resources>
+            <constraints><rsc_ticket id="k" ticket="T"><resource_set id="s"><resource_ref id="vip"/></resource_set></rsc_ticket></constraints></configuration>"#).unwrap();
+        let err = check_fragment(&f).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "<resource_set id=\"s\"> attribute resource_ref: unknown id `vip`"
+        );
+        let f = parse(r#"<configuration><resources><primitive id="a"/></resources><constraints><rsc_order id="o" first="a" then="gone"/></constraints></configuration>"#).unwrap();
+        assert!(matches!(check_fragment(&f), Err(Error::UnknownRef { owner, target, .. }) if owner == "o" && target == "gone"));
+    }
+
+    #[test]
+    fn refuses_duplicate_ids() {
+        let f = parse(r#"<configuration><resources><primitive id="a"/><group id="g"><primitive id="a"/></group></resources></configuration>"#).unwrap();
+        assert!(matches!(check_fragment(&f), Err(Error::DuplicateId { id, .. }) if id == "a"));
+    }
+}

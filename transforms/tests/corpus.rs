@@ -1,0 +1,121 @@
+//! Sweeps the 854 real CIBs of Pacemaker's scheduler regression suite.
+//!
+//! The corpus lives outside the repository (`../shared/corpus/pacemaker-scheduler`
+//! next to the checkout, or `$CIB_CORPUS`). In CI (`CI` set) a missing corpus
+//! fails the test; elsewhere it is skipped with a message.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use cib_transforms::cib::{self, constraint_refs, Index};
+use cib_transforms::scope::{scope, Scope};
+use cib_transforms::validate::check_fragment;
+use cib_transforms::xml::{parse, Element};
+
+fn corpus() -> Option<Vec<(String, String)>> {
+    let dir = std::env::var_os("CIB_CORPUS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pacemaker-scheduler")
+    });
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("corpus {} is missing (required in CI)", dir.display());
+        }
+        eprintln!("skipping: corpus {} not found (set CIB_CORPUS)", dir.display());
+        return None;
+    };
+    let mut files: Vec<(String, String)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(e.path()).expect("readable corpus file");
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+fn tickets(cib: &Element) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    cib.walk(&mut |el| {
+        if el.name == "rsc_ticket" {
+            if let Some(t) = el.attr("ticket") {
+                out.insert(t.to_string());
+            }
+        }
+    });
+    out
+}
+
+/// The same CIB with the children of resources/constraints/tags reversed.
+fn reordered(cib: &Element) -> Element {
+    let mut c = cib.clone();
+    let config = cib::configuration_mut(&mut c).unwrap();
+    for section in ["resources", "constraints", "tags"] {
+        if let Some(s) = config.child_mut(section) {
+            s.children.reverse();
+        }
+    }
+    config.children.reverse();
+    c
+}
+
+#[test]
+fn every_corpus_cib_parses_and_every_ticket_scopes_correctly() {
+    let Some(files) = corpus() else { return };
+    assert_eq!(files.len(), 854, "expected the full corpus");
+    let mut ticket_cibs = 0;
+    let mut scopes = 0;
+    for (name, text) in &files {
+        let cib = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let config = cib::configuration(&cib).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ts = tickets(&cib);
+        if ts.is_empty() {
+            continue;
+        }
+        ticket_cibs += 1;
+        let ix = Index::new(config);
+        for t in &ts {
+            let s = scope(&cib, t).unwrap_or_else(|e| panic!("{name} ticket {t}: {e}"));
+            scopes += 1;
+            let resources = s.config.child("resources").unwrap();
+            let tops: BTreeSet<&str> = resources.children.iter().filter_map(|r| r.id()).collect();
+            let cons: BTreeSet<&str> = s.config.child("constraints").unwrap().children.iter().filter_map(|c| c.id()).collect();
+            // Every rsc_ticket of the ticket, and every resource it names, at top level.
+            config.child("constraints").unwrap().walk(&mut |c| {
+                if c.name == "rsc_ticket" && c.attr("ticket") == Some(t.as_str()) {
+                    let id = c.id().unwrap();
+                    assert!(cons.contains(id), "{name} {t}: rsc_ticket {id} missing");
+                    for (_, r) in constraint_refs(c) {
+                        for top in ix.resolve(r).unwrap().tops {
+                            if !ix.fencing.contains(top.as_str()) {
+                                assert!(tops.contains(top.as_str()), "{name} {t}: {r} -> {top} missing");
+                            }
+                        }
+                    }
+                }
+            });
+            // No fencing device anywhere.
+            s.config.walk(&mut |el| {
+                assert!(!cib::is_stonith(el), "{name} {t}: fencing device {:?} in scope", el.id());
+            });
+            // Only resources, constraints, tags.
+            for c in &s.config.children {
+                assert!(["resources", "constraints", "tags"].contains(&c.name.as_str()), "{name}: {}", c.name);
+            }
+            // No dangling reference, no duplicate id.
+            check_fragment(&s.config).unwrap_or_else(|e| panic!("{name} {t}: {e}"));
+            // Digest stable: through the published document, and under reordering.
+            let doc = s.to_document().to_xml();
+            let back = Scope::from_document(parse(&doc).unwrap(), Some(t)).unwrap();
+            assert_eq!(back.digest, s.digest, "{name} {t}");
+            let again = scope(&reordered(&cib), t).unwrap();
+            assert_eq!(again.digest, s.digest, "{name} {t}: digest depends on order");
+            assert_eq!(again.config, s.config, "{name} {t}");
+        }
+    }
+    // 115 corpus files carry rsc_ticket constraints (a few only in non-ticket tests).
+    assert!(ticket_cibs >= 112, "only {ticket_cibs} CIBs with tickets");
+    eprintln!("{ticket_cibs} CIBs with tickets, {scopes} scopes checked");
+}
