@@ -1,0 +1,427 @@
+//! Merging a (transformed) scope into a subscriber site's CIB.
+//!
+//! Rules (PRODUCT.md, "Applying at a subscriber site"):
+//!
+//! - Replicated elements are *owned*. Ownership is recorded in the CIB itself,
+//!   in a `cluster_property_set` with id `cib-replicator-<ticket>` under
+//!   `crm_config`: one nvpair per owned element (name `<section>:<id>`, value
+//!   the digest of the element as last applied) plus `applied-digest`,
+//!   `applied-version` and `applied-term`. It survives restarts, travels with
+//!   the CIB and can be read with `cibadmin --query --xpath
+//!   "//cluster_property_set[@id='cib-replicator-T']"`. Pacemaker ignores
+//!   cluster properties it does not know.
+//! - A local element whose id an incoming element uses and that is not owned
+//!   is a **conflict**: it is reported and left alone (and `replicate-now`
+//!   refuses), unless the admin adopts top-level elements with `adopt`.
+//! - An owned element whose digest differs from the recorded one was edited
+//!   locally: **drift**, reported; replication wins.
+//! - Owned elements that left the scope are removed.
+//! - Refused outright: the local site holds the ticket granted; the scope has
+//!   no `rsc_ticket` for its ticket or a resource none of them binds; the
+//!   scope does not stand on its own; its grant term is older than the one
+//!   already applied.
+//!
+//! The result is a whole new CIB with `epoch` bumped, ready to be validated and
+//! turned into one version-checked patch by the caller.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::canonical::element_digest;
+use crate::cib::{self, constraint_refs, Index};
+use crate::error::Error;
+use crate::scope::{LeftOut, Scope};
+use crate::validate::check_fragment;
+use crate::xml::Element;
+
+/// Sections of `<configuration>` the replicator writes to.
+pub const SECTIONS: &[&str] = &["resources", "constraints", "tags"];
+
+/// Name of the ownership record's `cluster_property_set` for `ticket`.
+pub fn record_id(ticket: &str) -> String {
+    format!("cib-replicator-{ticket}")
+}
+
+/// Options of a merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Take over unowned local top-level elements whose ids incoming elements use.
+    pub adopt: bool,
+}
+
+/// What a merge would do, element by element (`<section>:<id>` keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Elements that are new at this site.
+    pub added: Vec<String>,
+    /// Owned elements whose content changes.
+    pub changed: Vec<String>,
+    /// Owned elements that left the scope and are removed.
+    pub removed: Vec<String>,
+    /// Unowned local elements taken over because of `adopt`.
+    pub adopted: Vec<String>,
+    /// Incoming elements blocked by an unowned local id, with that id.
+    pub conflicts: Vec<String>,
+    /// Owned elements edited (or deleted) locally since the last apply.
+    pub drift: Vec<String>,
+    /// What the publisher left out of the scope.
+    pub left_out: Vec<LeftOut>,
+}
+
+impl Report {
+    /// Whether applying would change the configuration's resources,
+    /// constraints or tags.
+    pub fn changes_content(&self) -> bool {
+        !(self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty())
+    }
+
+    /// A short multi-line summary, one line per category.
+    pub fn summary(&self) -> String {
+        let line = |label: &str, items: &[String]| {
+            if items.is_empty() {
+                format!("{label}: 0\n")
+            } else {
+                format!("{label}: {} ({})\n", items.len(), items.join(", "))
+            }
+        };
+        let mut out = String::new();
+        out += &line("added", &self.added);
+        out += &line("changed", &self.changed);
+        out += &line("removed", &self.removed);
+        if !self.adopted.is_empty() {
+            out += &line("adopted", &self.adopted);
+        }
+        out += &line("conflicts", &self.conflicts);
+        out += &line("drift", &self.drift);
+        out += &format!("left out: {}\n", self.left_out.len());
+        for l in &self.left_out {
+            out += &format!("  {l}\n");
+        }
+        out
+    }
+}
+
+/// The outcome of planning a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The local CIB with the scope merged in (conflicting elements skipped).
+    /// Identical to the input when nothing changes.
+    pub cib: Element,
+    /// What changes.
+    pub report: Report,
+    /// Whether `cib` differs from the local CIB at all (content or record).
+    pub changed: bool,
+}
+
+impl Plan {
+    /// The conflicts as an error, for callers that must refuse them.
+    pub fn refuse_conflicts(&self) -> Result<(), Error> {
+        if self.report.conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Conflict {
+                ids: self.report.conflicts.clone(),
+            })
+        }
+    }
+}
+
+/// Checks that the scope can be applied anywhere: it stands on its own and
+/// every top-level resource is bound to its ticket by an `rsc_ticket`.
+pub fn check_scope(scope: &Scope) -> Result<(), Error> {
+    check_fragment(&scope.config)?;
+    let ix = Index::new(&scope.config);
+    let mut bound: BTreeSet<String> = BTreeSet::new();
+    let mut any = false;
+    if let Some(cons) = scope.config.child("constraints") {
+        for c in &cons.children {
+            if c.name == "rsc_ticket" && c.attr("ticket") == Some(scope.ticket.as_str()) {
+                any = true;
+                for (_, name) in constraint_refs(c) {
+                    if let Some(r) = ix.resolve(name) {
+                        bound.extend(r.tops);
+                    }
+                }
+            }
+        }
+    }
+    if !any {
+        return Err(Error::NoTicketConstraint(scope.ticket.clone()));
+    }
+    if let Some(resources) = scope.config.child("resources") {
+        for top in &resources.children {
+            let Some(id) = top.id() else { continue };
+            if top.name != "template" && !bound.contains(id) {
+                return Err(Error::Unbound {
+                    ticket: scope.ticket.clone(),
+                    resource: id.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ownership record of `ticket` in a CIB: `<section>:<id>` → digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// Owned elements and the digest they had when last applied.
+    pub owned: BTreeMap<String, String>,
+    /// Publisher digest of the scope last applied.
+    pub applied_digest: Option<String>,
+    /// Origin CIB version of the scope last applied.
+    pub applied_version: Option<String>,
+    /// Grant term of the scope last applied.
+    pub applied_term: Option<u64>,
+}
+
+impl Ownership {
+    /// Reads the record of `ticket` from a full CIB (empty when absent).
+    pub fn read(cib: &Element, ticket: &str) -> Ownership {
+        let mut own = Ownership::default();
+        let id = record_id(ticket);
+        let Some(set) = cib
+            .child("configuration")
+            .and_then(|c| c.child("crm_config"))
+            .and_then(|c| c.children.iter().find(|s| s.id() == Some(id.as_str())))
+        else {
+            return own;
+        };
+        for nv in set.children.iter().filter(|c| c.name == "nvpair") {
+            let (Some(name), Some(value)) = (nv.attr("name"), nv.attr("value")) else {
+                continue;
+            };
+            match name {
+                "applied-digest" => own.applied_digest = Some(value.into()),
+                "applied-version" => own.applied_version = Some(value.into()),
+                "applied-term" => own.applied_term = value.parse().ok(),
+                _ if name.contains(':') => {
+                    own.owned.insert(name.into(), value.into());
+                }
+                _ => {}
+            }
+        }
+        own
+    }
+
+    fn to_element(&self, ticket: &str) -> Element {
+        let set_id = record_id(ticket);
+        let mut set = Element::new("cluster_property_set").with_attr("id", set_id.clone());
+        let mut push = |key: &str, name: &str, value: &str| {
+            set.children.push(
+                Element::new("nvpair")
+                    .with_attr("id", format!("{set_id}-{key}"))
+                    .with_attr("name", name)
+                    .with_attr("value", value),
+            );
+        };
+        if let Some(d) = &self.applied_digest {
+            push("applied-digest", "applied-digest", d);
+        }
+        if let Some(v) = &self.applied_version {
+            push("applied-version", "applied-version", v);
+        }
+        if let Some(t) = self.applied_term {
+            push("applied-term", "applied-term", &t.to_string());
+        }
+        for (key, digest) in &self.owned {
+            push(&format!("own-{}", key.replace(':', "-")), key, digest);
+        }
+        set
+    }
+}
+
+/// Plans merging `scope` (already transformed for this site) into the local
+/// CIB `local`.
+pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error> {
+    let ticket = scope.ticket.as_str();
+    if cib::ticket_state(local, ticket).granted {
+        return Err(Error::TicketGrantedLocally(ticket.into()));
+    }
+    check_scope(scope)?;
+    let record = Ownership::read(local, ticket);
+    if let (Some(applied), Some(offered)) = (record.applied_term, scope.term) {
+        if offered < applied {
+            return Err(Error::StaleTerm {
+                ticket: ticket.into(),
+                offered,
+                applied,
+            });
+        }
+    }
+
+    let mut merged = local.clone();
+    let config = cib::configuration_mut(&mut merged)?;
+    let mut report = Report {
+        left_out: scope.left_out.clone(),
+        ..Report::default()
+    };
+    let mut new_record = Ownership {
+        applied_digest: Some(scope.digest.clone()),
+        applied_version: scope.version.clone(),
+        applied_term: scope.term.max(record.applied_term),
+        owned: BTreeMap::new(),
+    };
+
+    // Ids carried by elements we may replace or remove (owned, or adopted).
+    let incoming_keys: BTreeSet<String> = SECTIONS
+        .iter()
+        .flat_map(|s| section_children(&scope.config, s).filter_map(move |e| e.id().map(|id| key(s, id))))
+        .collect();
+    let mut replaceable: BTreeSet<String> = record.owned.keys().cloned().collect();
+    if opts.adopt {
+        replaceable.extend(incoming_keys.iter().cloned());
+    }
+    // Every id in the local configuration that is not inside a replaceable element.
+    let foreign_ids = foreign_ids(config, &replaceable);
+
+    for section in SECTIONS {
+        let sect = config.child_or_insert(section);
+        let incoming: Vec<&Element> = section_children(&scope.config, section).collect();
+        // Remove owned elements that left the scope, note drift on the rest.
+        let mut kept = Vec::with_capacity(sect.children.len());
+        for el in std::mem::take(&mut sect.children) {
+            let Some(id) = el.id() else {
+                kept.push(el);
+                continue;
+            };
+            let k = key(section, id);
+            if let Some(recorded) = record.owned.get(&k) {
+                if &element_digest(&el) != recorded {
+                    report.drift.push(k.clone());
+                }
+                if !incoming_keys.contains(&k) {
+                    report.removed.push(k);
+                    continue;
+                }
+            }
+            kept.push(el);
+        }
+        sect.children = kept;
+        for inc in incoming {
+            let Some(id) = inc.id() else { continue };
+            let k = key(section, id);
+            if let Some(clash) = first_clash(inc, &foreign_ids) {
+                report.conflicts.push(if clash == id {
+                    k.clone()
+                } else {
+                    format!("{k} (id `{clash}`)")
+                });
+                continue;
+            }
+            let pos = sect.children.iter().position(|c| c.id() == Some(id));
+            match pos {
+                Some(pos) => {
+                    if !record.owned.contains_key(&k) {
+                        report.adopted.push(k.clone());
+                    }
+                    if element_digest(&sect.children[pos]) != element_digest(inc) {
+                        report.changed.push(k.clone());
+                        sect.children[pos] = inc.clone();
+                    }
+                }
+                None => {
+                    if record.owned.contains_key(&k) {
+                        report.drift.push(format!("{k} (deleted locally)"));
+                    }
+                    report.added.push(k.clone());
+                    sect.children.push(inc.clone());
+                }
+            }
+            new_record.owned.insert(k, element_digest(inc));
+        }
+    }
+    // Leave optional empty sections absent, as they were.
+    if local_section_absent(local, "tags") && config.child("tags").is_some_and(|t| t.children.is_empty()) {
+        config.children.retain(|c| c.name != "tags");
+    }
+
+    let record_changed = new_record != record;
+    let changed = report.changes_content() || record_changed;
+    if !changed {
+        return Ok(Plan {
+            cib: local.clone(),
+            report,
+            changed: false,
+        });
+    }
+    write_record(config, ticket, &new_record);
+    bump_epoch(&mut merged);
+    Ok(Plan {
+        cib: merged,
+        report,
+        changed: true,
+    })
+}
+
+fn key(section: &str, id: &str) -> String {
+    format!("{section}:{id}")
+}
+
+fn section_children<'a>(config: &'a Element, section: &str) -> impl Iterator<Item = &'a Element> {
+    config.child(section).into_iter().flat_map(|s| s.children.iter())
+}
+
+fn local_section_absent(cib: &Element, section: &str) -> bool {
+    cib.child("configuration").and_then(|c| c.child(section)).is_none()
+}
+
+/// Ids in the local configuration outside elements listed in `replaceable`,
+/// mapped to their element name. `resource_ref`/`obj_ref` are references, not
+/// ids, and the ownership record itself is excluded.
+fn foreign_ids(config: &Element, replaceable: &BTreeSet<String>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for section in &config.children {
+        for top in &section.children {
+            if let Some(id) = top.id() {
+                if SECTIONS.contains(&section.name.as_str()) && replaceable.contains(&key(&section.name, id)) {
+                    continue;
+                }
+                if section.name == "crm_config" && id.starts_with("cib-replicator-") {
+                    continue;
+                }
+            }
+            top.walk(&mut |el| {
+                if el.name != "resource_ref" && el.name != "obj_ref" {
+                    if let Some(id) = el.id() {
+                        out.insert(id.to_string(), el.name.clone());
+                    }
+                }
+            });
+        }
+    }
+    out
+}
+
+/// The first id in `el`'s subtree that a foreign local element already uses.
+fn first_clash(el: &Element, foreign: &HashMap<String, String>) -> Option<String> {
+    let mut found = None;
+    el.walk(&mut |e| {
+        if found.is_none() && e.name != "resource_ref" && e.name != "obj_ref" {
+            if let Some(id) = e.id() {
+                if foreign.contains_key(id) {
+                    found = Some(id.to_string());
+                }
+            }
+        }
+    });
+    found
+}
+
+fn write_record(config: &mut Element, ticket: &str, record: &Ownership) {
+    let id = record_id(ticket);
+    let crm_config = config.child_or_insert("crm_config");
+    let set = record.to_element(ticket);
+    match crm_config.children.iter().position(|s| s.id() == Some(id.as_str())) {
+        Some(pos) => crm_config.children[pos] = set,
+        None => crm_config.children.push(set),
+    }
+}
+
+fn bump_epoch(cib: &mut Element) {
+    let epoch: u64 = cib.attr("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    cib.set_attr("epoch", (epoch + 1).to_string());
+    cib.set_attr("num_updates", "0");
+}
+
+#[cfg(test)]
+mod tests;

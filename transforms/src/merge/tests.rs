@@ -1,0 +1,148 @@
+use super::*;
+use crate::scope::scope;
+use crate::xml::parse;
+
+const D: &str = r#"class="ocf" provider="pacemaker" type="Dummy""#;
+
+/// Site A's CIB with ticket T bound to `vip` and `db` (a group).
+fn origin(extra_resources: &str) -> Element {
+    parse(&format!(
+        r#"<cib admin_epoch="0" epoch="10" num_updates="2"><configuration><crm_config/><nodes/>
+        <resources><primitive id="vip" {D}><instance_attributes id="vip-ia"><nvpair id="vip-ip" name="ip" value="192.168.1.10"/></instance_attributes></primitive>
+        <group id="db"><primitive id="db-fs" {D}/><primitive id="db-srv" {D}/></group>{extra_resources}</resources>
+        <constraints><rsc_ticket id="vip-T" rsc="vip" ticket="T" loss-policy="stop"/><rsc_ticket id="db-T" rsc="db" ticket="T" loss-policy="stop"/>
+        <rsc_order id="vip-then-db" first="vip" then="db"/></constraints>
+        </configuration><status><tickets><ticket_state id="T" granted="true" last-granted="100"/></tickets></status></cib>"#
+    ))
+    .unwrap()
+}
+
+/// Site B's CIB: a local resource and constraint of its own.
+fn site_b() -> Element {
+    parse(&format!(
+        r#"<cib admin_epoch="0" epoch="3" num_updates="5"><configuration><crm_config><cluster_property_set id="opts"><nvpair id="opts-se" name="stonith-enabled" value="false"/></cluster_property_set></crm_config><nodes/>
+        <resources><primitive id="local" {D}/></resources>
+        <constraints><rsc_location id="local-pref" rsc="local" node="b1" score="10"/></constraints>
+        </configuration><status/></cib>"#
+    ))
+    .unwrap()
+}
+
+fn scope_of(cib: &Element) -> Scope {
+    scope(cib, "T").unwrap()
+}
+
+fn ids(cib: &Element, section: &str) -> Vec<String> {
+    cib.child("configuration").unwrap().child(section).map_or(vec![], |s| {
+        s.children.iter().map(|c| c.id().unwrap().to_string()).collect()
+    })
+}
+
+#[test]
+fn first_apply_adds_everything_and_records_ownership() {
+    let b = site_b();
+    let p = plan(&b, &scope_of(&origin("")), Options::default()).unwrap();
+    assert!(p.changed);
+    assert_eq!(p.report.added, ["resources:db", "resources:vip", "constraints:db-T", "constraints:vip-T", "constraints:vip-then-db"]);
+    assert!(p.report.conflicts.is_empty() && p.report.drift.is_empty());
+    assert_eq!(ids(&p.cib, "resources"), ["local", "db", "vip"]);
+    assert_eq!(ids(&p.cib, "constraints"), ["local-pref", "db-T", "vip-T", "vip-then-db"]);
+    assert_eq!(p.cib.attr("epoch"), Some("4"), "epoch bumped so the patch is newer");
+    let own = Ownership::read(&p.cib, "T");
+    assert_eq!(own.owned.len(), 5);
+    assert_eq!(own.applied_term, Some(100));
+    assert_eq!(own.applied_version.as_deref(), Some("0.10.2"));
+    // Local elements untouched.
+    let local = p.cib.find_id("local").unwrap();
+    assert_eq!(local, b.find_id("local").unwrap());
+}
+
+#[test]
+fn second_apply_is_a_no_op() {
+    let s = scope_of(&origin(""));
+    let once = plan(&site_b(), &s, Options::default()).unwrap().cib;
+    let twice = plan(&once, &s, Options::default()).unwrap();
+    assert!(!twice.changed);
+    assert_eq!(twice.cib, once);
+    assert!(!twice.report.changes_content());
+}
+
+#[test]
+fn change_and_prune_touch_only_owned_elements() {
+    let once = plan(&site_b(), &scope_of(&origin("")), Options::default()).unwrap().cib;
+    // Upstream: db leaves the scope, vip changes.
+    let mut a = origin("");
+    let cons = a.child_mut("configuration").unwrap().child_mut("constraints").unwrap();
+    cons.children.retain(|c| c.id() != Some("db-T") && c.id() != Some("vip-then-db"));
+    let vip_ip = a.child_mut("configuration").unwrap();
+    vip_ip.walk_mut(&mut |e| {
+        if e.id() == Some("vip-ip") {
+            e.set_attr("value", "192.168.1.11");
+        }
+    });
+    let p = plan(&once, &scope_of(&a), Options::default()).unwrap();
+    assert_eq!(p.report.changed, ["resources:vip"]);
+    assert_eq!(p.report.removed, ["resources:db", "constraints:db-T", "constraints:vip-then-db"]);
+    assert_eq!(ids(&p.cib, "resources"), ["local", "vip"]);
+    assert_eq!(ids(&p.cib, "constraints"), ["local-pref", "vip-T"]);
+    assert_eq!(Ownership::read(&p.cib, "T").owned.len(), 2);
+}
+
+#[test]
+fn unowned_local_id_is_a_conflict_unless_adopted() {
+    let mut b = site_b();
+    let res = b.child_mut("configuration").unwrap().child_mut("resources").unwrap();
+    res.children.push(parse(&format!(r#"<primitive id="vip" {D}/>"#)).unwrap());
+    // A nested id clash too: a local primitive named like a group member.
+    res.children.push(parse(&format!(r#"<primitive id="db-fs" {D}/>"#)).unwrap());
+    let s = scope_of(&origin(""));
+    let p = plan(&b, &s, Options::default()).unwrap();
+    assert_eq!(p.report.conflicts, ["resources:db (id `db-fs`)", "resources:vip"]);
+    assert!(matches!(p.refuse_conflicts(), Err(Error::Conflict { ids }) if ids.len() == 2));
+    // Adopt takes over same-id top-level elements, nested clashes remain.
+    let p = plan(&b, &s, Options { adopt: true }).unwrap();
+    assert_eq!(p.report.adopted, ["resources:vip"]);
+    assert_eq!(p.report.conflicts, ["resources:db (id `db-fs`)"]);
+}
+
+#[test]
+fn local_edit_of_owned_element_is_drift_and_replication_wins() {
+    let s = scope_of(&origin(""));
+    let mut once = plan(&site_b(), &s, Options::default()).unwrap().cib;
+    once.walk_mut(&mut |e| {
+        if e.id() == Some("vip-ip") {
+            e.set_attr("value", "10.9.9.9");
+        }
+    });
+    let p = plan(&once, &s, Options::default()).unwrap();
+    assert_eq!(p.report.drift, ["resources:vip"]);
+    assert_eq!(p.report.changed, ["resources:vip"]);
+    assert_eq!(p.cib.find_id("vip-ip").unwrap().attr("value"), Some("192.168.1.10"));
+}
+
+#[test]
+fn refusals() {
+    let s = scope_of(&origin(""));
+    // Ticket granted here.
+    let mut b = site_b();
+    b.child_mut("status").unwrap().children.push(parse(r#"<tickets><ticket_state id="T" granted="true"/></tickets>"#).unwrap());
+    assert_eq!(plan(&b, &s, Options::default()), Err(Error::TicketGrantedLocally("T".into())));
+    // Scope without its rsc_ticket constraints.
+    let mut no_tickets = s.clone();
+    no_tickets.config.child_mut("constraints").unwrap().children.retain(|c| c.name != "rsc_ticket");
+    no_tickets.config.child_mut("constraints").unwrap().children.clear();
+    assert_eq!(plan(&site_b(), &no_tickets, Options::default()), Err(Error::NoTicketConstraint("T".into())));
+    // A resource no rsc_ticket binds.
+    let mut unbound = s.clone();
+    unbound.config.child_mut("constraints").unwrap().children.retain(|c| c.id() == Some("vip-T"));
+    assert!(matches!(plan(&site_b(), &unbound, Options::default()), Err(Error::Unbound { resource, .. }) if resource == "db"));
+    // Older grant term than already applied.
+    let once = plan(&site_b(), &s, Options::default()).unwrap().cib;
+    let mut old = s.clone();
+    old.term = Some(99);
+    assert!(matches!(plan(&once, &old, Options::default()), Err(Error::StaleTerm { offered: 99, applied: 100, .. })));
+    // Dangling reference after a transform.
+    let mut dangling = s.clone();
+    dangling.config.child_mut("resources").unwrap().children.retain(|c| c.id() != Some("vip"));
+    assert!(matches!(plan(&site_b(), &dangling, Options::default()), Err(Error::UnknownRef { .. })));
+}
