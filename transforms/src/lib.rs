@@ -11,12 +11,14 @@
 //!   versions, ticket state, a name index.
 //! - [`canonical`]: canonical form and SHA-256 digests.
 //! - [`scope`]: the configuration of a ticket, and its published document.
+//! - [`diff`]: unified diff of two configurations for the dry run.
 //! - [`merge`]: ownership, conflicts, drift and pruning at a subscriber.
 //! - [`validate`]: unique ids and closed references in a fragment.
 //! - [`error`]: the crate's error enum.
 
 pub mod canonical;
 pub mod cib;
+pub mod diff;
 pub mod error;
 pub mod merge;
 pub mod scope;
