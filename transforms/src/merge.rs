@@ -335,6 +335,11 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
         config.children.retain(|c| c.name != "tags");
     }
 
+    // Same content from a newer origin version: keep the record as it is, so
+    // unrelated edits at the origin do not rewrite every subscriber's CIB.
+    if new_record.owned == record.owned && new_record.applied_digest == record.applied_digest {
+        new_record.applied_version = record.applied_version.clone();
+    }
     let record_changed = new_record != record;
     let changed = report.changes_content() || record_changed;
     if !changed {

@@ -65,6 +65,10 @@ fn second_apply_is_a_no_op() {
     assert!(!twice.changed);
     assert_eq!(twice.cib, once);
     assert!(!twice.report.changes_content());
+    // A newer origin version with the same content changes nothing either.
+    let mut newer = s.clone();
+    newer.version = Some("0.11.0".into());
+    assert!(!plan(&once, &newer, Options::default()).unwrap().changed);
 }
 
 #[test]
