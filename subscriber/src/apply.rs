@@ -1,0 +1,125 @@
+//! The dry run (`diff`), `replicate-now` and `status` against the local CIB.
+
+use std::io::IsTerminal as _;
+
+use anyhow::{bail, Context as _};
+
+use cib_tools::cib::Cib;
+use cib_transforms::canonical::element_digest;
+use cib_transforms::cib;
+use cib_transforms::diff::configuration_diff;
+use cib_transforms::merge::{self, Options, Ownership, Plan};
+use cib_transforms::scope::Scope;
+use cib_transforms::xml::{self, Element};
+
+/// How often a patch is retried when the CIB changed between read and write.
+const ATTEMPTS: usize = 5;
+
+/// When to colour the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// When stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
+    let text = cib.query().context("reading the local CIB")?;
+    let parsed = xml::parse(&text).context("parsing the local CIB")?;
+    Ok((text, parsed))
+}
+
+fn plan(local: &Element, scope: &Scope, opts: Options) -> anyhow::Result<Plan> {
+    merge::plan(local, scope, opts).with_context(|| format!("ticket `{}`", scope.ticket))
+}
+
+/// Prints what `replicate-now` would change; returns whether anything would.
+pub fn diff(scope: &Scope, opts: Options, color: Color) -> anyhow::Result<bool> {
+    let (_, local) = read_local(&Cib::from_env())?;
+    let p = plan(&local, scope, opts)?;
+    let before = cib::configuration(&local)?;
+    let after = cib::configuration(&p.cib)?;
+    print!(
+        "{}",
+        configuration_diff(before, after, "local configuration", "after replicate-now", color.enabled())
+    );
+    println!("ticket {} (scope {}):", scope.ticket, scope.digest);
+    print!("{}", p.report.summary());
+    if !p.report.conflicts.is_empty() {
+        println!("replicate-now would refuse: resolve the conflicts or pass --adopt");
+    }
+    Ok(p.changed)
+}
+
+/// Merges the scope into the local CIB as one version-checked patch,
+/// retrying when the CIB changed meanwhile.
+pub fn replicate_now(scope: &Scope, opts: Options) -> anyhow::Result<()> {
+    let cib = Cib::from_env();
+    for attempt in 1..=ATTEMPTS {
+        let (text, local) = read_local(&cib)?;
+        let p = plan(&local, scope, opts)?;
+        p.refuse_conflicts()?;
+        if !p.changed {
+            println!("ticket {}: up to date (scope {})", scope.ticket, scope.digest);
+            return Ok(());
+        }
+        let merged = p.cib.to_xml();
+        cib_tools::cib::verify(&merged).context("the merged CIB does not validate; nothing was applied")?;
+        let Some(patch) = cib_tools::cib::diff(&text, &merged).context("computing the patch")? else {
+            bail!("internal error: the merge changed nothing crm_diff can see");
+        };
+        match cib.patch(&patch) {
+            Ok(()) => {
+                println!("ticket {}: applied scope {}", scope.ticket, scope.digest);
+                print!("{}", p.report.summary());
+                return Ok(());
+            }
+            Err(cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
+                eprintln!("cib-subscriber: the CIB changed while applying (attempt {attempt}/{ATTEMPTS}); retrying");
+            }
+            Err(e) => return Err(e).context("applying the patch"),
+        }
+    }
+    bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
+}
+
+/// Prints the ownership record of `ticket` and the state of each owned
+/// element (`ok`, `drift`, `missing`).
+pub fn status(ticket: &str) -> anyhow::Result<()> {
+    let (_, local) = read_local(&Cib::from_env())?;
+    let own = Ownership::read(&local, ticket);
+    let state = cib::ticket_state(&local, ticket);
+    println!("ticket {ticket}: {}", if state.granted { "granted here" } else { "not granted here" });
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("applied scope:   {}", show(&own.applied_digest));
+    println!("origin version:  {}", show(&own.applied_version));
+    println!("grant term:      {}", own.applied_term.map_or("-".into(), |t| t.to_string()));
+    println!("owned elements:  {}", own.owned.len());
+    let config = cib::configuration(&local)?;
+    for (key, recorded) in &own.owned {
+        let (section, id) = key.split_once(':').unwrap_or(("", key));
+        let found = config
+            .child(section)
+            .and_then(|s| s.children.iter().find(|c| c.id() == Some(id)));
+        let state = match found {
+            None => "missing",
+            Some(el) if &element_digest(el) != recorded => "drift",
+            Some(_) => "ok",
+        };
+        println!("  {state:<8} {key}");
+    }
+    Ok(())
+}

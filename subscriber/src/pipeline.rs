@@ -1,0 +1,122 @@
+//! Reading a published scope and running a site's transforms over it.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use cib_transforms::canonical::{canonicalize, digest};
+use cib_transforms::rules::RuleSet;
+use cib_transforms::scope::{Scope, ATTR_DIGEST};
+use cib_transforms::xml::{self, Limits};
+
+/// Longest an XSLT stylesheet may run on one scope.
+const XSLT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One transform step, in the order the admin wrote them.
+#[derive(Debug)]
+pub enum Step {
+    /// Declarative rules from a TOML file, run natively.
+    Rules(PathBuf, RuleSet),
+    /// An XSLT 1.0 stylesheet, run by xsltproc.
+    Xslt(PathBuf),
+}
+
+/// Loads the steps named on the command line, rules files parsed up front so
+/// a bad rule fails before anything is read or applied.
+pub fn load_steps(steps: Vec<(usize, StepArg)>) -> anyhow::Result<Vec<Step>> {
+    let mut steps = steps;
+    steps.sort_by_key(|(pos, _)| *pos);
+    steps
+        .into_iter()
+        .map(|(_, arg)| match arg {
+            StepArg::Rules(path) => {
+                let text = read_bounded(&path, Limits::default().max_bytes)?;
+                let rules = RuleSet::from_toml(&text, &path.display().to_string())?;
+                Ok(Step::Rules(path, rules))
+            }
+            StepArg::Xslt(path) => {
+                if !path.is_file() {
+                    bail!("stylesheet {} does not exist", path.display());
+                }
+                Ok(Step::Xslt(path))
+            }
+        })
+        .collect()
+}
+
+/// A step as given on the command line.
+#[derive(Debug, Clone)]
+pub enum StepArg {
+    /// `--rules FILE`
+    Rules(PathBuf),
+    /// `--xslt FILE`
+    Xslt(PathBuf),
+}
+
+/// Reads a file, refusing anything larger than `limit` bytes.
+pub fn read_bounded(path: &Path, limit: usize) -> anyhow::Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut text = String::new();
+    file.take(limit as u64 + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if text.len() > limit {
+        bail!("{} is larger than the limit of {limit} bytes", path.display());
+    }
+    Ok(text)
+}
+
+/// Reads a published scope document from a file and verifies it (digest,
+/// ticket).
+pub fn load_scope(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scope> {
+    let text = read_bounded(path, Limits::default().max_bytes)?;
+    let doc = xml::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Scope::from_document(doc, ticket).with_context(|| format!("reading scope {}", path.display()))
+}
+
+/// Runs every step over the scope's configuration, in order. The result is in
+/// canonical form; its digest is the one of the transformed content.
+pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+    let mut log = Vec::new();
+    for step in steps {
+        match step {
+            Step::Rules(path, rules) => {
+                let changes = rules
+                    .apply(&mut scope.config)
+                    .with_context(|| format!("applying rules {}", path.display()))?;
+                log.extend(changes);
+            }
+            Step::Xslt(path) => {
+                let input = scope.config.to_xml();
+                let output = cib_tools::xslt::run_xslt(path, &input, XSLT_TIMEOUT)
+                    .with_context(|| format!("running stylesheet {}", path.display()))?;
+                let config = xml::parse(&output)
+                    .with_context(|| format!("output of stylesheet {}", path.display()))?;
+                if config.name != "configuration" {
+                    bail!(
+                        "stylesheet {} produced <{}>, expected a <configuration> element",
+                        path.display(),
+                        config.name
+                    );
+                }
+                scope.config = config;
+                log.push(format!("stylesheet {} applied", path.display()));
+            }
+        }
+    }
+    scope.config.attrs.clear();
+    canonicalize(&mut scope.config);
+    Ok((scope, log))
+}
+
+/// The transformed scope as a document: like the published one, without the
+/// publisher's digest (the content no longer hashes to it) and with the
+/// digest of the transformed content under another name.
+pub fn transformed_document(scope: &Scope) -> String {
+    let mut doc = scope.to_document();
+    doc.remove_attr(ATTR_DIGEST);
+    doc.set_attr("replicator-transformed-digest", digest(&scope.config));
+    doc.to_xml()
+}
