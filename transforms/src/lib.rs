@@ -21,6 +21,7 @@ pub mod cib;
 pub mod diff;
 pub mod error;
 pub mod merge;
+pub mod rules;
 pub mod scope;
 pub mod validate;
 pub mod xml;

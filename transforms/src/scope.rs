@@ -236,7 +236,7 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
     tops.extend(templates);
 
     // 4: other constraints wholly inside the scope.
-    let mut kept: Vec<&Element> = own.clone();
+    let mut kept: Vec<&Element> = Vec::new();
     let scoped_ids: Vec<&str> = ix
         .top_of
         .iter()
@@ -323,7 +323,11 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
         resources.children.push(ix.top[top.as_str()].clone());
     }
     let mut cons = Element::new("constraints");
-    cons.children = kept.into_iter().cloned().collect();
+    cons.children = own
+        .iter()
+        .filter_map(|c| without_fencing(c, &ix, &mut left_out))
+        .chain(kept.into_iter().cloned())
+        .collect();
     let mut scope_config = Element::new("configuration")
         .with_child(resources)
         .with_child(cons);
@@ -342,6 +346,32 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
         term: None,
         left_out: left_out.into_iter().collect(),
     })
+}
+
+/// A copy of one of the ticket's own `rsc_ticket`s without the fencing
+/// devices it names (`None` when nothing else is left in it).
+fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>) -> Option<Element> {
+    let fencing = |name: &str| ix.top_of.get(name).is_some_and(|top| ix.fencing.contains(top));
+    let mut copy = c.clone();
+    if copy.attr("rsc").is_some_and(fencing) {
+        return None;
+    }
+    copy.children.retain_mut(|set| {
+        if set.name != "resource_set" {
+            return true;
+        }
+        set.children.retain(|r| r.name != "resource_ref" || !r.id().is_some_and(fencing));
+        set.children.iter().any(|r| r.name == "resource_ref")
+    });
+    if copy != *c {
+        left_out.insert(LeftOut {
+            kind: c.name.clone(),
+            id: c.id().unwrap_or("").into(),
+            reason: "replicated without the fencing devices it names".into(),
+        });
+    }
+    let binds_something = copy.attr("rsc").is_some() || copy.children.iter().any(|s| s.name == "resource_set");
+    binds_something.then_some(copy)
 }
 
 /// The tags in `used`, each listing only members inside the scope.
