@@ -1,0 +1,357 @@
+//! Pacemaker operations: query, verify, diff, patch, simulate.
+//!
+//! Findings on pacemaker 2.1.5 (Debian 12) that the code relies on:
+//!
+//! - `cibadmin --empty` prints an empty CIB on stdout (it does not create
+//!   `CIB_file`). With `CIB_file` naming a missing file, other `cibadmin`
+//!   commands fail with exit code 105 ("Could not connect to the CIB").
+//!   Without a cluster and without `CIB_file`, `cibadmin --query` exits 102.
+//! - `crm_verify --xml-file F` exits 0 when valid, 78 (`CRM_EX_CONFIG`) for
+//!   schema or configuration errors, 1 when the file cannot be parsed. It
+//!   prints only "config not valid / -V may provide more details" unless
+//!   `-V` is given; with `-V` it prints the actual errors (schema validity
+//!   errors such as `IDREF attribute rsc references an unknown ID "x"`, or
+//!   the STONITH complaint when no fencing device exists and
+//!   `stonith-enabled` is not `false`) — so [`verify`] passes `-V`.
+//! - `crm_diff --original A --new B` exits 0 with no output when the two
+//!   are identical, 1 with a versioned `<diff format="2">` patch on stdout
+//!   when they differ, 65 when an input cannot be parsed.
+//! - `cibadmin --patch` exit codes: see [`Cib::patch`].
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+use crate::process::{self, bounded_text, STDERR_LIMIT};
+
+/// Default timeout for one Pacemaker tool invocation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Bound (bytes) of the `crm_verify` text kept in [`Error::Invalid`] and
+/// [`Verify::messages`].
+pub const VERIFY_MESSAGES_LIMIT: usize = 64 * 1024;
+
+/// `cibadmin` exit code `CRM_EX_OLD` ("Update was older than existing
+/// configuration").
+pub const CRM_EX_OLD: i32 = 103;
+
+/// Which CIB the `cibadmin` commands of a [`Cib`] talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// Whatever the inherited environment says (`CIB_shadow`, `CIB_file`,
+    /// or the live cluster).
+    Inherit,
+    /// The live cluster, whatever the environment says.
+    Live,
+    /// This file, whatever the environment says.
+    File(PathBuf),
+}
+
+/// A handle on a CIB: the live cluster's or a file's.
+///
+/// Only the `cibadmin` commands issued through it ([`Cib::query`],
+/// [`Cib::patch`]) are affected; the environment of the calling process is
+/// never modified (no `std::env::set_var`, which would race with other
+/// threads and parallel tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cib {
+    target: Target,
+    timeout: Duration,
+}
+
+impl Cib {
+    /// The CIB selected by the environment, exactly as any Pacemaker tool
+    /// would choose it: children inherit `CIB_shadow` / `CIB_file` if set,
+    /// otherwise they connect to the live cluster. This is what the
+    /// binaries use.
+    #[must_use]
+    pub fn from_env() -> Cib {
+        Cib {
+            target: Target::Inherit,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The live cluster's CIB: `CIB_file` and `CIB_shadow` are removed from
+    /// the children's environment.
+    #[must_use]
+    pub fn live() -> Cib {
+        Cib {
+            target: Target::Live,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The CIB stored in `path`: children get `CIB_file=path` (and no
+    /// `CIB_shadow`, which Pacemaker would otherwise prefer). A relative
+    /// path is resolved against the current directory by the child.
+    #[must_use]
+    pub fn file(path: impl Into<PathBuf>) -> Cib {
+        Cib {
+            target: Target::File(path.into()),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Returns this handle with a different per-command timeout
+    /// (default [`DEFAULT_TIMEOUT`]).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Cib {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The file this handle was explicitly given, if any (`None` for
+    /// [`Cib::from_env`] even when `CIB_file` is set).
+    #[must_use]
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// A `cibadmin` (or other Pacemaker tool) command aimed at this CIB.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = pacemaker_command(program);
+        match &self.target {
+            Target::Inherit => {}
+            Target::Live => {
+                cmd.env_remove("CIB_file").env_remove("CIB_shadow");
+            }
+            Target::File(path) => {
+                cmd.env("CIB_file", path).env_remove("CIB_shadow");
+            }
+        }
+        cmd
+    }
+
+    /// The whole CIB as XML, status section included (`cibadmin --query`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] if `cibadmin` fails (e.g. code 102: no cluster
+    /// connection; 105: `CIB_file` does not exist), [`Error::NotUtf8`],
+    /// and the errors of [`process::run`].
+    pub fn query(&self) -> Result<String> {
+        let mut cmd = self.command("cibadmin");
+        cmd.arg("--query");
+        let output = process::run_checked(&mut cmd, None, self.timeout)?;
+        into_string(&cmd, output.stdout)
+    }
+
+    /// Applies a versioned patch produced by [`diff`]
+    /// (`cibadmin --patch --xml-file F`).
+    ///
+    /// A format-2 patch carries `<version><source admin_epoch epoch
+    /// num_updates/><target .../></version>`; Pacemaker applies it only if
+    /// the source version equals the current CIB's version exactly and the
+    /// target version is newer than the source. Measured on pacemaker 2.1.5
+    /// (file mode via `CIB_file`; nothing is written when a patch is
+    /// refused — the file stays byte-for-byte identical):
+    ///
+    /// | situation | exit | stderr |
+    /// |---|---|---|
+    /// | source == current, target newer | 0 | — |
+    /// | current newer than source (`epoch` or only `num_updates` bumped since), or the same patch applied twice | 103 | `Call failed: Update was older than existing configuration` |
+    /// | target not newer than source (e.g. the new CIB was diffed without bumping `epoch`) | 103 | same as above |
+    /// | current older than source | 1 | `Call failed: Application of update diff failed, requesting full refresh` |
+    /// | versions match but content differs (a path in the patch is missing) | 1 | `Call failed: Application of update diff failed` |
+    /// | patched CIB fails schema validation | 78 | the numbered CIB, then `Call failed: Update does not conform to the configured schema` |
+    /// | patch file unparsable | 78 | `Couldn't parse input from F.` |
+    ///
+    /// Exit code 103, and exit code 1 with "Application of update diff
+    /// failed" on stderr, are reported as [`Error::Stale`]: re-read the
+    /// CIB, recompute the patch and retry. Note that exit 103 cannot tell a
+    /// moved-on CIB from a patch whose target version does not advance; the
+    /// caller must bump `epoch` in the new CIB before diffing and bound its
+    /// retries. Everything else non-zero is [`Error::Failed`].
+    ///
+    /// In file mode `cibadmin` increments `epoch` once more after applying
+    /// (a patch from epoch 3 to 4 leaves the file at epoch 5).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Failed`], [`Error::Io`] (temp file), and
+    /// the errors of [`process::run`].
+    pub fn patch(&self, patch_xml: &str) -> Result<()> {
+        let file = temp_xml("patch", patch_xml)?;
+        let mut cmd = self.command("cibadmin");
+        cmd.arg("--patch").arg("--xml-file").arg(file.path());
+        let output = process::run(&mut cmd, None, self.timeout)?;
+        match output.status.code() {
+            Some(0) => Ok(()),
+            Some(CRM_EX_OLD) => Err(Error::Stale {
+                stderr: bounded_text(&output.stderr, STDERR_LIMIT),
+            }),
+            Some(1)
+                if String::from_utf8_lossy(&output.stderr)
+                    .contains("Application of update diff failed") =>
+            {
+                Err(Error::Stale {
+                    stderr: bounded_text(&output.stderr, STDERR_LIMIT),
+                })
+            }
+            _ => Err(process::failed(&cmd, &output)),
+        }
+    }
+}
+
+/// What `crm_verify` said about a CIB it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verify {
+    /// Warnings printed despite exit code 0 (stderr then stdout, trimmed,
+    /// bounded); usually empty.
+    pub messages: String,
+}
+
+/// Verifies a complete CIB with `crm_verify -V --xml-file F`.
+///
+/// Whatever `crm_verify` objects to is reported, including the STONITH
+/// complaint of a CIB without fencing devices whose `stonith-enabled` is
+/// not `false` — that is the site's configuration, not something to hide.
+///
+/// `CIB_file` and `CIB_shadow` are removed from the child's environment:
+/// the CIB to check is given explicitly with `--xml-file`, and the
+/// verification must not depend on (or, if a future version consults it,
+/// read) whichever CIB the caller's environment points at.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for any non-zero exit code (78: invalid; 1: not
+/// parsable), with the messages; [`Error::Failed`] if `crm_verify` was
+/// killed by a signal; [`Error::Io`] and the errors of [`process::run`].
+pub fn verify(cib_xml: &str) -> Result<Verify> {
+    let file = temp_xml("verify", cib_xml)?;
+    let mut cmd = pacemaker_command("crm_verify");
+    cmd.env_remove("CIB_file").env_remove("CIB_shadow");
+    cmd.arg("-V").arg("--xml-file").arg(file.path());
+    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
+    let mut text = output.stderr.clone();
+    if !output.stdout.is_empty() {
+        text.push(b'\n');
+        text.extend_from_slice(&output.stdout);
+    }
+    let messages = bounded_text(&text, VERIFY_MESSAGES_LIMIT);
+    match output.status.code() {
+        Some(0) => Ok(Verify { messages }),
+        Some(_) => Err(Error::Invalid { messages }),
+        None => Err(process::failed(&cmd, &output)),
+    }
+}
+
+/// Computes a versioned patch from `old_xml` to `new_xml` with
+/// `crm_diff --original F1 --new F2`.
+///
+/// Returns `None` when the documents are identical (exit 0), the patch XML
+/// when they differ (exit 1). The patch's source version is taken from
+/// `old_xml` and its target version from `new_xml`; see [`Cib::patch`].
+///
+/// # Errors
+///
+/// [`Error::Failed`] for any other outcome (65: an input is not parsable),
+/// including exit 1 without a patch on stdout; [`Error::NotUtf8`],
+/// [`Error::Io`] and the errors of [`process::run`].
+pub fn diff(old_xml: &str, new_xml: &str) -> Result<Option<String>> {
+    let old = temp_xml("old", old_xml)?;
+    let new = temp_xml("new", new_xml)?;
+    let mut cmd = pacemaker_command("crm_diff");
+    cmd.arg("--original")
+        .arg(old.path())
+        .arg("--new")
+        .arg(new.path());
+    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
+    match output.status.code() {
+        Some(0) => Ok(None),
+        Some(1) if !output.stdout.iter().all(u8::is_ascii_whitespace) => {
+            into_string(&cmd, output.stdout).map(Some)
+        }
+        _ => Err(process::failed(&cmd, &output)),
+    }
+}
+
+/// Runs `crm_simulate --xml-file F --simulate --quiet EXTRA_ARGS...` on a
+/// copy of `cib_xml` and returns its stdout (meant for tests; e.g. pass
+/// `["--output-as=xml"]` or `["--ticket-grant", "T"]`).
+///
+/// `CIB_file` and `CIB_shadow` are removed from the child's environment,
+/// as for [`verify`]. The input file is a private temporary copy, and
+/// `CIB_shadow_dir` points at a private temporary directory: otherwise
+/// `crm_simulate` writes its working copy as `shadow.PID` into
+/// `/var/lib/pacemaker/cib` (as root) or `~/.cib`.
+///
+/// `crm_simulate` 2.1.5 exits 0 even when its input cannot be parsed
+/// (printing an empty cluster); run [`verify`] first when that matters.
+///
+/// # Errors
+///
+/// [`Error::Failed`] on a non-zero exit, [`Error::NotUtf8`], [`Error::Io`]
+/// and the errors of [`process::run`].
+pub fn simulate<S: AsRef<OsStr>>(cib_xml: &str, extra_args: &[S]) -> Result<String> {
+    let file = temp_xml("simulate", cib_xml)?;
+    let shadow_dir = tempfile::Builder::new()
+        .prefix("cib-tools-simulate-")
+        .tempdir()
+        .map_err(|source| Error::Io {
+            context: "creating temporary shadow directory".to_owned(),
+            source,
+        })?;
+    let mut cmd = pacemaker_command("crm_simulate");
+    cmd.env_remove("CIB_file")
+        .env_remove("CIB_shadow")
+        .env("CIB_shadow_dir", shadow_dir.path());
+    cmd.arg("--xml-file")
+        .arg(file.path())
+        .arg("--simulate")
+        .arg("--quiet");
+    cmd.args(extra_args);
+    let output = process::run_checked(&mut cmd, None, DEFAULT_TIMEOUT)?;
+    into_string(&cmd, output.stdout)
+}
+
+/// A command for a Pacemaker tool. The tools live in `/usr/sbin`, which is
+/// not on the `PATH` of ordinary users on Debian: use the bare name when it
+/// is found on `PATH`, otherwise the first of `/usr/sbin/NAME`,
+/// `/sbin/NAME` that exists, otherwise the bare name (so that the spawn
+/// error names the program).
+fn pacemaker_command(name: &str) -> Command {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
+    if !on_path {
+        for dir in ["/usr/sbin", "/sbin"] {
+            let candidate = Path::new(dir).join(name);
+            if candidate.is_file() {
+                return Command::new(candidate);
+            }
+        }
+    }
+    Command::new(name)
+}
+
+/// Writes `xml` to a new temporary file (removed on drop).
+fn temp_xml(what: &str, xml: &str) -> Result<NamedTempFile> {
+    let io_err = |source| Error::Io {
+        context: format!("writing temporary {what} XML file"),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("cib-tools-{what}-"))
+        .suffix(".xml")
+        .tempfile()
+        .map_err(io_err)?;
+    file.write_all(xml.as_bytes()).map_err(io_err)?;
+    file.flush().map_err(io_err)?;
+    Ok(file)
+}
+
+fn into_string(cmd: &Command, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+        program: process::program_name(cmd),
+    })
+}

@@ -1,0 +1,337 @@
+//! Pacemaker operations against CIB files (never the live cluster, and
+//! never through `std::env::set_var`: every child gets `CIB_file` itself).
+
+mod common;
+
+use cib_tools::cib::{self, Cib, CRM_EX_OLD};
+use cib_tools::Error;
+use common::{make_cib, modified_copy, read};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn query_reads_the_given_file() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let xml = Cib::file(&path).query().unwrap_or_else(|e| panic!("{e}"));
+    assert!(xml.contains("<cib "), "{xml}");
+    assert!(xml.contains(r#"<primitive id="d1""#), "{xml}");
+    assert!(xml.contains("<status"), "status section missing: {xml}");
+    assert!(xml.contains(r#"name="stonith-enabled" value="false""#));
+}
+
+#[test]
+fn query_of_missing_file_fails_with_stderr() {
+    let dir = tmp();
+    let err = Cib::file(dir.path().join("missing.xml"))
+        .query()
+        .unwrap_err();
+    match err {
+        Error::Failed {
+            program,
+            code,
+            stderr,
+            ..
+        } => {
+            assert!(program.ends_with("cibadmin"));
+            assert_eq!(code, Some(105));
+            assert!(stderr.contains("Could not connect to the CIB"), "{stderr}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn file_path_accessor() {
+    assert_eq!(
+        Cib::file("/x.xml").file_path(),
+        Some(std::path::Path::new("/x.xml"))
+    );
+    assert_eq!(Cib::from_env().file_path(), None);
+    assert_eq!(Cib::live().file_path(), None);
+}
+
+#[test]
+fn verify_accepts_valid_cib() {
+    let dir = tmp();
+    let xml = read(&make_cib(dir.path(), "cib.xml"));
+    let v = cib::verify(&xml).unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.messages.is_empty(), "{}", v.messages);
+}
+
+#[test]
+fn verify_reports_dangling_reference() {
+    let dir = tmp();
+    let xml = read(&make_cib(dir.path(), "cib.xml")).replace(
+        "<constraints/>",
+        r#"<constraints><rsc_location id="loc1" rsc="nosuch" node="n1" score="100"/></constraints>"#,
+    );
+    assert!(xml.contains("nosuch"));
+    match cib::verify(&xml).unwrap_err() {
+        Error::Invalid { messages } => assert!(messages.contains("\"nosuch\""), "{messages}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn verify_reports_stonith_complaint() {
+    let dir = tmp();
+    let xml = read(&make_cib(dir.path(), "cib.xml")).replace(r#"value="false""#, r#"value="true""#);
+    match cib::verify(&xml).unwrap_err() {
+        Error::Invalid { messages } => assert!(messages.contains("STONITH"), "{messages}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn verify_reports_unparsable_xml() {
+    match cib::verify("<cib").unwrap_err() {
+        Error::Invalid { messages } => assert!(messages.contains("parse"), "{messages}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn diff_identical_is_none() {
+    let dir = tmp();
+    let xml = read(&make_cib(dir.path(), "cib.xml"));
+    assert_eq!(
+        cib::diff(&xml, &xml).unwrap_or_else(|e| panic!("{e}")),
+        None
+    );
+}
+
+#[test]
+fn diff_different_is_a_versioned_patch() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    assert!(patch.contains(r#"<diff format="2""#), "{patch}");
+    assert!(patch.contains("<source "), "{patch}");
+    assert!(patch.contains(r#"value="changed""#), "{patch}");
+}
+
+#[test]
+fn diff_of_garbage_fails() {
+    let err = cib::diff("<cib/>", "not xml").unwrap_err();
+    assert!(
+        matches!(err, Error::Failed { code: Some(65), .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn patch_applies_to_the_file() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+
+    let target = dir.path().join("target.xml");
+    std::fs::copy(&a, &target).expect("copy");
+    Cib::file(&target)
+        .patch(&patch)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let after = read(&target);
+    assert!(after.contains(r#"description="changed""#), "{after}");
+    let queried = Cib::file(&target).query().unwrap_or_else(|e| panic!("{e}"));
+    assert!(queried.contains(r#"description="changed""#));
+}
+
+fn assert_stale_and_untouched(target: &std::path::Path, patch: &str) -> String {
+    let before = std::fs::read(target).expect("read");
+    let err = Cib::file(target).patch(patch).unwrap_err();
+    assert_eq!(
+        std::fs::read(target).expect("read"),
+        before,
+        "refused patch changed the file"
+    );
+    match err {
+        Error::Stale { stderr } => stderr,
+        other => panic!("expected Stale, got {other:?}"),
+    }
+}
+
+#[test]
+fn stale_patch_when_cib_changed_meanwhile() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    // Someone else changed the CIB after we read `a`: epoch bumped.
+    let moved = modified_copy(
+        &a,
+        &dir.path().join("moved.xml"),
+        r#"<primitive id="d1" description="other"/>"#,
+    );
+    let stderr = assert_stale_and_untouched(&moved, &patch);
+    assert!(
+        stderr.contains("Update was older than existing configuration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stale_patch_when_only_num_updates_changed() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    let moved = dir.path().join("moved.xml");
+    std::fs::copy(&a, &moved).expect("copy");
+    let mut c = common::pcmk("cibadmin");
+    c.args([
+        "--create",
+        "-o",
+        "status",
+        "--xml-text",
+        r#"<node_state id="1" uname="n1"/>"#,
+    ]);
+    common::run_on(&moved, c);
+    assert!(read(&moved).contains(r#"num_updates="1""#));
+    assert_stale_and_untouched(&moved, &patch);
+}
+
+#[test]
+fn reapplying_a_patch_is_stale() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    let target = dir.path().join("target.xml");
+    std::fs::copy(&a, &target).expect("copy");
+    Cib::file(&target)
+        .patch(&patch)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_stale_and_untouched(&target, &patch);
+}
+
+#[test]
+fn patch_not_advancing_the_version_is_refused_as_stale() {
+    // The "new" CIB was edited without bumping epoch: target == source.
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let a_xml = read(&a);
+    let new_xml = a_xml.replace(
+        r#"type="Dummy"/>"#,
+        r#"type="Dummy" description="same-version"/>"#,
+    );
+    assert_ne!(a_xml, new_xml);
+    let patch = cib::diff(&a_xml, &new_xml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    let target = dir.path().join("target.xml");
+    std::fs::copy(&a, &target).expect("copy");
+    let stderr = assert_stale_and_untouched(&target, &patch);
+    assert!(stderr.contains("older"), "{stderr}");
+}
+
+#[test]
+fn patch_whose_source_is_newer_than_the_cib_is_stale() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="one"/>"#,
+    );
+    let c = modified_copy(
+        &b,
+        &dir.path().join("c.xml"),
+        r#"<primitive id="d1" description="two"/>"#,
+    );
+    let patch = cib::diff(&read(&b), &read(&c))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    let target = dir.path().join("target.xml");
+    std::fs::copy(&a, &target).expect("copy");
+    let stderr = assert_stale_and_untouched(&target, &patch);
+    assert!(
+        stderr.contains("Application of update diff failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn patch_with_same_version_but_other_content_is_stale() {
+    let dir = tmp();
+    let a = make_cib(dir.path(), "a.xml");
+    let b = modified_copy(
+        &a,
+        &dir.path().join("b.xml"),
+        r#"<primitive id="d1" description="changed"/>"#,
+    );
+    let patch = cib::diff(&read(&a), &read(&b))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch");
+    // Same version as `a`, but the primitive was renamed behind our back.
+    let target = dir.path().join("target.xml");
+    std::fs::write(&target, read(&a).replace(r#"id="d1""#, r#"id="d9""#)).expect("write");
+    assert_stale_and_untouched(&target, &patch);
+}
+
+#[test]
+fn garbage_patch_is_failed_not_stale() {
+    let dir = tmp();
+    let target = make_cib(dir.path(), "a.xml");
+    let before = read(&target);
+    let err = Cib::file(&target).patch("not a patch").unwrap_err();
+    assert!(
+        matches!(err, Error::Failed { code: Some(78), .. }),
+        "{err:?}"
+    );
+    assert_eq!(read(&target), before);
+}
+
+#[test]
+fn stale_code_constant() {
+    assert_eq!(CRM_EX_OLD, 103);
+}
+
+#[test]
+fn simulate_runs_on_a_copy() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let xml = read(&path);
+    let out = cib::simulate(&xml, &["--output-as=xml"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("<pacemaker-result"), "{out}");
+    assert!(out.contains(r#"id="d1""#), "{out}");
+    assert_eq!(read(&path), xml);
+    let granted = cib::simulate(&xml, &["--ticket-grant", "tk"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(granted.trim().is_empty(), "--quiet text output: {granted}");
+    let err = cib::simulate(&xml, &["--no-such-option"]).unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+}
