@@ -63,7 +63,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scope { ticket } => {
             let text = Cib::from_env().query().context("reading the local CIB")?;
             let cib = xml::parse(&text).context("parsing the local CIB")?;
-            let s = scope(&cib, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
+            // Scope errors name the ticket and the element already.
+            let s = scope(&cib, &ticket)?;
             for l in &s.left_out {
                 eprintln!("cib-publisher: left out {l}");
             }

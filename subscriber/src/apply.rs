@@ -43,7 +43,8 @@ fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
 }
 
 fn plan(local: &Element, scope: &Scope, opts: Options) -> anyhow::Result<Plan> {
-    merge::plan(local, scope, opts).with_context(|| format!("ticket `{}`", scope.ticket))
+    // Every merge error names the ticket or element already.
+    Ok(merge::plan(local, scope, opts)?)
 }
 
 /// Prints what `replicate-now` would change; returns whether anything would.
