@@ -67,6 +67,12 @@ pub enum Error {
         /// The id that does not exist.
         target: String,
     },
+    /// A scope holds a fencing device.
+    #[error("<primitive id=\"{0}\"> is a fencing (stonith) device: fencing devices are never replicated")]
+    Fencing(String),
+    /// A scope holds a section other than resources, constraints and tags.
+    #[error("scope holds <{0}>: only <resources>, <constraints> and <tags> are replicated")]
+    ForeignSection(String),
     /// The ticket has no `rsc_ticket` constraint in the CIB or scope.
     #[error("ticket `{0}` has no rsc_ticket constraint: nothing binds its resources to it")]
     NoTicketConstraint(String),
@@ -103,7 +109,7 @@ pub enum Error {
         message: String,
     },
     /// Local elements with ids of incoming elements exist and are not owned.
-    #[error("conflict: {} local element(s) not owned by cib-replicator carry ids of replicated elements: {}; rename them or pass --adopt", ids.len(), ids.join(", "))]
+    #[error("conflict: {} local element(s) not owned by cib-replicator carry ids of replicated elements: {}; rename them, or pass --adopt to take over local top-level elements with the same id", ids.len(), ids.join(", "))]
     Conflict {
         /// The conflicting ids (top-level element id and kind).
         ids: Vec<String>,

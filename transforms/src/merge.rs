@@ -125,9 +125,22 @@ impl Plan {
     }
 }
 
-/// Checks that the scope can be applied anywhere: it stands on its own and
-/// every top-level resource is bound to its ticket by an `rsc_ticket`.
+/// Checks that the scope can be applied anywhere: it holds only resources,
+/// constraints and tags, no fencing device, stands on its own, and every
+/// top-level resource is bound to its ticket by an `rsc_ticket`.
 pub fn check_scope(scope: &Scope) -> Result<(), Error> {
+    if let Some(other) = scope.config.children.iter().find(|c| !SECTIONS.contains(&c.name.as_str())) {
+        return Err(Error::ForeignSection(other.name.clone()));
+    }
+    let mut fencing = None;
+    scope.config.walk(&mut |el| {
+        if fencing.is_none() && cib::is_stonith(el) {
+            fencing = Some(el.id().unwrap_or("").to_string());
+        }
+    });
+    if let Some(id) = fencing {
+        return Err(Error::Fencing(id));
+    }
     check_fragment(&scope.config)?;
     let ix = Index::new(&scope.config);
     let mut bound: BTreeSet<String> = BTreeSet::new();

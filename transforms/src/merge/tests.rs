@@ -145,6 +145,15 @@ fn refusals() {
     let mut old = s.clone();
     old.term = Some(99);
     assert!(matches!(plan(&once, &old, Options::default()), Err(Error::StaleTerm { offered: 99, applied: 100, .. })));
+    // A fencing device, however it got there.
+    let mut fenced = s.clone();
+    fenced.config.child_mut("resources").unwrap().children[0]
+        .children.push(parse(r#"<primitive id="f" class="stonith" type="fence_xvm"/>"#).unwrap());
+    assert_eq!(plan(&site_b(), &fenced, Options::default()), Err(Error::Fencing("f".into())));
+    // Sections other than resources, constraints and tags.
+    let mut nodes = s.clone();
+    nodes.config.children.push(Element::new("nodes"));
+    assert_eq!(plan(&site_b(), &nodes, Options::default()), Err(Error::ForeignSection("nodes".into())));
     // Dangling reference after a transform.
     let mut dangling = s.clone();
     dangling.config.child_mut("resources").unwrap().children.retain(|c| c.id() != Some("vip"));

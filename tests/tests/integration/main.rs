@@ -1,0 +1,25 @@
+//! Integration tests of cib-replicator with the real Pacemaker tools in
+//! `CIB_file` mode (`cibadmin`, `crm_verify`, `crm_simulate`, `crm_ticket`,
+//! `crm_diff`) and `xsltproc`.
+//!
+//! Run `cargo build --workspace --bins` first: the tests run the built
+//! `cib-publisher` and `cib-subscriber`.
+//!
+//! # Layout
+//!
+//! - [`support`]: the harness — binaries, tools, temporary sites, fixtures.
+//! - [`replicate`]: the two-site flow: scope, diff, replicate-now, updates,
+//!   drift, idempotence, and what `crm_simulate` would start.
+//! - [`refusals`]: everything `replicate-now` refuses, each leaving the CIB
+//!   file byte-for-byte unchanged.
+//! - [`transform`]: XSLT output equals `xsltproc`'s; steps run in
+//!   command-line order.
+//! - [`publisher`]: `cib-publisher scope` on the example and its errors.
+//! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
+
+mod corpus;
+mod publisher;
+mod refusals;
+mod replicate;
+mod support;
+mod transform;

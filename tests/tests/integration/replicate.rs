@@ -1,0 +1,415 @@
+//! The two-site flow of the offline example: site A holds ticket `geo`,
+//! site B gets a stopped, adapted copy of its configuration.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::support::{scope_primitives, site_b_rules, two_sites, Site, TICKET};
+
+/// Site B's own elements, which replication must never touch, by id (and
+/// whole sections): `(label, xml)` pairs to compare before and after.
+fn local_elements(b: &Site) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = [
+        "site-b-monitoring",
+        "monitoring-on-b1",
+        "cib-bootstrap-options",
+    ]
+    .iter()
+    .map(|id| ((*id).to_owned(), b.element(id)))
+    .collect();
+    out.push(("<nodes>".to_owned(), Some(b.section("nodes"))));
+    for (label, xml) in &out {
+        assert!(xml.is_some(), "site B's fixture lacks {label}");
+    }
+    out
+}
+
+fn replicate_args(scope: &Path, rules: &Path) -> Vec<OsString> {
+    vec![
+        "replicate-now".into(),
+        "--ticket".into(),
+        TICKET.into(),
+        "--from".into(),
+        scope.into(),
+        "--rules".into(),
+        rules.into(),
+    ]
+}
+
+fn diff_args(scope: &Path, rules: &Path) -> Vec<OsString> {
+    let mut args = replicate_args(scope, rules);
+    args[0] = "diff".into();
+    args.extend(["--color".into(), "never".into()]);
+    args
+}
+
+#[test]
+fn replicate_now_adapts_the_copy_keeps_local_elements_and_is_idempotent() {
+    let (a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    let local_before = local_elements(&b);
+
+    let r = b.subscriber(replicate_args(&scope, &rules));
+    r.expect_ok().expect_stdout(&["applied scope", "added: 5"]);
+    b.expect_verify_clean();
+
+    // B's own elements are exactly as they were.
+    assert_eq!(
+        local_elements(&b),
+        local_before,
+        "replication changed site B's local elements"
+    );
+
+    // The replicated elements are there, with B's values.
+    let expect = [
+        ("web-ip-ip", "10.2.1.10"),
+        ("web-ip-cidr", "24"),
+        ("web-fs-dir", "/srv/site-b/web"),
+        ("web-fs-device", "/dev/vg-site-b/web"),
+        ("web-app-state", "/srv/site-b/web/app.state"),
+    ];
+    for (id, value) in expect {
+        assert_eq!(
+            b.nvpair_value(id).as_deref(),
+            Some(value),
+            "nvpair {id} at B"
+        );
+    }
+    for id in [
+        "web",
+        "backup",
+        "web-needs-geo",
+        "backup-needs-geo",
+        "web-before-backup",
+    ] {
+        assert!(
+            b.element(id).is_some(),
+            "replicated element {id} missing at B"
+        );
+    }
+    // What the publisher left out stays out.
+    for id in [
+        "fence-a",
+        "site-a-monitoring",
+        "web-prefers-a1",
+        "monitoring-with-web",
+    ] {
+        assert!(b.element(id).is_none(), "{id} must not be replicated");
+    }
+    let text = String::from_utf8(b.bytes()).unwrap();
+    assert!(
+        !text.contains("192.168.1."),
+        "an address of site A reached B:\n{text}"
+    );
+    assert!(
+        !text.contains("/srv/site-a"),
+        "a path of site A reached B:\n{text}"
+    );
+
+    // Applying again changes nothing, and the dry run agrees.
+    let after_first = b.bytes();
+    b.subscriber(replicate_args(&scope, &rules))
+        .expect_ok()
+        .expect_stdout(&["up to date"]);
+    assert!(
+        b.bytes() == after_first,
+        "a second replicate-now changed the CIB file"
+    );
+    b.subscriber(diff_args(&scope, &rules)).expect_ok();
+    assert!(b.bytes() == after_first, "diff changed the CIB file");
+
+    // Status: every owned element is ok.
+    let st = b.subscriber(["status", "--ticket", TICKET]);
+    st.expect_ok()
+        .expect_stdout(&["not granted here", "owned elements:  5"]);
+    assert!(
+        !st.stdout.contains("drift") && !st.stdout.contains("missing"),
+        "{st}"
+    );
+
+    // Without the ticket, B starts none of the replicated resources; with
+    // it, B starts exactly what A starts.
+    let replicated = scope_primitives(&scope);
+    assert_eq!(
+        replicated,
+        ["backup", "web-app", "web-fs", "web-ip"]
+            .map(String::from)
+            .into(),
+        "the scope's primitives"
+    );
+    let only_replicated = |s: BTreeSet<String>| -> BTreeSet<String> {
+        s.intersection(&replicated).cloned().collect()
+    };
+    let at_b_without = b.simulate_starts(&[]);
+    assert!(
+        at_b_without.contains("site-b-monitoring"),
+        "crm_simulate at B should start B's own resource: {at_b_without:?}"
+    );
+    assert_eq!(
+        only_replicated(at_b_without),
+        BTreeSet::new(),
+        "B starts replicated resources without the ticket"
+    );
+    let at_a = only_replicated(a.simulate_starts(&[]));
+    assert_eq!(
+        at_a, replicated,
+        "A (ticket granted) should start every replicated resource"
+    );
+    let at_b_with = only_replicated(b.simulate_starts(&["--ticket-grant", TICKET]));
+    assert_eq!(
+        at_b_with, at_a,
+        "B with the ticket starts other resources than A"
+    );
+}
+
+#[test]
+fn diff_shows_the_change_and_leaves_the_cib_alone() {
+    let (_a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    let before = b.bytes();
+
+    let r = b.subscriber(diff_args(&scope, &rules));
+    r.expect_code(1).expect_stdout(&[
+        "--- local configuration",
+        "+++ after replicate-now",
+        "@@ ",
+        "added: 5",
+        "conflicts: 0",
+    ]);
+    for id in [
+        "web",
+        "web-ip",
+        "web-fs",
+        "web-app",
+        "backup",
+        "web-needs-geo",
+        "backup-needs-geo",
+    ] {
+        let needle = format!("id=\"{id}\"");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with('+') && l.contains(&needle)),
+            "no `+` line for {id}\n{r}"
+        );
+    }
+    assert!(
+        r.stdout.contains("value=\"10.2.1.10\""),
+        "the diff shows untransformed values\n{r}"
+    );
+    assert!(
+        !r.stdout.contains('\u{1b}'),
+        "escape codes with --color never\n{r}"
+    );
+    assert!(b.bytes() == before, "diff changed the CIB file");
+
+    // The colour switch does something (so the check above can fail).
+    let mut args = diff_args(&scope, &rules);
+    *args.last_mut().unwrap() = "always".into();
+    let coloured = b.subscriber(args);
+    coloured.expect_code(1);
+    assert!(
+        coloured.stdout.contains("\u{1b}["),
+        "no escape codes with --color always\n{coloured}"
+    );
+    assert!(b.bytes() == before, "diff changed the CIB file");
+}
+
+#[test]
+fn updates_at_the_origin_reach_the_copy_and_removed_elements_are_pruned() {
+    let (a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+    let local_before = local_elements(&b);
+
+    // At A: a new address for the service, and `backup` is gone (constraints
+    // first: the schema forbids dangling references).
+    a.cibadmin([
+        "--modify",
+        "--xml-text",
+        r#"<nvpair id="web-ip-ip" value="192.168.1.20"/>"#,
+    ]);
+    a.cibadmin([
+        "--delete",
+        "--xml-text",
+        r#"<rsc_ticket id="backup-needs-geo"/>"#,
+    ]);
+    a.cibadmin([
+        "--delete",
+        "--xml-text",
+        r#"<rsc_order id="web-before-backup"/>"#,
+    ]);
+    a.cibadmin(["--delete", "--xml-text", r#"<primitive id="backup"/>"#]);
+    assert!(a.element("backup").is_none());
+    let scope2 = a.publish(TICKET, "geo-2.xml");
+
+    let d = b.subscriber(diff_args(&scope2, &rules));
+    d.expect_code(1);
+    assert!(
+        d.stdout
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains("id=\"backup\"")),
+        "the diff does not show backup removed\n{d}"
+    );
+
+    let r = b.subscriber(replicate_args(&scope2, &rules));
+    r.expect_ok();
+    let summary_line = |label: &str| -> String {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` line\n{r}"))
+            .to_owned()
+    };
+    assert!(
+        summary_line("changed:").starts_with("changed: 1 (resources:web)"),
+        "{r}"
+    );
+    let removed = summary_line("removed:");
+    assert!(removed.starts_with("removed: 3 "), "{r}");
+    for key in [
+        "resources:backup",
+        "constraints:backup-needs-geo",
+        "constraints:web-before-backup",
+    ] {
+        assert!(removed.contains(key), "{key} not reported removed\n{r}");
+    }
+    assert!(summary_line("added:").starts_with("added: 0"), "{r}");
+
+    assert_eq!(b.nvpair_value("web-ip-ip").as_deref(), Some("10.2.1.20"));
+    for id in ["backup", "backup-needs-geo", "web-before-backup"] {
+        assert!(b.element(id).is_none(), "{id} was not pruned at B");
+    }
+    assert!(b.element("web-needs-geo").is_some());
+    assert_eq!(
+        local_elements(&b),
+        local_before,
+        "the update changed site B's local elements"
+    );
+    b.expect_verify_clean();
+    let st = b.subscriber(["status", "--ticket", TICKET]);
+    st.expect_ok().expect_stdout(&["owned elements:  2"]);
+    assert!(
+        !st.stdout.contains("backup"),
+        "backup still recorded as owned\n{st}"
+    );
+}
+
+#[test]
+fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
+    let (_a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+
+    b.cibadmin([
+        "--modify",
+        "--xml-text",
+        r#"<nvpair id="web-ip-ip" value="10.9.9.9"/>"#,
+    ]);
+    assert_eq!(b.nvpair_value("web-ip-ip").as_deref(), Some("10.9.9.9"));
+
+    let st = b.subscriber(["status", "--ticket", TICKET]);
+    st.expect_ok();
+    let state_of = |out: &str, key: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(key))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{key} not listed by status:\n{out}"))
+            .to_owned()
+    };
+    assert_eq!(state_of(&st.stdout, "resources:web"), "drift", "{st}");
+    assert_eq!(state_of(&st.stdout, "resources:backup"), "ok", "{st}");
+
+    let r = b.subscriber(replicate_args(&scope, &rules));
+    r.expect_ok()
+        .expect_stdout(&["drift: 1 (resources:web)", "changed: 1 (resources:web)"]);
+    assert_eq!(
+        b.nvpair_value("web-ip-ip").as_deref(),
+        Some("10.2.1.10"),
+        "replication did not win"
+    );
+    b.expect_verify_clean();
+
+    let st = b.subscriber(["status", "--ticket", TICKET]);
+    st.expect_ok();
+    assert_eq!(state_of(&st.stdout, "resources:web"), "ok", "{st}");
+}
+
+#[test]
+fn a_replicated_element_deleted_locally_is_drift_and_restored() {
+    let (_a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+    let applied = b
+        .element("web-before-backup")
+        .expect("web-before-backup at B");
+
+    b.cibadmin([
+        "--delete",
+        "--xml-text",
+        r#"<rsc_order id="web-before-backup"/>"#,
+    ]);
+    assert!(b.element("web-before-backup").is_none());
+    let st = b.subscriber(["status", "--ticket", TICKET]);
+    st.expect_ok();
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["missing", "constraints:web-before-backup"]),
+        "{st}"
+    );
+
+    b.subscriber(replicate_args(&scope, &rules))
+        .expect_ok()
+        .expect_stdout(&[
+            "added: 1 (constraints:web-before-backup)",
+            "drift: 1 (constraints:web-before-backup (deleted locally))",
+        ]);
+    assert_eq!(
+        b.element("web-before-backup"),
+        Some(applied),
+        "not restored as applied"
+    );
+    b.expect_verify_clean();
+}
+
+#[test]
+fn an_unrelated_change_at_the_origin_changes_nothing_at_the_copy() {
+    let (a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+    let applied = b.bytes();
+
+    // A changes a resource outside the scope: new CIB version, same scope.
+    a.cibadmin([
+        "--modify",
+        "--xml-text",
+        r#"<primitive id="site-a-monitoring" description="edited at A"/>"#,
+    ]);
+    let scope2 = a.publish(TICKET, "geo-2.xml");
+    let (v1, v2) = (
+        std::fs::read_to_string(&scope).unwrap(),
+        std::fs::read_to_string(&scope2).unwrap(),
+    );
+    let version = |s: &str| {
+        s.split_whitespace()
+            .find(|w| w.starts_with("replicator-version="))
+            .map(str::to_owned)
+    };
+    assert_ne!(
+        version(&v1),
+        version(&v2),
+        "A's CIB version should have moved"
+    );
+
+    b.subscriber(diff_args(&scope2, &rules)).expect_ok();
+    b.subscriber(replicate_args(&scope2, &rules))
+        .expect_ok()
+        .expect_stdout(&["up to date"]);
+    assert!(
+        b.bytes() == applied,
+        "an unrelated change at A rewrote B's CIB"
+    );
+}
