@@ -1,14 +1,26 @@
-//! `cib-publisher` — cuts the configuration of a ticket out of the local CIB.
+//! `cib-publisher` — cuts the configuration of a ticket out of the local CIB
+//! and serves it to the other sites.
 //!
 //! The CLI is glue: the scope rules live in `cib-transforms`, running
-//! `cibadmin` lives in `cib-tools`.
+//! `cibadmin` lives in `cib-tools`, the daemon's parts live in this
+//! package's library (`cib_publisher::{config, watch, server}`).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
+use cib_publisher::config::{read_config, Config, Overrides};
+use cib_publisher::metrics::Metrics;
+use cib_publisher::publication::Channels;
+use cib_publisher::server::{self, AppState, TicketAccess};
+use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
 use cib_transforms::scope::scope;
 use cib_transforms::xml;
@@ -20,7 +32,8 @@ use cib_transforms::xml;
 /// variable CIB_file names a file, that file is read instead, exactly as every
 /// Pacemaker tool does.
 ///
-/// Exit status: 0 on success, 2 on any error.
+/// Exit status: 0 on success (for `serve`: a clean shutdown on SIGTERM or
+/// SIGINT), 2 on any error.
 #[derive(Debug, Parser)]
 #[command(name = "cib-publisher", version, about, long_about)]
 struct Cli {
@@ -45,6 +58,41 @@ enum Command {
         #[arg(long, short = 't', value_name = "TICKET")]
         ticket: String,
     },
+    /// Serve the configured tickets over HTTPS with mutual TLS (the daemon).
+    ///
+    /// Reads and validates the configuration (TOML; see
+    /// examples/publisher.toml) and the TLS files before binding the port.
+    /// Serves GET /v1/tickets/TICKET/scope (conditional with ETag),
+    /// /v1/tickets/TICKET/stream (server-sent events, one event per new
+    /// version), /healthz and /metrics, to clients whose certificate is
+    /// issued by the configured CA; a ticket only to the certificate names
+    /// in its `allow` list, and only while this site holds it granted (not
+    /// standby). The CIB is re-read when its file changes (CIB_file, else
+    /// /var/lib/pacemaker/cib/cib.xml) and every `recheck_seconds`.
+    ///
+    /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
+    /// Stops cleanly on SIGTERM or SIGINT.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Listen on this address instead of the configured one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Site name to announce instead of the configured one.
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// Serve from this CIB file instead of the configured one (or
+        /// CIB_file, or the live CIB).
+        #[arg(long, value_name = "FILE")]
+        cib_file: Option<PathBuf>,
+        /// Periodic re-check interval in seconds instead of the configured one.
+        #[arg(long, value_name = "SECONDS")]
+        recheck_seconds: Option<u64>,
+        /// Check the configuration and TLS files, then exit without serving.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +108,32 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            site,
+            cib_file,
+            recheck_seconds,
+            check,
+        } => {
+            let mut cfg = read_config(&config)?;
+            cfg.apply(&Overrides {
+                listen,
+                site,
+                cib_file,
+                recheck_seconds,
+            });
+            cfg.validate()?;
+            let tls = cib_net::tls::server_config(&cfg.tls)?;
+            if check {
+                println!("cib-publisher: {} is valid", config.display());
+                return Ok(());
+            }
+            init_logging();
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(serve(cfg, tls))
+        }
         Command::Scope { ticket } => {
             let text = Cib::from_env().query().context("reading the local CIB")?;
             let cib = xml::parse(&text).context("parsing the local CIB")?;
@@ -74,4 +148,68 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// The daemon: bind, read the CIB once, watch it, serve until a signal.
+async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let shutdown = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let channels = Arc::new(Channels::new(cfg.ticket_names()));
+    let source = Source::new(cfg.cib_file.as_deref());
+    let watcher = Watcher::new(source, Arc::clone(&channels), Arc::clone(&metrics), cfg.recheck())
+        .start(shutdown.clone())
+        .await;
+    let mut tickets = BTreeMap::new();
+    for t in &cfg.tickets {
+        let views = channels.subscribe(&t.name).context("a configured ticket has a channel")?;
+        tickets.insert(t.name.clone(), TicketAccess { allow: t.allow.clone(), views });
+    }
+    let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?;
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
+    server::run(listener, tls, server::app(state), metrics, shutdown.clone(), cfg.shutdown_grace()).await?;
+    shutdown.cancel();
+    let _ = watcher.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+async fn cancel_on_signal(token: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => tracing::info!("SIGINT received"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+        () = token.cancelled() => {}
+    }
+    token.cancel();
 }

@@ -5,6 +5,7 @@
 //! `cib-transforms`; Pacemaker tools and xsltproc run through `cib-tools`.
 
 mod apply;
+mod fetch;
 mod pipeline;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use apply::Color;
 use cib_transforms::merge::Options;
+use fetch::{Source, TlsArgs};
 use pipeline::{load_scope, load_steps, transform, transformed_document, StepArg};
 
 /// Keep a stopped, site-adapted copy of a Pacemaker ticket's configuration
@@ -92,9 +94,15 @@ enum Command {
 /// Where the scope comes from and how this site transforms it.
 #[derive(Debug, Args)]
 struct Input {
-    /// File holding a scope published by `cib-publisher scope`.
-    #[arg(long, value_name = "FILE")]
-    from: PathBuf,
+    /// File holding a scope published by `cib-publisher scope`, or a
+    /// publisher's URL: https://HOST:PORT (the scope of --ticket is fetched)
+    /// or the full https://HOST:PORT/v1/tickets/TICKET/scope. A URL is
+    /// fetched with mutual TLS (--cert, --key, --ca); responses over 64 MiB,
+    /// plaintext http:// and redirects are refused.
+    #[arg(long, value_name = "FILE|URL")]
+    from: Source,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// TOML file of declarative transform rules (repeatable, ordered).
     #[arg(long, value_name = "FILE")]
     rules: Vec<PathBuf>,
@@ -134,7 +142,7 @@ fn main() -> ExitCode {
 
 fn prepare(input: &Input, ticket: Option<&str>, matches: &ArgMatches) -> anyhow::Result<cib_transforms::Scope> {
     let steps = load_steps(input.steps(matches))?;
-    let scope = load_scope(&input.from, ticket)?;
+    let scope = load_scope(&input.from, ticket, &input.tls)?;
     let (scope, log) = transform(scope, &steps)?;
     for line in log {
         eprintln!("cib-subscriber: {line}");

@@ -11,6 +11,8 @@ use cib_transforms::rules::RuleSet;
 use cib_transforms::scope::{Scope, ATTR_DIGEST};
 use cib_transforms::xml::{self, Limits};
 
+use crate::fetch::{Source, TlsArgs};
+
 /// Longest an XSLT stylesheet may run on one scope.
 const XSLT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,9 +70,18 @@ pub fn read_bounded(path: &Path, limit: usize) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Reads a published scope document from a file or a publisher (`--from`)
+/// and verifies it (digest, ticket).
+pub fn load_scope(from: &Source, ticket: Option<&str>, tls: &TlsArgs) -> anyhow::Result<Scope> {
+    match from {
+        Source::File(path) => load_scope_file(path, ticket),
+        Source::Url(url) => crate::fetch::load_scope_url(url, ticket, tls),
+    }
+}
+
 /// Reads a published scope document from a file and verifies it (digest,
 /// ticket).
-pub fn load_scope(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scope> {
+pub fn load_scope_file(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scope> {
     let text = read_bounded(path, Limits::default().max_bytes)?;
     let doc = xml::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
     Scope::from_document(doc, ticket).with_context(|| format!("reading scope {}", path.display()))

@@ -1,0 +1,42 @@
+//! The one error enum of the publisher's library.
+
+use std::path::PathBuf;
+
+/// What can stop the publisher from starting or running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file could not be read.
+    #[error("reading configuration {}: {source}", path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration is not valid TOML or has unknown or missing keys.
+    #[error("configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The configuration parsed but makes no sense (message says why).
+    #[error("configuration: {0}")]
+    Invalid(String),
+    /// TLS files could not be loaded.
+    #[error(transparent)]
+    Net(#[from] cib_net::Error),
+    /// The file watcher could not be set up.
+    #[error("watching {}: {source}", path.display())]
+    Watch {
+        /// The directory that was to be watched.
+        path: PathBuf,
+        /// notify's error.
+        source: notify::Error,
+    },
+    /// A socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}

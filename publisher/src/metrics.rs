@@ -1,0 +1,221 @@
+//! Prometheus metrics of the publisher, served at `/metrics` in the
+//! OpenMetrics text format (prometheus-client).
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `cib_publisher_scope_info` | gauge (1) | `ticket`, `version`, `digest`, `term` | the version currently published; one series per ticket, replaced on change |
+//! | `cib_publisher_ticket_granted` | gauge | `ticket` | 1 while this site holds the ticket granted (not standby) |
+//! | `cib_publisher_ticket_term` | gauge | `ticket` | grant term of the published version (0: none) |
+//! | `cib_publisher_versions_published_total` | counter | `ticket` | new versions published |
+//! | `cib_publisher_scope_computations_total` | counter | `ticket` | scopes computed |
+//! | `cib_publisher_open_streams` | gauge | `ticket` | event streams open now |
+//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `watch` |
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Label set `{ticket}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TicketLabel {
+    /// The ticket.
+    pub ticket: String,
+}
+
+/// Label set of `cib_publisher_scope_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// The ticket.
+    pub ticket: String,
+    /// CIB version the scope was cut from.
+    pub version: String,
+    /// Scope digest.
+    pub digest: String,
+    /// Grant term (empty when none).
+    pub term: String,
+}
+
+/// Label set `{kind}` of the error counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    /// Error kind (see the module table).
+    pub kind: &'static str,
+}
+
+/// Every metric of the publisher, with its registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    scope_info: Family<ScopeLabels, Gauge>,
+    current_info: Mutex<HashMap<String, ScopeLabels>>,
+    granted: Family<TicketLabel, Gauge>,
+    term: Family<TicketLabel, Gauge>,
+    published: Family<TicketLabel, Counter>,
+    computations: Family<TicketLabel, Counter>,
+    open_streams: Family<TicketLabel, Gauge>,
+    errors: Family<ErrorLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered, all at zero.
+    #[must_use]
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cib_publisher");
+        let scope_info = Family::<ScopeLabels, Gauge>::default();
+        let granted = Family::<TicketLabel, Gauge>::default();
+        let term = Family::<TicketLabel, Gauge>::default();
+        let published = Family::<TicketLabel, Counter>::default();
+        let computations = Family::<TicketLabel, Counter>::default();
+        let open_streams = Family::<TicketLabel, Gauge>::default();
+        let errors = Family::<ErrorLabel, Counter>::default();
+        registry.register("scope_info", "The scope version currently published (value 1)", scope_info.clone());
+        registry.register("ticket_granted", "1 while this site holds the ticket granted and not standby", granted.clone());
+        registry.register("ticket_term", "Grant term of the published version (0 when none)", term.clone());
+        registry.register("versions_published", "New scope versions published", published.clone());
+        registry.register("scope_computations", "Scopes computed from the CIB", computations.clone());
+        registry.register("open_streams", "Event streams open now", open_streams.clone());
+        registry.register("errors", "Errors by kind", errors.clone());
+        Metrics {
+            registry,
+            scope_info,
+            current_info: Mutex::new(HashMap::new()),
+            granted,
+            term,
+            published,
+            computations,
+            open_streams,
+            errors,
+        }
+    }
+
+    /// Encodes every metric in the OpenMetrics text format.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records that a new version of `ticket` is published.
+    pub fn published(&self, ticket: &str, version: &str, digest: &str, term: Option<u64>) {
+        let labels = ScopeLabels {
+            ticket: ticket.to_owned(),
+            version: version.to_owned(),
+            digest: digest.to_owned(),
+            term: term.map(|t| t.to_string()).unwrap_or_default(),
+        };
+        self.replace_info(ticket, Some(labels));
+        self.term
+            .get_or_create(&label(ticket))
+            .set(term.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)));
+        self.published.get_or_create(&label(ticket)).inc();
+    }
+
+    /// Records whether `ticket` is granted here; when it is not, the info
+    /// series of the ticket is removed (nothing is published).
+    pub fn granted(&self, ticket: &str, granted: bool) {
+        self.granted.get_or_create(&label(ticket)).set(i64::from(granted));
+        if !granted {
+            self.replace_info(ticket, None);
+        }
+    }
+
+    /// Counts one scope computation.
+    pub fn computed(&self, ticket: &str) {
+        self.computations.get_or_create(&label(ticket)).inc();
+    }
+
+    /// Counts one error of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        self.errors.get_or_create(&ErrorLabel { kind }).inc();
+    }
+
+    /// Counts a stream as open until the returned guard is dropped.
+    #[must_use]
+    pub fn stream_opened(&self, ticket: &str) -> StreamGuard {
+        let gauge = self.open_streams.get_or_create(&label(ticket)).clone();
+        gauge.inc();
+        StreamGuard { gauge }
+    }
+
+    fn replace_info(&self, ticket: &str, new: Option<ScopeLabels>) {
+        // A poisoned lock only means another thread panicked mid-update of
+        // this map; its content is still a valid map.
+        let mut current = self.current_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = current.remove(ticket) {
+            self.scope_info.remove(&old);
+        }
+        if let Some(new) = new {
+            self.scope_info.get_or_create(&new).set(1);
+            current.insert(ticket.to_owned(), new);
+        }
+    }
+}
+
+/// Decrements the open-streams gauge when dropped.
+#[derive(Debug)]
+pub struct StreamGuard {
+    gauge: Gauge,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+fn label(ticket: &str) -> TicketLabel {
+    TicketLabel {
+        ticket: ticket.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_series_is_replaced_not_accumulated() {
+        let m = Metrics::new();
+        m.granted("geo", true);
+        m.published("geo", "0.1.0", "sha256:aa", Some(5));
+        m.published("geo", "0.2.0", "sha256:bb", Some(5));
+        let text = m.encode();
+        assert!(!text.contains("sha256:aa"), "{text}");
+        assert!(text.contains(r#"cib_publisher_scope_info{ticket="geo",version="0.2.0",digest="sha256:bb",term="5"} 1"#), "{text}");
+        assert!(text.contains(r#"cib_publisher_versions_published_total{ticket="geo"} 2"#), "{text}");
+        assert!(text.contains(r#"cib_publisher_ticket_term{ticket="geo"} 5"#), "{text}");
+        m.granted("geo", false);
+        let text = m.encode();
+        assert!(!text.contains("sha256:bb"), "{text}");
+        assert!(text.contains(r#"cib_publisher_ticket_granted{ticket="geo"} 0"#), "{text}");
+    }
+
+    #[test]
+    fn stream_guard_counts() {
+        let m = Metrics::new();
+        let a = m.stream_opened("geo");
+        let b = m.stream_opened("geo");
+        assert!(m.encode().contains(r#"cib_publisher_open_streams{ticket="geo"} 2"#));
+        drop(a);
+        drop(b);
+        assert!(m.encode().contains(r#"cib_publisher_open_streams{ticket="geo"} 0"#));
+        m.error("forbidden");
+        assert!(m.encode().contains(r#"cib_publisher_errors_total{kind="forbidden"} 1"#));
+    }
+}

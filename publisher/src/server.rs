@@ -1,0 +1,665 @@
+//! The HTTPS server: the router ([`app`]) and the mutual-TLS accept loop
+//! with graceful shutdown ([`run`]).
+//!
+//! `run` takes a bound listener, a rustls configuration that requires client
+//! certificates, the router and a [`CancellationToken`]. Each connection is
+//! a task in a [`JoinSet`]: TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`];
+//! failures are logged with the peer address and counted), client identity
+//! read from the verified certificate and attached to every request, then
+//! hyper (HTTP/1.1 or HTTP/2 by ALPN) with bounded request heads. On
+//! cancellation the loop stops accepting, every connection is asked to shut
+//! down gracefully (open event streams end by themselves, they watch the
+//! same token), and whatever is still open after the grace period is
+//! aborted.
+//!
+//! The routes (`docs/protocol.md`):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/tickets/{ticket}/scope` | 200 document + `ETag`, `X-Cib-Version`, `X-Cib-Digest`, `X-Ticket-Term`, `X-Site`; 304 on a matching `If-None-Match` |
+//! | `GET /v1/tickets/{ticket}/stream` | `text/event-stream`: one `scope` event per new version, `id` = entity tag; ends when the ticket is no longer granted here |
+//! | `GET /healthz` | 200 `ok` |
+//! | `GET /metrics` | OpenMetrics text |
+//!
+//! Errors: 404 ticket not configured, 403 client not in the ticket's
+//! allow-list (logged with the identity), 503 ticket not granted here (or
+//! standby, or its scope cannot be computed, or the CIB is unreadable),
+//! 413 for any request that carries a body.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, TRANSFER_ENCODING};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use cib_net::protocol::{
+    HEADER_DIGEST, HEADER_SITE, HEADER_TERM, HEADER_VERSION, HEALTHZ_PATH, KEEP_ALIVE, MAX_HEADER_BYTES, METRICS_PATH,
+    SCOPE_CONTENT_TYPE, SCOPE_ROUTE, STREAM_ROUTE,
+};
+use cib_net::sse::KEEP_ALIVE_COMMENT;
+use cib_net::ClientIdentity;
+
+use crate::error::Error;
+use crate::metrics::{self, Metrics, StreamGuard};
+use crate::publication::{Published, TicketView};
+
+/// Longest a TLS handshake may take before the connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take to send a request head (HTTP/1.1).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One served ticket: who may read it, and where its views come from.
+#[derive(Debug, Clone)]
+pub struct TicketAccess {
+    /// Client certificate names allowed to read the ticket.
+    pub allow: Vec<String>,
+    /// The ticket's current view, kept current by the watcher.
+    pub views: watch::Receiver<TicketView>,
+}
+
+/// The shared state of every request.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    site: String,
+    site_header: HeaderValue,
+    tickets: BTreeMap<String, TicketAccess>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    keep_alive: Duration,
+}
+
+impl AppState {
+    /// State for site `site` serving `tickets`. Streams end when `shutdown`
+    /// is cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if `site` cannot be sent as a header value.
+    pub fn new(
+        site: &str,
+        tickets: BTreeMap<String, TicketAccess>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<AppState, Error> {
+        let site_header = HeaderValue::from_str(site).map_err(|_| Error::Invalid(format!("site name {site:?} cannot be sent in a header")))?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                site: site.to_owned(),
+                site_header,
+                tickets,
+                metrics,
+                shutdown,
+                keep_alive: KEEP_ALIVE,
+            }),
+        })
+    }
+
+    /// The same state with another keep-alive interval for streams (tests).
+    ///
+    /// # Panics
+    ///
+    /// If called after the state was cloned.
+    #[must_use]
+    pub fn with_keep_alive(mut self, every: Duration) -> AppState {
+        // Only called while building: the Arc is still unique.
+        Arc::get_mut(&mut self.inner).expect("with_keep_alive before cloning").keep_alive = every;
+        self
+    }
+
+    /// The metrics the server records into.
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The ticket, if configured and readable by `client`.
+    fn authorize(&self, ticket: &str, client: &ClientIdentity) -> Result<&TicketAccess, ApiError> {
+        let access = self.inner.tickets.get(ticket).ok_or_else(|| ApiError::UnknownTicket(ticket.to_owned()))?;
+        if client.allowed_by(&access.allow).is_none() {
+            self.inner.metrics.error("forbidden");
+            tracing::warn!(ticket, client = %client, "client certificate not allowed for this ticket");
+            return Err(ApiError::Forbidden {
+                ticket: ticket.to_owned(),
+                client: client.to_string(),
+            });
+        }
+        Ok(access)
+    }
+
+    /// The publication, if the ticket is granted here.
+    fn served(&self, ticket: &str, view: &TicketView) -> Result<Arc<Published>, ApiError> {
+        let site = self.inner.site.clone();
+        let ticket = ticket.to_owned();
+        match view {
+            TicketView::Granted(p) => Ok(Arc::clone(p)),
+            TicketView::NotGranted { standby } => Err(ApiError::NotGranted {
+                ticket,
+                site,
+                standby: *standby,
+            }),
+            TicketView::Failed(_) => Err(ApiError::Failed { ticket, site }),
+            TicketView::Unavailable(_) => Err(ApiError::Unavailable { site }),
+        }
+    }
+}
+
+/// The router. Every route expects the caller's [`ClientIdentity`] in the
+/// request extensions ([`run`] puts it there); without one, ticket routes
+/// answer 403.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(SCOPE_ROUTE, get(get_scope))
+        .route(STREAM_ROUTE, get(get_stream))
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(METRICS_PATH, get(get_metrics))
+        .layer(middleware::from_fn(refuse_bodies))
+        .with_state(state)
+}
+
+/// The caller, as read from its verified certificate.
+#[derive(Debug, Clone)]
+struct Client(ClientIdentity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ClientIdentity>()
+            .cloned()
+            .map(Client)
+            .ok_or(ApiError::NoIdentity)
+    }
+}
+
+/// Errors answered to clients. Internal details stay in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ApiError {
+    UnknownTicket(String),
+    Forbidden { ticket: String, client: String },
+    NoIdentity,
+    NotGranted { ticket: String, site: String, standby: bool },
+    Failed { ticket: String, site: String },
+    Unavailable { site: String },
+    BodyNotAllowed,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::UnknownTicket(t) => (StatusCode::NOT_FOUND, format!("ticket `{t}` is not published here")),
+            ApiError::Forbidden { ticket, client } => (
+                StatusCode::FORBIDDEN,
+                format!("the client certificate ({client}) is not allowed to read ticket `{ticket}`"),
+            ),
+            ApiError::NoIdentity => (StatusCode::FORBIDDEN, "no client identity".to_owned()),
+            ApiError::NotGranted { ticket, site, standby: false } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("ticket `{ticket}` is not granted at site {site}: its configuration is published by the site that holds it"),
+            ),
+            ApiError::NotGranted { ticket, site, standby: true } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("ticket `{ticket}` is in standby at site {site}: its configuration is not published while standby"),
+            ),
+            ApiError::Failed { ticket, site } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("ticket `{ticket}` is granted at site {site} but its configuration cannot be published (see the publisher's log)"),
+            ),
+            ApiError::Unavailable { site } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the CIB of site {site} cannot be read at the moment"),
+            ),
+            ApiError::BodyNotAllowed => (StatusCode::PAYLOAD_TOO_LARGE, "requests to this server carry no body".to_owned()),
+        };
+        (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{body}\n")).into_response()
+    }
+}
+
+/// Refuses any request that announces or carries a body.
+async fn refuse_bodies(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let announced = h.contains_key(TRANSFER_ENCODING) || h.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+    if announced || !req.body().is_end_stream() {
+        return ApiError::BodyNotAllowed.into_response();
+    }
+    next.run(req).await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.inner.metrics.encode()).into_response()
+}
+
+/// Whether an `If-None-Match` header value matches `etag` (weak comparison,
+/// as RFC 9110 prescribes for `If-None-Match`).
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').map(str::trim).any(|tag| {
+            tag == "*" || {
+                let tag = tag.strip_prefix("W/").unwrap_or(tag);
+                tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(etag)
+            }
+        })
+    })
+}
+
+fn version_headers(state: &AppState, p: &Published) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = vec![
+        (HeaderName::from_static(HEADER_SITE), state.inner.site_header.clone()),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    // The version, digest and tag are built from digits, letters, `.`, `:`
+    // and `@`: always valid header values; skipped rather than panicking.
+    for (name, value) in [
+        (ETAG, Some(format!("\"{}\"", p.etag))),
+        (HeaderName::from_static(HEADER_VERSION), Some(p.version.clone())),
+        (HeaderName::from_static(HEADER_DIGEST), Some(p.digest.clone())),
+        (HeaderName::from_static(HEADER_TERM), p.term.map(|t| t.to_string())),
+    ] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            out.push((name, v));
+        }
+    }
+    out
+}
+
+async fn get_scope(
+    State(state): State<AppState>,
+    Path(ticket): Path<String>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let access = state.authorize(&ticket, &client)?;
+    let view = access.views.borrow().clone();
+    let p = state.served(&ticket, &view)?;
+    let mut response = if none_match(&headers, &p.etag) {
+        tracing::debug!(ticket, client = %client, etag = %p.etag, "not modified");
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        tracing::debug!(ticket, client = %client, version = %p.version, "serving scope");
+        let mut r = Body::from(p.document.clone()).into_response();
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(SCOPE_CONTENT_TYPE));
+        r
+    };
+    response.headers_mut().extend(version_headers(&state, &p));
+    Ok(response)
+}
+
+async fn get_stream(
+    State(state): State<AppState>,
+    Path(ticket): Path<String>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let access = state.authorize(&ticket, &client)?;
+    let mut views = access.views.clone();
+    let first = views.borrow_and_update().clone();
+    state.served(&ticket, &first)?;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    tracing::info!(ticket, client = %client, resume_from = ?last, "stream opened");
+    let every = state.inner.keep_alive;
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stream = StreamState {
+        _guard: state.inner.metrics.stream_opened(&ticket),
+        ticket,
+        client: client.to_string(),
+        views,
+        last,
+        shutdown: state.inner.shutdown.clone(),
+        keep_alive,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, next_frame));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(HeaderName::from_static(HEADER_SITE), state.inner.site_header.clone());
+    h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// One open event stream.
+struct StreamState {
+    ticket: String,
+    client: String,
+    views: watch::Receiver<TicketView>,
+    /// Entity tag of the last version sent (or announced by `Last-Event-ID`).
+    last: Option<String>,
+    shutdown: CancellationToken,
+    keep_alive: tokio::time::Interval,
+    /// Counts the stream in `open_streams` while it lives.
+    _guard: StreamGuard,
+}
+
+/// The next frame of a stream: a new version, a keep-alive comment, or the
+/// end (ticket no longer served here, or shutdown).
+async fn next_frame(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamState)> {
+    loop {
+        let view = st.views.borrow_and_update().clone();
+        match view {
+            TicketView::Granted(p) => {
+                if st.last.as_deref() != Some(p.etag.as_str()) {
+                    st.last = Some(p.etag.clone());
+                    tracing::debug!(ticket = %st.ticket, client = %st.client, version = %p.version, "stream: sending version");
+                    return Some((Ok(p.frame.clone()), st));
+                }
+            }
+            TicketView::NotGranted { .. } | TicketView::Failed(_) | TicketView::Unavailable(_) => {
+                tracing::info!(ticket = %st.ticket, client = %st.client, "stream ended: the ticket is no longer served here");
+                return None;
+            }
+        }
+        tokio::select! {
+            () = st.shutdown.cancelled() => {
+                tracing::debug!(ticket = %st.ticket, client = %st.client, "stream ended: shutting down");
+                return None;
+            }
+            changed = st.views.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+            }
+            _ = st.keep_alive.tick() => {
+                return Some((Ok(Bytes::from_static(KEEP_ALIVE_COMMENT)), st));
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` with mutual TLS until `shutdown` is
+/// cancelled, then gives open connections `grace` to finish.
+///
+/// # Errors
+///
+/// None today (accept errors are logged and retried); the `Result` keeps
+/// room for fatal listener errors.
+pub async fn run(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), Error> {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    conns.spawn(serve_connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(&metrics), shutdown.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = conns.join_next(), if !conns.is_empty() => log_join(done),
+        }
+    }
+    drop(listener);
+    tracing::info!(open = conns.len(), grace_ms = grace.as_millis(), "shutting down: no longer accepting");
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = conns.join_next().await {
+            log_join(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(open = conns.len(), "grace period over: closing the remaining connections");
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "a connection task panicked");
+        }
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = tokio::select! {
+        () = shutdown.cancelled() => return,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                metrics.error("tls_handshake");
+                tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                metrics.error("tls_handshake");
+                tracing::warn!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    let identity = match ClientIdentity::from_peer_certificates(tls.get_ref().1.peer_certificates()) {
+        Ok(id) => id,
+        Err(e) => {
+            metrics.error("client_identity");
+            tracing::warn!(%peer, error = %e, "client certificate accepted by TLS but carries no usable name");
+            return;
+        }
+    };
+    tracing::debug!(%peer, client = %identity, "connection");
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(identity.clone());
+        app.clone().oneshot(req.map(Body::new))
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request as HttpRequest;
+
+    use super::*;
+    use crate::publication::Channels;
+
+    fn state(channels: &Channels) -> AppState {
+        let mut tickets = BTreeMap::new();
+        tickets.insert(
+            "geo".to_owned(),
+            TicketAccess {
+                allow: vec!["site-b.example".into()],
+                views: channels.subscribe("geo").unwrap(),
+            },
+        );
+        AppState::new("site-a", tickets, Arc::new(Metrics::new()), CancellationToken::new()).unwrap()
+    }
+
+    fn granted(channels: &Channels, metrics: &Metrics) -> Arc<Published> {
+        let p = Arc::new(
+            Published::new("geo", "<configuration/>\n".into(), "sha256:aa".into(), "0.3.1".into(), Some(9)).unwrap(),
+        );
+        channels.publish("geo", TicketView::Granted(Arc::clone(&p)), metrics);
+        p
+    }
+
+    async fn call(app: Router, req: HttpRequest<Body>) -> (StatusCode, HeaderMap, String) {
+        let r = app.oneshot(req).await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn get(path: &str, who: Option<&str>) -> HttpRequest<Body> {
+        let mut req = HttpRequest::get(path).body(Body::empty()).unwrap();
+        if let Some(who) = who {
+            req.extensions_mut().insert(ClientIdentity::from_names([who]));
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn statuses_in_order_404_403_503_200() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        let m = Arc::clone(st.metrics());
+        let app = app(st);
+        assert_eq!(call(app.clone(), get("/v1/tickets/nope/scope", Some("site-b.example"))).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(app.clone(), get("/v1/tickets/geo/scope", Some("site-c.example"))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(call(app.clone(), get("/v1/tickets/geo/scope", None)).await.0, StatusCode::FORBIDDEN);
+        let (s, _, body) = call(app.clone(), get("/v1/tickets/geo/scope", Some("site-b.example"))).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        ch.publish("geo", TicketView::NotGranted { standby: false }, &m);
+        let (s, _, body) = call(app.clone(), get("/v1/tickets/geo/scope", Some("SITE-B.example"))).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("not granted at site site-a"), "{body}");
+        let p = granted(&ch, &m);
+        let (s, h, body) = call(app.clone(), get("/v1/tickets/geo/scope", Some("site-b.example"))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body, "<configuration/>\n");
+        assert_eq!(h[ETAG], format!("\"{}\"", p.etag).as_str());
+        assert_eq!(h[HEADER_TERM], "9");
+        assert_eq!(h[HEADER_SITE], "site-a");
+        assert!(m.encode().contains(r#"errors_total{kind="forbidden"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn conditional_get() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        let p = granted(&ch, st.metrics());
+        let app = app(st);
+        for (inm, expect) in [
+            (format!("\"{}\"", p.etag), StatusCode::NOT_MODIFIED),
+            (format!("W/\"{}\", \"x\"", p.etag), StatusCode::NOT_MODIFIED),
+            ("*".to_owned(), StatusCode::NOT_MODIFIED),
+            ("\"sha256:aa\"".to_owned(), StatusCode::OK),
+            (p.etag.clone(), StatusCode::OK),
+        ] {
+            let mut req = get("/v1/tickets/geo/scope", Some("site-b.example"));
+            req.headers_mut().insert(IF_NONE_MATCH, HeaderValue::from_str(&inm).unwrap());
+            let (s, h, body) = call(app.clone(), req).await;
+            assert_eq!(s, expect, "If-None-Match: {inm}");
+            assert_eq!(h[ETAG], format!("\"{}\"", p.etag).as_str());
+            if s == StatusCode::NOT_MODIFIED {
+                assert!(body.is_empty());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_refused() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        granted(&ch, st.metrics());
+        let app = app(st);
+        let mut req = HttpRequest::get("/v1/tickets/geo/scope").body(Body::from("hello")).unwrap();
+        req.extensions_mut().insert(ClientIdentity::from_names(["site-b.example"]));
+        assert_eq!(call(app.clone(), req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let mut req = HttpRequest::get("/healthz").header(CONTENT_LENGTH, "5").body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ClientIdentity::from_names(["x"]));
+        assert_eq!(call(app.clone(), req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let post = HttpRequest::post("/v1/tickets/geo/scope").body(Body::empty()).unwrap();
+        assert_eq!(call(app.clone(), post).await.0, StatusCode::METHOD_NOT_ALLOWED);
+        let (s, _, body) = call(app, get("/healthz", Some("x"))).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
+    }
+
+    #[tokio::test]
+    async fn stream_skips_the_announced_version_and_ends_on_revoke() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch).with_keep_alive(Duration::from_millis(50));
+        let m = Arc::clone(st.metrics());
+        let p = granted(&ch, &m);
+        let app = app(st);
+        let mut req = get("/v1/tickets/geo/stream", Some("site-b.example"));
+        req.headers_mut().insert("last-event-id", HeaderValue::from_str(&p.etag).unwrap());
+        let r = app.oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/event-stream");
+        let mut body = r.into_body().into_data_stream();
+        use futures_util::StreamExt as _;
+        // Already has p: first comes a keep-alive, not p again.
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(&first[..], KEEP_ALIVE_COMMENT);
+        assert!(m.encode().contains(r#"open_streams{ticket="geo"} 1"#));
+        let q = Arc::new(Published::new("geo", "<configuration>\n</configuration>\n".into(), "sha256:bb".into(), "0.4.0".into(), Some(9)).unwrap());
+        ch.publish("geo", TicketView::Granted(Arc::clone(&q)), &m);
+        let mut got = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap();
+            if &chunk[..] == KEEP_ALIVE_COMMENT {
+                if !got.is_empty() {
+                    ch.publish("geo", TicketView::NotGranted { standby: false }, &m);
+                }
+                continue;
+            }
+            got.push(chunk);
+        }
+        assert_eq!(got, vec![q.frame.clone()]);
+        assert!(m.encode().contains(r#"open_streams{ticket="geo"} 0"#));
+    }
+}

@@ -1,0 +1,290 @@
+//! Change detection: when the CIB changes, recompute and publish.
+//!
+//! Event-driven first: `notify` watches the *directory* of the CIB file and
+//! keeps the events that name the file — Pacemaker (and editors) replace
+//! `cib.xml` by renaming a new file over it, which a watch on the file itself
+//! would miss after the first time; `cibadmin` in `CIB_file` mode rewrites it
+//! in place. Events are debounced ([`DEBOUNCE`]) so one commit (several
+//! writes) costs one query. A periodic re-check (`recheck_seconds`) catches
+//! what no file event announces — on a live cluster the ticket grants live
+//! in the status section, which Pacemaker keeps in memory and does not write
+//! to `cib.xml` — and covers a watch that could not be set up.
+//!
+//! Each refresh runs `cibadmin --query` (through `cib-tools`) and the
+//! parsing and scoping on the blocking thread pool, then publishes through
+//! [`Channels`], which wakes streams only on observable changes. Refreshes
+//! run one at a time; events arriving meanwhile coalesce into one more.
+//!
+//! If the CIB cannot be read, the last published state is kept (a
+//! `cibadmin` hiccup must not end every stream) and the error is logged and
+//! counted; before the first successful read every ticket is
+//! [`TicketView::Unavailable`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use cib_tools::cib::Cib;
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::publication::{views, Channels, TicketView};
+
+/// The CIB file a live cluster writes on every configuration change.
+pub const LIVE_CIB_FILE: &str = "/var/lib/pacemaker/cib/cib.xml";
+/// Quiet time after a file event before the CIB is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Where the CIB is read from and which file announces its changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The handle `cibadmin --query` runs through.
+    pub cib: Cib,
+    /// The file whose changes trigger a refresh.
+    pub file: PathBuf,
+}
+
+impl Source {
+    /// The configured file if any; else the file named by the `CIB_file`
+    /// environment variable (inherited by `cibadmin`, exactly as every
+    /// Pacemaker tool does); else the live CIB, watched through
+    /// [`LIVE_CIB_FILE`].
+    #[must_use]
+    pub fn new(cib_file: Option<&Path>) -> Source {
+        if let Some(f) = cib_file {
+            return Source {
+                cib: Cib::file(absolute(f)),
+                file: absolute(f),
+            };
+        }
+        match std::env::var_os("CIB_file").filter(|v| !v.is_empty()) {
+            Some(f) => Source {
+                cib: Cib::from_env(),
+                file: absolute(Path::new(&f)),
+            },
+            None => Source {
+                cib: Cib::from_env(),
+                file: PathBuf::from(LIVE_CIB_FILE),
+            },
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// Reads the CIB and publishes what changed, on file events and
+/// periodically.
+#[derive(Debug)]
+pub struct Watcher {
+    source: Source,
+    tickets: Vec<String>,
+    channels: Arc<Channels>,
+    metrics: Arc<Metrics>,
+    recheck: Duration,
+    ever_read: bool,
+}
+
+impl Watcher {
+    /// A watcher publishing every ticket of `channels`.
+    #[must_use]
+    pub fn new(source: Source, channels: Arc<Channels>, metrics: Arc<Metrics>, recheck: Duration) -> Watcher {
+        let tickets = channels.tickets().map(str::to_owned).collect();
+        Watcher {
+            source,
+            tickets,
+            channels,
+            metrics,
+            recheck,
+            ever_read: false,
+        }
+    }
+
+    /// Sets up the file watch, reads the CIB once (so the server starts with
+    /// the current state), then spawns the loop that keeps it current until
+    /// `shutdown`. A watch that cannot be set up is logged; the periodic
+    /// re-check still runs.
+    pub async fn start(mut self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let (tx, rx) = mpsc::channel(1);
+        let fs_watch = match watch_file(&self.source.file, tx) {
+            Ok(w) => {
+                tracing::info!(file = %self.source.file.display(), "watching the CIB file");
+                Some(w)
+            }
+            Err(e) => {
+                self.metrics.error("watch");
+                tracing::warn!(error = %e, recheck_seconds = self.recheck.as_secs(), "cannot watch the CIB file; relying on the periodic re-check");
+                None
+            }
+        };
+        self.refresh().await;
+        tokio::spawn(self.run(rx, fs_watch, shutdown))
+    }
+
+    async fn run(mut self, mut events: mpsc::Receiver<()>, fs_watch: Option<notify::RecommendedWatcher>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.recheck, self.recheck);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watching = fs_watch.is_some();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                ev = events.recv(), if watching => {
+                    if ev.is_none() {
+                        watching = false;
+                        continue;
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(DEBOUNCE) => {}
+                    }
+                    while events.try_recv().is_ok() {}
+                    tracing::debug!("CIB file changed");
+                    self.refresh().await;
+                }
+                _ = tick.tick() => {
+                    tracing::trace!("periodic re-check");
+                    self.refresh().await;
+                }
+            }
+        }
+        drop(fs_watch);
+    }
+
+    /// Reads the CIB once and publishes every ticket's view; returns whether
+    /// the CIB could be read and parsed.
+    pub async fn refresh(&mut self) -> bool {
+        let cib = self.source.cib.clone();
+        let tickets = self.tickets.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let result = tokio::task::spawn_blocking(move || -> Result<Vec<(String, TicketView)>, (&'static str, String)> {
+            let text = cib.query().map_err(|e| ("cib_query", e.to_string()))?;
+            views(&text, &tickets, &metrics).map_err(|e| ("cib_parse", e.to_string()))
+        })
+        .await;
+        match result {
+            Ok(Ok(views)) => {
+                self.ever_read = true;
+                for (ticket, view) in views {
+                    self.channels.publish(&ticket, view, &self.metrics);
+                }
+                true
+            }
+            Ok(Err((kind, message))) => {
+                self.metrics.error(kind);
+                tracing::warn!(error = %message, kept_last_state = self.ever_read, "reading the CIB failed");
+                if !self.ever_read {
+                    for t in &self.tickets {
+                        self.channels.publish(t, TicketView::Unavailable(message.clone()), &self.metrics);
+                    }
+                }
+                false
+            }
+            Err(join) => {
+                self.metrics.error("cib_query");
+                tracing::error!(error = %join, "the CIB reading task failed");
+                false
+            }
+        }
+    }
+}
+
+/// Watches the directory of `file` and sends `()` (coalescing) for every
+/// event that names `file` and may have changed its content.
+fn watch_file(file: &Path, tx: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher, Error> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let name: OsString = file.file_name().map(ToOwned::to_owned).unwrap_or_default();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            if relevant(&event.kind) && event.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
+                // Full means a refresh is already pending: coalesce.
+                let _ = tx.try_send(());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "file watch error"),
+    })
+    .map_err(|source| Error::Watch {
+        path: dir.clone(),
+        source,
+    })?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|source| Error::Watch { path: dir, source })?;
+    Ok(watcher)
+}
+
+/// Whether an event kind may mean new content: creation, removal, renames,
+/// data writes, close-after-write. Not opens and reads (our own `cibadmin
+/// --query` opens the file) nor metadata-only changes.
+fn relevant(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, MetadataKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn event_filter() {
+        assert!(relevant(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(relevant(&EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))));
+        assert!(relevant(&EventKind::Create(CreateKind::File)));
+        assert!(relevant(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!relevant(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+    }
+
+    #[test]
+    fn configured_file_wins() {
+        let s = Source::new(Some(Path::new("/tmp/x/cib.xml")));
+        assert_eq!(s.file, Path::new("/tmp/x/cib.xml"));
+        assert_eq!(s.cib.file_path(), Some(Path::new("/tmp/x/cib.xml")));
+    }
+
+    #[tokio::test]
+    async fn file_events_are_filtered_by_name_and_survive_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cib.xml");
+        std::fs::write(&file, "a").unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        let _w = watch_file(&file, tx).unwrap();
+        async fn wait(rx: &mut mpsc::Receiver<()>) -> bool {
+            tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.is_ok()
+        }
+        // Another file in the directory: nothing.
+        std::fs::write(dir.path().join("cib.xml.sig"), "x").unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err());
+        // Written in place.
+        std::fs::write(&file, "b").unwrap();
+        assert!(wait(&mut rx).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        // Replaced by rename, twice (a watch on the file itself would lose it).
+        for content in ["c", "d"] {
+            let tmp = dir.path().join("cib.tmp");
+            std::fs::write(&tmp, content).unwrap();
+            std::fs::rename(&tmp, &file).unwrap();
+            assert!(wait(&mut rx).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+        }
+        // Reading it: nothing.
+        let _ = std::fs::read(&file).unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Integration tests of the publisher daemon: the real server (`server::run`
+//! with `server::app`) started in-process on `127.0.0.1:0`, real rustls with
+//! certificates generated at test time (`cib_net::test_pki`), a real CIB
+//! file changed with the real `crm_ticket` and `cibadmin` (`CIB_file` set on
+//! each child), and a real HTTPS client (reqwest over `cib_net::tls`).
+//!
+//! - [`cli`]: the `serve` binary — configuration checked before binding,
+//!   `examples/make-certs.sh` certificates, SIGTERM.
+//! - [`harness`]: one publisher site (temporary directory, certificates, CIB
+//!   file, server) and clients.
+//! - [`tls`]: handshakes refused (no certificate, another CA, expired) and
+//!   the per-ticket allow-list (403).
+//! - [`http`]: the scope document, its headers, 304, 404, 503, health and
+//!   metrics.
+//! - [`stream`]: server-sent events following CIB changes, resuming, ending
+//!   on revoke and on shutdown.
+
+mod cli;
+mod harness;
+mod http;
+mod stream;
+mod tls;
