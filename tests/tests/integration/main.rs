@@ -16,8 +16,10 @@
 //!   command-line order.
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
+//! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
 
 mod corpus;
+mod ocf;
 mod publisher;
 mod refusals;
 mod replicate;
