@@ -1,6 +1,13 @@
 //! The dry run (`diff`), `replicate-now` and `status` against the local CIB.
+//!
+//! Every function takes the [`Cib`] to work on: the CLI passes
+//! `Cib::from_env()` (or the configured `cib_file`), the daemon the one of
+//! its configuration. [`replicate_now`] returns what it did instead of
+//! printing it, so the daemon logs it and the CLI prints
+//! [`Applied::describe`].
 
 use std::io::IsTerminal as _;
+use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
@@ -8,9 +15,11 @@ use cib_tools::cib::Cib;
 use cib_transforms::canonical::element_digest;
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
-use cib_transforms::merge::{self, Options, Ownership, Plan};
+use cib_transforms::merge::{self, Options, Ownership, Plan, Report};
 use cib_transforms::scope::Scope;
 use cib_transforms::xml::{self, Element};
+
+use crate::state::{self, Timestamp};
 
 /// How often a patch is retried when the CIB changed between read and write.
 const ATTEMPTS: usize = 5;
@@ -36,7 +45,8 @@ impl Color {
     }
 }
 
-fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
+/// Reads and parses the local CIB.
+pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
     let text = cib.query().context("reading the local CIB")?;
     let parsed = xml::parse(&text).context("parsing the local CIB")?;
     Ok((text, parsed))
@@ -47,10 +57,17 @@ fn plan(local: &Element, scope: &Scope, opts: Options) -> anyhow::Result<Plan> {
     Ok(merge::plan(local, scope, opts)?)
 }
 
-/// Prints what `replicate-now` would change; returns whether anything would.
-pub fn diff(scope: &Scope, opts: Options, color: Color) -> anyhow::Result<bool> {
-    let (_, local) = read_local(&Cib::from_env())?;
+/// Plans merging the scope into the local CIB as it is now, changing
+/// nothing; returns the local CIB and the plan.
+pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options) -> anyhow::Result<(Element, Plan)> {
+    let (_, local) = read_local(cib)?;
     let p = plan(&local, scope, opts)?;
+    Ok((local, p))
+}
+
+/// Prints what `replicate-now` would change; returns whether anything would.
+pub fn diff(cib: &Cib, scope: &Scope, opts: Options, color: Color) -> anyhow::Result<bool> {
+    let (local, p) = plan_local(cib, scope, opts)?;
     let before = cib::configuration(&local)?;
     let after = cib::configuration(&p.cib)?;
     print!(
@@ -65,17 +82,41 @@ pub fn diff(scope: &Scope, opts: Options, color: Color) -> anyhow::Result<bool> 
     Ok(p.changed)
 }
 
+/// What [`replicate_now`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Whether the CIB was patched (`false`: it was up to date).
+    pub changed: bool,
+    /// What changed, element by element.
+    pub report: Report,
+}
+
+impl Applied {
+    /// The lines `replicate-now` prints: `ticket T: up to date (scope D)`,
+    /// or `ticket T: applied scope D` followed by the summary.
+    #[must_use]
+    pub fn describe(&self, scope: &Scope) -> String {
+        if self.changed {
+            format!("ticket {}: applied scope {}\n{}", scope.ticket, scope.digest, self.report.summary())
+        } else {
+            format!("ticket {}: up to date (scope {})\n", scope.ticket, scope.digest)
+        }
+    }
+}
+
 /// Merges the scope into the local CIB as one version-checked patch,
-/// retrying when the CIB changed meanwhile.
-pub fn replicate_now(scope: &Scope, opts: Options) -> anyhow::Result<()> {
-    let cib = Cib::from_env();
+/// retrying when the CIB changed meanwhile (`on_retry` is told each time).
+/// On any error nothing was applied.
+pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
     for attempt in 1..=ATTEMPTS {
-        let (text, local) = read_local(&cib)?;
+        let (text, local) = read_local(cib)?;
         let p = plan(&local, scope, opts)?;
         p.refuse_conflicts()?;
         if !p.changed {
-            println!("ticket {}: up to date (scope {})", scope.ticket, scope.digest);
-            return Ok(());
+            return Ok(Applied {
+                changed: false,
+                report: p.report,
+            });
         }
         let merged = p.cib.to_xml();
         cib_tools::cib::verify(&merged).context("the merged CIB does not validate; nothing was applied")?;
@@ -84,12 +125,13 @@ pub fn replicate_now(scope: &Scope, opts: Options) -> anyhow::Result<()> {
         };
         match cib.patch(&patch) {
             Ok(()) => {
-                println!("ticket {}: applied scope {}", scope.ticket, scope.digest);
-                print!("{}", p.report.summary());
-                return Ok(());
+                return Ok(Applied {
+                    changed: true,
+                    report: p.report,
+                })
             }
             Err(cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
-                eprintln!("cib-subscriber: the CIB changed while applying (attempt {attempt}/{ATTEMPTS}); retrying");
+                on_retry(&format!("the CIB changed while applying (attempt {attempt}/{ATTEMPTS}); retrying"));
             }
             Err(e) => return Err(e).context("applying the patch"),
         }
@@ -98,9 +140,10 @@ pub fn replicate_now(scope: &Scope, opts: Options) -> anyhow::Result<()> {
 }
 
 /// Prints the ownership record of `ticket` and the state of each owned
-/// element (`ok`, `drift`, `missing`).
-pub fn status(ticket: &str) -> anyhow::Result<()> {
-    let (_, local) = read_local(&Cib::from_env())?;
+/// element (`ok`, `drift`, `missing`), then what the daemon recorded in
+/// `state_dir` (source, term, applied, pending, last error, ages).
+pub fn status(cib: &Cib, ticket: &str, state_dir: &Path) -> anyhow::Result<()> {
+    let (_, local) = read_local(cib)?;
     let own = Ownership::read(&local, ticket);
     let state = cib::ticket_state(&local, ticket);
     println!("ticket {ticket}: {}", if state.granted { "granted here" } else { "not granted here" });
@@ -121,6 +164,16 @@ pub fn status(ticket: &str) -> anyhow::Result<()> {
             Some(_) => "ok",
         };
         println!("  {state:<8} {key}");
+    }
+    let path = state::state_path(state_dir, ticket);
+    if !path.is_file() {
+        println!("daemon state:    none ({} does not exist)", path.display());
+        return Ok(());
+    }
+    let daemon = state::load(state_dir, ticket)?;
+    println!("daemon state ({}):", path.display());
+    for line in state::render(&daemon, Timestamp::now()).lines() {
+        println!("  {line}");
     }
     Ok(())
 }

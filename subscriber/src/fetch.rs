@@ -160,6 +160,23 @@ pub fn client(tls: &TlsPaths) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTPS client")
 }
 
+/// An HTTPS client for event streams: as [`client`], but without a bound on
+/// the whole request (a stream lasts as long as the publisher serves the
+/// ticket; the follower bounds the wait for each chunk instead) and with TCP
+/// keep-alive.
+pub fn stream_client(tls: &TlsPaths) -> anyhow::Result<reqwest::Client> {
+    let config = cib_net::tls::client_config(tls)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_keepalive(Duration::from_secs(30))
+        .build()
+        .context("building the HTTPS client")
+}
+
 /// GETs a scope document, bounded by [`MAX_DOCUMENT_BYTES`].
 pub async fn fetch(client: &reqwest::Client, url: &Url) -> anyhow::Result<Fetched> {
     fetch_limited(client, url, MAX_DOCUMENT_BYTES).await
@@ -172,14 +189,8 @@ async fn fetch_limited(client: &reqwest::Client, url: &Url, limit: usize) -> any
         .await
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e.without_url())))
         .with_context(|| format!("fetching {url}"))?;
-    let status = response.status();
-    if status != StatusCode::OK {
-        let body = read_limited(&mut response, ERROR_BODY_LIMIT).await.unwrap_or_default();
-        let text: String = String::from_utf8_lossy(&body)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        bail!("{url}: the publisher answered {status}: {}", text.trim());
+    if response.status() != StatusCode::OK {
+        return Err(refusal(url, &mut response).await);
     }
     let header = |name: &str| {
         response
@@ -211,6 +222,18 @@ async fn fetch_limited(client: &reqwest::Client, url: &Url, limit: usize) -> any
     })
 }
 
+/// The error for a response other than 200: its status and the start of the
+/// publisher's explanation (bounded, control characters blanked).
+pub async fn refusal(url: &Url, response: &mut reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let body = read_limited(response, ERROR_BODY_LIMIT).await.unwrap_or_default();
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    anyhow::anyhow!("{url}: the publisher answered {status}: {}", text.trim())
+}
+
 /// Reads at most `limit` bytes of the body (stops early, no error).
 async fn read_limited(response: &mut reqwest::Response, limit: usize) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -230,7 +253,7 @@ async fn read_limited(response: &mut reqwest::Response, limit: usize) -> anyhow:
 
 /// reqwest's errors keep the cause (TLS alert, refused connection) in their
 /// source chain; name it.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

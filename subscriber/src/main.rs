@@ -1,22 +1,26 @@
 //! `cib-subscriber` — keeps a stopped, site-adapted copy of a ticket's
 //! configuration in the local CIB.
 //!
-//! The CLI is glue: scope, transforms and merge rules live in
-//! `cib-transforms`; Pacemaker tools and xsltproc run through `cib-tools`.
+//! The CLI is glue: the daemon's parts, `diff`, `replicate-now` and
+//! `status` live in this package's library (`cib_subscriber`); scope,
+//! transforms and merge rules live in `cib-transforms`; Pacemaker tools and
+//! xsltproc run through `cib-tools`.
 
-mod apply;
-mod fetch;
-mod pipeline;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
-use apply::Color;
+use cib_subscriber::apply::{self, Color};
+use cib_subscriber::config::{read_config, Overrides, DEFAULT_STATE_DIR};
+use cib_subscriber::fetch::{Source, TlsArgs};
+use cib_subscriber::pipeline::{load_scope, load_staged, load_steps, transform, transformed_document, StepArg};
+use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
+use cib_tools::cib::Cib;
 use cib_transforms::merge::Options;
-use fetch::{Source, TlsArgs};
-use pipeline::{load_scope, load_steps, transform, transformed_document, StepArg};
+use cib_transforms::Scope;
 
 /// Keep a stopped, site-adapted copy of a Pacemaker ticket's configuration
 /// in the local CIB.
@@ -28,12 +32,18 @@ use pipeline::{load_scope, load_steps, transform, transformed_document, StepArg}
 /// `status`), local elements are never changed, and the change is applied as
 /// one version-checked patch.
 ///
+/// `run` is the daemon that does this for every new version published;
+/// in manual mode it stages each version, and `diff` / `replicate-now`
+/// without --from show and apply the staged one.
+///
 /// The local CIB is read and written through cibadmin; when the environment
 /// variable CIB_file names a file, that file is used instead, exactly as
-/// every Pacemaker tool does.
+/// every Pacemaker tool does (or the configuration's `cib_file`, with
+/// --config).
 ///
-/// Exit status: 0 success (for `diff`: nothing would change), 1 `diff` found
-/// changes, 2 error (nothing was applied).
+/// Exit status: 0 success (for `diff`: nothing would change; for `run`: a
+/// clean shutdown on SIGTERM or SIGINT), 1 `diff` found changes, 2 error
+/// (nothing was applied).
 #[derive(Debug, Parser)]
 #[command(name = "cib-subscriber", version, about, long_about)]
 struct Cli {
@@ -52,13 +62,17 @@ enum Command {
     ///
     /// Prints a unified diff of the local <configuration> before and after,
     /// then a summary: added, changed, removed, conflicts, drift, left out.
-    /// Exits 0 when nothing would change, 1 when something would, 2 on error.
+    /// Without --from, shows the change the daemon staged (manual mode).
+    /// Exits 0 when nothing would change (or nothing is staged), 1 when
+    /// something would, 2 on error.
     Diff {
         /// Ticket the scope belongs to.
         #[arg(long, short = 't', value_name = "TICKET")]
         ticket: String,
         #[command(flatten)]
         input: Input,
+        #[command(flatten)]
+        local: Local,
         /// Take over local elements that carry the ids of replicated ones.
         #[arg(long)]
         adopt: bool,
@@ -67,6 +81,10 @@ enum Command {
         color: Color,
     },
     /// Merge the scope into the local CIB now.
+    ///
+    /// Without --from, applies the document the daemon staged (manual mode)
+    /// in STATE_DIR/TICKET/pending.xml, already transformed, and records it
+    /// in the daemon's state.
     ///
     /// Refuses (exit 2, CIB untouched) when the ticket is granted to this
     /// site, when the scope lacks its rsc_ticket constraints, when an unowned
@@ -79,15 +97,53 @@ enum Command {
         ticket: String,
         #[command(flatten)]
         input: Input,
+        #[command(flatten)]
+        local: Local,
         /// Take over local elements that carry the ids of replicated ones.
         #[arg(long)]
         adopt: bool,
     },
-    /// Show what is replicated here for a ticket, and whether it drifted.
+    /// Show what is replicated here for a ticket, whether it drifted, and
+    /// what the daemon recorded: source site, grant term, version applied,
+    /// pending, last result, last error, with their ages.
     Status {
         /// Ticket to report on.
         #[arg(long, short = 't', value_name = "TICKET")]
         ticket: String,
+        #[command(flatten)]
+        local: Local,
+    },
+    /// Follow the publishers of the configured tickets (the daemon).
+    ///
+    /// Reads and validates the configuration (TOML; see
+    /// examples/subscriber.toml), the rule files and the TLS files before
+    /// connecting. For each ticket, keeps an event stream open to every
+    /// peer's publisher (reconnecting with backoff and jitter) and accepts a
+    /// version only if its grant term is not older than the newest seen;
+    /// verifies its digest, runs the ticket's transform steps, then applies
+    /// it (mode "auto", as replicate-now) or stages it (mode "manual").
+    /// Does nothing while this site holds the ticket granted. State per
+    /// ticket is kept in STATE_DIR/TICKET/ (see `status`).
+    ///
+    /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
+    /// Stops cleanly on SIGTERM or SIGINT.
+    Run {
+        /// Configuration file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Site name instead of the configured one.
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// State directory instead of the configured one.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Apply to this CIB file instead of the configured one (or
+        /// CIB_file, or the live CIB).
+        #[arg(long, value_name = "FILE")]
+        cib_file: Option<PathBuf>,
+        /// Check the configuration, rule and TLS files, then exit.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -98,9 +154,10 @@ struct Input {
     /// publisher's URL: https://HOST:PORT (the scope of --ticket is fetched)
     /// or the full https://HOST:PORT/v1/tickets/TICKET/scope. A URL is
     /// fetched with mutual TLS (--cert, --key, --ca); responses over 64 MiB,
-    /// plaintext http:// and redirects are refused.
+    /// plaintext http:// and redirects are refused. Without --from, `diff`
+    /// and `replicate-now` use the document staged by the daemon.
     #[arg(long, value_name = "FILE|URL")]
-    from: Source,
+    from: Option<Source>,
     #[command(flatten)]
     tls: TlsArgs,
     /// TOML file of declarative transform rules (repeatable, ordered).
@@ -109,6 +166,34 @@ struct Input {
     /// XSLT 1.0 stylesheet run by xsltproc (repeatable, ordered with --rules).
     #[arg(long, value_name = "FILE")]
     xslt: Vec<PathBuf>,
+}
+
+/// The daemon's state and CIB, for `diff`, `replicate-now` and `status`.
+#[derive(Debug, Args)]
+struct Local {
+    /// The daemon's configuration file: its `state_dir` (and `cib_file`,
+    /// if set) are used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The daemon's state directory (default: the configuration's, else
+    /// /var/lib/cib-replicator).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl Local {
+    /// The state directory and the CIB to work on.
+    fn resolve(&self) -> anyhow::Result<(PathBuf, Cib)> {
+        let (dir, cib) = match &self.config {
+            Some(path) => {
+                let cfg = read_config(path)?;
+                let cib = cfg.cib();
+                (cfg.state_dir, cib)
+            }
+            None => (PathBuf::from(DEFAULT_STATE_DIR), Cib::from_env()),
+        };
+        Ok((self.state_dir.clone().unwrap_or(dir), cib))
+    }
 }
 
 impl Input {
@@ -140,9 +225,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn prepare(input: &Input, ticket: Option<&str>, matches: &ArgMatches) -> anyhow::Result<cib_transforms::Scope> {
+/// A scope from --from, transformed by --rules/--xslt.
+fn prepare(from: &Source, input: &Input, ticket: Option<&str>, matches: &ArgMatches) -> anyhow::Result<Scope> {
     let steps = load_steps(input.steps(matches))?;
-    let scope = load_scope(&input.from, ticket, &input.tls)?;
+    let scope = load_scope(from, ticket, &input.tls)?;
     let (scope, log) = transform(scope, &steps)?;
     for line in log {
         eprintln!("cib-subscriber: {line}");
@@ -150,27 +236,184 @@ fn prepare(input: &Input, ticket: Option<&str>, matches: &ArgMatches) -> anyhow:
     Ok(scope)
 }
 
+/// The staged document of `ticket` (already transformed), with its path
+/// and text; `None` when nothing is staged.
+fn staged(input: &Input, ticket: &str, state_dir: &Path) -> anyhow::Result<Option<(Scope, PathBuf, String)>> {
+    if !input.rules.is_empty() || !input.xslt.is_empty() {
+        anyhow::bail!("--rules and --xslt need --from: the staged document is already transformed by the daemon");
+    }
+    let dir = state::ticket_dir(state_dir, ticket);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "no daemon state for ticket {ticket} in {} (give --from FILE|URL, or the daemon's --config / --state-dir)",
+            state_dir.display()
+        );
+    }
+    let path = state::pending_path(state_dir, ticket);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let (scope, text) = load_staged(&path, ticket)?;
+    eprintln!("cib-subscriber: using the document staged in {}", path.display());
+    Ok(Some((scope, path, text)))
+}
+
 fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transform { input } => {
-            let scope = prepare(&input, None, matches)?;
+            let Some(from) = &input.from else {
+                anyhow::bail!("transform needs --from FILE|URL");
+            };
+            let scope = prepare(from, &input, None, matches)?;
             cib_transforms::merge::check_scope(&scope)?;
             print!("{}", transformed_document(&scope));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Diff { ticket, input, adopt, color } => {
-            let scope = prepare(&input, Some(&ticket), matches)?;
-            let changed = apply::diff(&scope, Options { adopt }, color)?;
+        Command::Diff {
+            ticket,
+            input,
+            local,
+            adopt,
+            color,
+        } => {
+            let (state_dir, cib) = local.resolve()?;
+            let scope = match &input.from {
+                Some(from) => prepare(from, &input, Some(&ticket), matches)?,
+                None => match staged(&input, &ticket, &state_dir)? {
+                    Some((scope, _, _)) => scope,
+                    None => {
+                        println!("ticket {ticket}: nothing staged");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                },
+            };
+            let changed = apply::diff(&cib, &scope, Options { adopt }, color)?;
             Ok(if changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::ReplicateNow { ticket, input, adopt } => {
-            let scope = prepare(&input, Some(&ticket), matches)?;
-            apply::replicate_now(&scope, Options { adopt })?;
+        Command::ReplicateNow {
+            ticket,
+            input,
+            local,
+            adopt,
+        } => {
+            let (state_dir, cib) = local.resolve()?;
+            let mut on_retry = |m: &str| eprintln!("cib-subscriber: {m}");
+            if let Some(from) = &input.from {
+                let scope = prepare(from, &input, Some(&ticket), matches)?;
+                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+                print!("{}", applied.describe(&scope));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some((scope, path, text)) = staged(&input, &ticket, &state_dir)? else {
+                anyhow::bail!(
+                    "nothing staged for ticket {ticket} ({} does not exist): nothing to apply",
+                    state::pending_path(&state_dir, &ticket).display()
+                );
+            };
+            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+            print!("{}", applied.describe(&scope));
+            record_staged_applied(&state_dir, &ticket, &scope, &path, &text, &applied);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { ticket } => {
-            apply::status(&ticket)?;
+        Command::Status { ticket, local } => {
+            let (state_dir, cib) = local.resolve()?;
+            apply::status(&cib, &ticket, &state_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            site,
+            state_dir,
+            cib_file,
+            check,
+        } => {
+            let mut cfg = read_config(&config)?;
+            cfg.apply(&Overrides {
+                site,
+                state_dir,
+                cib_file,
+            });
+            cfg.validate()?;
+            cib_net::tls::client_config(&cfg.tls)?;
+            if check {
+                println!("cib-subscriber: {} is valid", config.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            init_logging();
+            let shutdown = CancellationToken::new();
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(async {
+                    tokio::spawn(cancel_on_signal(shutdown.clone()));
+                    cib_subscriber::daemon::run(cfg, shutdown).await
+                })?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// After `replicate-now` applied the staged document: removes it (unless
+/// the daemon staged a newer one meanwhile) and records the result in the
+/// daemon's state. Failures are reported, not fatal: the CIB is applied.
+fn record_staged_applied(state_dir: &Path, ticket: &str, scope: &Scope, path: &Path, text: &str, applied: &apply::Applied) {
+    let unchanged = std::fs::read_to_string(path).is_ok_and(|now| now == text);
+    if unchanged {
+        if let Err(e) = state::remove_pending(state_dir, ticket) {
+            eprintln!("cib-subscriber: warning: {e}");
+        }
+    }
+    let result = state::update(state_dir, ticket, |s| {
+        s.applied = Some(VersionSeen {
+            digest: scope.digest.clone(),
+            version: scope.version.clone(),
+            term: scope.term,
+            at: Timestamp::now(),
+        });
+        if unchanged {
+            s.pending = None;
+        }
+        s.last_success = Some(Timestamp::now());
+        let what = if applied.changed { "applied by replicate-now" } else { "up to date (replicate-now)" };
+        s.last_result = Some(Note::now(what));
+    });
+    if let Err(e) = result {
+        eprintln!("cib-subscriber: warning: the CIB is applied but the daemon's state was not updated: {e}");
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+async fn cancel_on_signal(token: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => tracing::info!("SIGINT received"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+        () = token.cancelled() => {}
+    }
+    token.cancel();
 }

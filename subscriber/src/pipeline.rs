@@ -84,6 +84,12 @@ pub fn load_scope(from: &Source, ticket: Option<&str>, tls: &TlsArgs) -> anyhow:
 pub fn load_scope_file(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scope> {
     let text = read_bounded(path, Limits::default().max_bytes)?;
     let doc = xml::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if doc.attr(ATTR_SOURCE_DIGEST).is_some() {
+        bail!(
+            "{} is a document staged by the daemon (already transformed): run replicate-now or diff without --from to use it",
+            path.display()
+        );
+    }
     Scope::from_document(doc, ticket).with_context(|| format!("reading scope {}", path.display()))
 }
 
@@ -122,12 +128,50 @@ pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec
     Ok((scope, log))
 }
 
+/// Root attribute of a transformed document: the digest of its (transformed)
+/// content.
+pub const ATTR_TRANSFORMED_DIGEST: &str = "replicator-transformed-digest";
+/// Root attribute of a staged document: the publisher's digest of the scope
+/// it was transformed from (what the ownership record and `status` show).
+pub const ATTR_SOURCE_DIGEST: &str = "replicator-source-digest";
+
 /// The transformed scope as a document: like the published one, without the
 /// publisher's digest (the content no longer hashes to it) and with the
 /// digest of the transformed content under another name.
 pub fn transformed_document(scope: &Scope) -> String {
     let mut doc = scope.to_document();
     doc.remove_attr(ATTR_DIGEST);
-    doc.set_attr("replicator-transformed-digest", digest(&scope.config));
+    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest(&scope.config));
     doc.to_xml()
+}
+
+/// The transformed scope as the daemon stages it in manual mode
+/// (`pending.xml`): the [`transformed_document`] plus the publisher's
+/// digest as [`ATTR_SOURCE_DIGEST`]. [`load_staged`] reads it back.
+pub fn staged_document(scope: &Scope) -> String {
+    let mut doc = scope.to_document();
+    doc.remove_attr(ATTR_DIGEST);
+    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest(&scope.config));
+    doc.set_attr(ATTR_SOURCE_DIGEST, scope.digest.clone());
+    doc.to_xml()
+}
+
+/// Reads a document written by [`staged_document`]: already transformed for
+/// this site (no steps are run again). Its content is verified against
+/// [`ATTR_TRANSFORMED_DIGEST`] (a staged file edited or damaged since is
+/// refused); the returned scope carries the publisher's digest, as a scope
+/// fresh from [`transform`] does. Also returns the text read, so a caller
+/// can tell later whether the file was replaced meanwhile.
+pub fn load_staged(path: &Path, ticket: &str) -> anyhow::Result<(Scope, String)> {
+    let text = read_bounded(path, Limits::default().max_bytes)?;
+    let mut doc = xml::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let (Some(transformed), Some(source)) = (doc.remove_attr(ATTR_TRANSFORMED_DIGEST), doc.remove_attr(ATTR_SOURCE_DIGEST))
+    else {
+        bail!("{} is not a document staged by cib-subscriber (no {ATTR_SOURCE_DIGEST})", path.display());
+    };
+    doc.set_attr(ATTR_DIGEST, transformed);
+    let mut scope = Scope::from_document(doc, Some(ticket))
+        .with_context(|| format!("reading staged document {} (changed since it was staged?)", path.display()))?;
+    scope.digest = source;
+    Ok((scope, text))
 }

@@ -1,0 +1,666 @@
+//! The daemon: for each ticket, follow every peer and keep the local copy
+//! current ([`run`]).
+//!
+//! Per ticket there is one *coordinator* task and one follower task per
+//! peer ([`crate::follow`]). Followers forward events; the coordinator alone
+//! decides, one document at a time, so two peers never race into the CIB:
+//!
+//! 1. **Verify** the document: hardened parser, ticket, SHA-256 digest of
+//!    the content (`Scope::from_document`), and that the event id (the
+//!    entity tag `digest@term`) matches it. A document that fails is
+//!    refused, logged and recorded as the last error; nothing else happens.
+//! 2. **Grant term**: accepted only if its `replicator-term` is at least the
+//!    newest term seen for the ticket (kept in the state file and in the
+//!    CIB's ownership record, so it survives restarts; it never goes back).
+//!    The peer whose document is accepted becomes the *source*. A document
+//!    from an older term — a site that lost the ticket and still serves it,
+//!    or a replay — is refused and logged.
+//! 3. **Local grant**: if this site holds the ticket granted, nothing is
+//!    done (logged at info: this site is the origin).
+//! 4. **Transform** with the site's steps ([`crate::pipeline::transform`]).
+//! 5. **Apply** (`auto`): exactly what `replicate-now` does
+//!    ([`crate::apply::replicate_now`]): merge, `crm_verify`, one
+//!    version-checked patch. **Stage** (`manual`): if the merge would change
+//!    anything, write the transformed document to
+//!    `<state_dir>/<ticket>/pending.xml` (atomically) for `diff` and
+//!    `replicate-now` without `--from`.
+//!
+//! Any failure leaves the CIB as it was (the patch is all or nothing) and is
+//! recorded in the state file ([`crate::state`]); failures after step 3 are
+//! retried with backoff (1 s doubling to a minute) until a newer document
+//! arrives — a conflict resolved or a CIB that became writable again heals
+//! without an event. Refusals (steps 1 and 2) are not retried.
+//!
+//! Events that queue up while a document is being applied are coalesced:
+//! only the newest of each peer is processed (every version is a whole
+//! snapshot).
+//!
+//! On shutdown the followers stop at once; a coordinator finishes the
+//! document it is applying, bounded by the grace period.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::Url;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use cib_net::protocol::{entity_tag, MAX_DOCUMENT_BYTES};
+use cib_net::sse;
+use cib_tools::cib::Cib;
+use cib_transforms::merge::{self, Options, Ownership, Report};
+use cib_transforms::scope::Scope;
+use cib_transforms::{cib, xml};
+
+use crate::apply;
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::follow::{follow_peer, Backoff, Peer, PeerMsg, INITIAL_BACKOFF};
+use crate::pipeline::{self, Step};
+use crate::state::{self, Note, PeerStatus, Timestamp, TicketStatus, VersionSeen};
+
+/// First pause before a failed document is tried again.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// Longest pause between two tries of a failed document.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Runs the daemon until `shutdown` is cancelled. `config` must have been
+/// validated ([`Config::validate`]).
+///
+/// # Errors
+///
+/// Only at start-up: [`Error::Invalid`] (steps or peers, if `config` was
+/// not validated), [`Error::Net`] / [`Error::Client`] (TLS files),
+/// [`Error::State`] (the state directory cannot be created). Once running,
+/// every failure is logged, recorded in the state files, and retried.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let client = crate::fetch::stream_client(&config.tls).map_err(|e| Error::Client(format!("{e:#}")))?;
+    let cib = config.cib();
+    let mut tickets = Vec::new();
+    for t in &config.tickets {
+        let dir = state::ticket_dir(&config.state_dir, &t.name);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::State {
+            what: "creating state directory",
+            path: dir.clone(),
+            source,
+        })?;
+        tickets.push((t.clone(), t.peer_urls()?, t.steps()?));
+    }
+    let mut tasks = JoinSet::new();
+    for (t, peers, steps) in tickets {
+        let (tx, rx) = mpsc::channel(16);
+        for (i, base) in peers.iter().enumerate() {
+            tasks.spawn(follow_peer(
+                Peer::new(i, base, &t.name),
+                client.clone(),
+                tx.clone(),
+                Backoff::new(INITIAL_BACKOFF, config.reconnect_max()),
+                shutdown.clone(),
+            ));
+        }
+        drop(tx);
+        let work = Arc::new(Work {
+            ticket: t.name.clone(),
+            mode: t.mode,
+            steps,
+            cib: cib.clone(),
+            state_dir: config.state_dir.clone(),
+        });
+        let coordinator = Coordinator::start(work, peers).await;
+        tasks.spawn(coordinator.run(rx, shutdown.clone()));
+    }
+    tracing::info!(
+        site = %config.site,
+        tickets = ?config.tickets.iter().map(|t| format!("{} ({})", t.name, t.mode)).collect::<Vec<_>>(),
+        state_dir = %config.state_dir.display(),
+        "following"
+    );
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            done = tasks.join_next() => match done {
+                None => break,
+                Some(Err(e)) if e.is_panic() => tracing::error!(error = %e, "a task panicked"),
+                Some(_) => {}
+            },
+        }
+    }
+    let grace = config.shutdown_grace();
+    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(open = tasks.len(), grace_s = grace.as_secs(), "grace period over: stopping the remaining tasks");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Whether a document with grant term `offered` may be accepted when the
+/// newest term seen is `newest`: yes when nothing was seen, or when it is
+/// not older. A document without a term is older than any term.
+#[must_use]
+pub fn term_acceptable(newest: Option<u64>, offered: Option<u64>) -> bool {
+    match (newest, offered) {
+        (None, _) => true,
+        (Some(n), Some(o)) => o >= n,
+        (Some(_), None) => false,
+    }
+}
+
+/// Parses and verifies the document of a `scope` event for `ticket`:
+/// hardened parser, ticket, digest of the content, and agreement of the
+/// event id (entity tag) with the document's digest and term.
+///
+/// # Errors
+///
+/// When any of these fails; the message says which.
+pub fn verify_event(ticket: &str, event: &sse::Event) -> anyhow::Result<Scope> {
+    if event.data.len() > MAX_DOCUMENT_BYTES {
+        anyhow::bail!("the document is larger than the limit of {MAX_DOCUMENT_BYTES} bytes");
+    }
+    let doc = xml::parse(&event.data).context("parsing the document")?;
+    let scope = Scope::from_document(doc, Some(ticket)).context("reading the scope")?;
+    if let Some(id) = &event.id {
+        let expected = entity_tag(&scope.digest, scope.term);
+        if *id != expected {
+            anyhow::bail!("the event id {id} does not match the document ({expected}): altered or mixed up in transit?");
+        }
+    }
+    Ok(scope)
+}
+
+/// What the blocking part needs: which CIB, which steps, where to stage.
+#[derive(Debug)]
+struct Work {
+    ticket: String,
+    mode: Mode,
+    steps: Vec<Step>,
+    cib: Cib,
+    state_dir: PathBuf,
+}
+
+/// What happened to an accepted document.
+#[derive(Debug)]
+enum Outcome {
+    /// This site holds the ticket: nothing was done.
+    GrantedHere,
+    /// Applied to the CIB.
+    Applied(Report),
+    /// The CIB already had it (in manual mode: nothing to stage).
+    UpToDate,
+    /// Staged in `pending.xml` (manual mode).
+    Staged(Report),
+}
+
+impl Work {
+    /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
+    /// tools and xsltproc).
+    fn process(&self, scope: Scope) -> anyhow::Result<Outcome> {
+        let (_, local) = apply::read_local(&self.cib)?;
+        if cib::ticket_state(&local, &self.ticket).granted {
+            return Ok(Outcome::GrantedHere);
+        }
+        let (scope, log) = pipeline::transform(scope, &self.steps)?;
+        for line in log {
+            tracing::debug!(ticket = %self.ticket, "{line}");
+        }
+        let result = match self.mode {
+            Mode::Auto => apply::replicate_now(&self.cib, &scope, Options::default(), &mut |m| {
+                tracing::warn!(ticket = %self.ticket, "{m}");
+            })
+            .map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate }),
+            Mode::Manual => self.stage(&local, &scope),
+        };
+        match result {
+            Err(e) if matches!(e.downcast_ref(), Some(cib_transforms::Error::TicketGrantedLocally(_))) => Ok(Outcome::GrantedHere),
+            other => other,
+        }
+    }
+
+    /// Stages the transformed scope if merging it would change the CIB;
+    /// removes a stale staged document otherwise.
+    fn stage(&self, local: &xml::Element, scope: &Scope) -> anyhow::Result<Outcome> {
+        let plan = merge::plan(local, scope, Options::default())?;
+        if !plan.changed {
+            state::remove_pending(&self.state_dir, &self.ticket)?;
+            return Ok(Outcome::UpToDate);
+        }
+        let path = state::pending_path(&self.state_dir, &self.ticket);
+        state::write_atomic(&path, pipeline::staged_document(scope).as_bytes())?;
+        Ok(Outcome::Staged(plan.report))
+    }
+}
+
+/// A document accepted for processing.
+#[derive(Debug, Clone)]
+struct Candidate {
+    peer: usize,
+    scope: Scope,
+}
+
+/// A failed document waiting to be tried again.
+#[derive(Debug)]
+struct Retry {
+    candidate: Candidate,
+    at: Instant,
+}
+
+/// The task that decides for one ticket.
+struct Coordinator {
+    work: Arc<Work>,
+    /// Base URLs of the peers, by index.
+    peers: Vec<Url>,
+    /// Site names the peers announced, by index.
+    sites: Vec<Option<String>>,
+    newest_term: Option<u64>,
+    source: Option<usize>,
+    retry: Option<Retry>,
+    retry_backoff: Backoff,
+}
+
+impl Coordinator {
+    /// Reads the newest term from the state file and the CIB's ownership
+    /// record, and forgets peers no longer configured.
+    async fn start(work: Arc<Work>, peers: Vec<Url>) -> Coordinator {
+        let recorded = {
+            let work = Arc::clone(&work);
+            tokio::task::spawn_blocking(move || {
+                apply::read_local(&work.cib).map(|(_, local)| Ownership::read(&local, &work.ticket).applied_term)
+            })
+            .await
+        };
+        let in_cib = match recorded {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::warn!(ticket = %work.ticket, error = %format!("{e:#}"), "cannot read the grant term recorded in the CIB (will retry with the first document)");
+                None
+            }
+            Err(e) => {
+                tracing::error!(ticket = %work.ticket, error = %e, "reading the CIB panicked");
+                None
+            }
+        };
+        let configured: BTreeSet<String> = peers.iter().map(peer_key).collect();
+        let mut newest_term = in_cib;
+        let updated = state::update(&work.state_dir, &work.ticket, |s| {
+            s.peers.retain(|k, _| configured.contains(k));
+            newest_term = newest_term.max(s.term);
+            s.term = newest_term;
+        });
+        if let Err(e) = updated {
+            tracing::error!(ticket = %work.ticket, error = %e, "cannot write the state file");
+        }
+        tracing::info!(ticket = %work.ticket, mode = %work.mode, newest_term = ?newest_term, peers = ?configured, "following ticket");
+        Coordinator {
+            sites: vec![None; peers.len()],
+            work,
+            peers,
+            newest_term,
+            source: None,
+            retry: None,
+            retry_backoff: Backoff::new(RETRY_INITIAL, RETRY_MAX),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<PeerMsg>, shutdown: CancellationToken) {
+        loop {
+            let retry_at = self.retry.as_ref().map(|r| r.at);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                msg = rx.recv() => {
+                    let Some(first) = msg else { break };
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                    }
+                    for msg in coalesce(batch) {
+                        self.handle(msg).await;
+                    }
+                }
+                () = sleep_until(retry_at), if retry_at.is_some() => {
+                    if let Some(r) = self.retry.take() {
+                        tracing::info!(ticket = %self.work.ticket, "trying the failed document again");
+                        self.process(r.candidate).await;
+                    }
+                }
+            }
+        }
+        tracing::debug!(ticket = %self.work.ticket, "coordinator stopped");
+    }
+
+    fn ticket(&self) -> &str {
+        &self.work.ticket
+    }
+
+    fn url(&self, peer: usize) -> String {
+        self.peers.get(peer).map(peer_key).unwrap_or_default()
+    }
+
+    fn site(&self, peer: usize) -> String {
+        self.sites.get(peer).cloned().flatten().unwrap_or_else(|| "?".into())
+    }
+
+    fn record(&self, change: impl FnOnce(&mut TicketStatus)) {
+        if let Err(e) = state::update(&self.work.state_dir, &self.work.ticket, change) {
+            tracing::error!(ticket = %self.ticket(), error = %e, "cannot write the state file");
+        }
+    }
+
+    async fn handle(&mut self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Streaming { peer, site } => {
+                if site.is_some() {
+                    self.sites[peer].clone_from(&site);
+                }
+                let url = self.url(peer);
+                tracing::info!(ticket = %self.ticket(), peer = %url, site = %self.site(peer), "stream open");
+                self.record(|s| {
+                    s.peers.insert(
+                        url,
+                        PeerStatus {
+                            streaming: true,
+                            since: Timestamp::now(),
+                            site,
+                            error: None,
+                        },
+                    );
+                });
+            }
+            PeerMsg::Down { peer, error } => self.down(peer, error),
+            PeerMsg::Event { peer, site, event } => {
+                if site.is_some() {
+                    self.sites[peer] = site;
+                }
+                self.event(peer, event).await;
+            }
+        }
+    }
+
+    fn down(&mut self, peer: usize, error: String) {
+        let url = self.url(peer);
+        let is_source = self.source == Some(peer);
+        let current = state::load(&self.work.state_dir, self.ticket()).unwrap_or_default();
+        let before = current.peers.get(&url);
+        let was_streaming = before.is_some_and(|p| p.streaming);
+        let same = before.is_some_and(|p| !p.streaming && p.error.as_deref() == Some(error.as_str()));
+        if same {
+            tracing::debug!(ticket = %self.ticket(), peer = %url, %error, "still unavailable");
+            return;
+        }
+        if is_source {
+            tracing::warn!(ticket = %self.ticket(), peer = %url, site = %self.site(peer), %error, "the source publisher is unavailable; keeping the last good copy");
+        } else if was_streaming {
+            tracing::info!(ticket = %self.ticket(), peer = %url, %error, "stream closed");
+        } else {
+            tracing::info!(ticket = %self.ticket(), peer = %url, %error, "peer unavailable");
+        }
+        let site = self.sites[peer].clone();
+        self.record(|s| {
+            let since = match s.peers.get(&url) {
+                Some(p) if !p.streaming => p.since,
+                _ => Timestamp::now(),
+            };
+            if is_source {
+                s.last_error = Some(Note::now(format!("source {url} unavailable: {error}")));
+            }
+            s.peers.insert(
+                url,
+                PeerStatus {
+                    streaming: false,
+                    since,
+                    site,
+                    error: Some(error),
+                },
+            );
+        });
+    }
+
+    async fn event(&mut self, peer: usize, event: sse::Event) {
+        let url = self.url(peer);
+        let site = self.site(peer);
+        let ticket = self.work.ticket.clone();
+        let verified = tokio::task::spawn_blocking(move || verify_event(&ticket, &event)).await;
+        let scope = match verified {
+            Ok(Ok(scope)) => scope,
+            Ok(Err(e)) => {
+                let e = format!("{e:#}");
+                tracing::warn!(ticket = %self.ticket(), peer = %url, %site, error = %e, "document refused; nothing changed");
+                self.record(|s| s.last_error = Some(Note::now(format!("document from {site} ({url}) refused: {e}"))));
+                return;
+            }
+            Err(e) => {
+                tracing::error!(ticket = %self.ticket(), error = %e, "verifying a document panicked");
+                return;
+            }
+        };
+        if !term_acceptable(self.newest_term, scope.term) {
+            let offered = scope.term.map_or("none".into(), |t| t.to_string());
+            let newest = self.newest_term.unwrap_or_default();
+            tracing::warn!(
+                ticket = %self.ticket(), peer = %url, %site, %offered, newest,
+                "document refused: its grant term is older than the newest seen (a site that lost the ticket, or a replay); nothing changed"
+            );
+            self.record(|s| {
+                s.last_error = Some(Note::now(format!(
+                    "document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen"
+                )));
+            });
+            return;
+        }
+        if self.source != Some(peer) {
+            tracing::info!(ticket = %self.ticket(), peer = %url, %site, term = ?scope.term, "following this publisher");
+        }
+        self.source = Some(peer);
+        self.newest_term = self.newest_term.max(scope.term);
+        let newest = self.newest_term;
+        let seen = seen(&scope);
+        let source_site = self.sites[peer].clone();
+        self.record(|s| {
+            s.source_site = source_site;
+            s.source_url = Some(url);
+            s.term = newest.max(s.term);
+            s.received = Some(seen);
+        });
+        self.retry = None;
+        self.retry_backoff.reset();
+        self.process(Candidate { peer, scope }).await;
+    }
+
+    async fn process(&mut self, candidate: Candidate) {
+        let work = Arc::clone(&self.work);
+        let scope = candidate.scope.clone();
+        let outcome = tokio::task::spawn_blocking(move || work.process(scope)).await;
+        let ticket = self.work.ticket.clone();
+        let site = self.site(candidate.peer);
+        let digest = candidate.scope.digest.clone();
+        let seen = seen(&candidate.scope);
+        let auto = self.work.mode == Mode::Auto;
+        match outcome {
+            Ok(Ok(Outcome::GrantedHere)) => {
+                tracing::info!(%ticket, %site, "the ticket is granted at this site: nothing applied");
+                self.record(|s| s.last_result = Some(Note::now("not applied: the ticket is granted at this site")));
+            }
+            Ok(Ok(Outcome::Applied(report))) => {
+                tracing::info!(%ticket, %site, %digest, version = ?seen.version, term = ?seen.term, changes = %counts(&report), "applied");
+                self.record(|s| {
+                    s.applied = Some(seen);
+                    s.pending = None;
+                    s.last_success = Some(Timestamp::now());
+                    s.last_result = Some(Note::now(format!("applied: {}", counts(&report))));
+                });
+            }
+            Ok(Ok(Outcome::UpToDate)) => {
+                tracing::info!(%ticket, %site, %digest, "up to date");
+                self.record(|s| {
+                    if s.applied.as_ref().is_none_or(|a| a.digest != seen.digest || a.term != seen.term) {
+                        s.applied = Some(seen);
+                    }
+                    s.pending = None;
+                    s.last_success = Some(Timestamp::now());
+                    s.last_result = Some(Note::now("up to date"));
+                });
+            }
+            Ok(Ok(Outcome::Staged(report))) => {
+                tracing::info!(
+                    %ticket, %site, %digest, changes = %counts(&report),
+                    "staged; review with `cib-subscriber diff --ticket {ticket}`, apply with `cib-subscriber replicate-now --ticket {ticket}`"
+                );
+                let conflicts = report.conflicts.clone();
+                self.record(|s| {
+                    s.pending = Some(seen);
+                    s.last_success = Some(Timestamp::now());
+                    s.last_result = Some(Note::now(format!("staged: {}", counts(&report))));
+                    if !conflicts.is_empty() {
+                        s.last_error = Some(Note::now(format!(
+                            "staged, but replicate-now will refuse unless --adopt: conflicts {}",
+                            conflicts.join(", ")
+                        )));
+                    }
+                });
+            }
+            Ok(Err(e)) => {
+                let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
+                let text = format!("{e:#}");
+                let what = if auto { "not applied" } else { "not staged" };
+                if stale {
+                    tracing::warn!(%ticket, %site, error = %text, "{what}: older than what the CIB records");
+                } else {
+                    let pause = self.retry_backoff.next_delay();
+                    tracing::error!(%ticket, %site, error = %text, retry_in_s = pause.as_secs_f32(), "{what}; the CIB is unchanged");
+                    self.retry = Some(Retry {
+                        candidate,
+                        at: Instant::now() + pause,
+                    });
+                }
+                self.record(|s| s.last_error = Some(Note::now(format!("{what}: {text}"))));
+            }
+            Err(e) => {
+                tracing::error!(%ticket, error = %e, "processing a document panicked");
+                self.record(|s| s.last_error = Some(Note::now(format!("internal error: {e}"))));
+            }
+        }
+    }
+}
+
+/// Drops every `Event` followed in `batch` by a newer `Event` of the same
+/// peer; keeps everything else in order.
+fn coalesce(batch: Vec<PeerMsg>) -> Vec<PeerMsg> {
+    let mut later: BTreeSet<usize> = BTreeSet::new();
+    let mut out: Vec<PeerMsg> = Vec::with_capacity(batch.len());
+    for msg in batch.into_iter().rev() {
+        if let PeerMsg::Event { peer, .. } = &msg {
+            if !later.insert(*peer) {
+                continue;
+            }
+        }
+        out.push(msg);
+    }
+    out.reverse();
+    out
+}
+
+fn seen(scope: &Scope) -> VersionSeen {
+    VersionSeen {
+        digest: scope.digest.clone(),
+        version: scope.version.clone(),
+        term: scope.term,
+        at: Timestamp::now(),
+    }
+}
+
+/// `added 2, changed 1, removed 0` (plus drift and conflicts when any).
+fn counts(r: &Report) -> String {
+    let mut out = format!("added {}, changed {}, removed {}", r.added.len(), r.changed.len(), r.removed.len());
+    if !r.drift.is_empty() {
+        out += &format!(", drift {} ({})", r.drift.len(), r.drift.join(", "));
+    }
+    if !r.conflicts.is_empty() {
+        out += &format!(", conflicts {} ({})", r.conflicts.len(), r.conflicts.join(", "));
+    }
+    out
+}
+
+/// The key of a peer in the state file: its base URL without the trailing
+/// slash.
+fn peer_key(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_never_go_back() {
+        assert!(term_acceptable(None, None));
+        assert!(term_acceptable(None, Some(3)));
+        assert!(term_acceptable(Some(3), Some(3)));
+        assert!(term_acceptable(Some(3), Some(4)));
+        assert!(!term_acceptable(Some(3), Some(2)));
+        assert!(!term_acceptable(Some(3), None));
+    }
+
+    fn event(peer: usize, id: &str) -> PeerMsg {
+        PeerMsg::Event {
+            peer,
+            site: None,
+            event: sse::Event {
+                event: "scope".into(),
+                id: Some(id.into()),
+                data: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_the_newest_event_of_each_peer() {
+        let down = PeerMsg::Down { peer: 0, error: "x".into() };
+        let out = coalesce(vec![event(0, "a1"), event(1, "c1"), down.clone(), event(0, "a2"), event(0, "a3")]);
+        assert_eq!(out, vec![event(1, "c1"), down, event(0, "a3")]);
+    }
+
+    #[test]
+    fn events_are_verified_against_their_id() {
+        let mut config = xml::parse(
+            r#"<configuration><resources><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></resources><constraints><rsc_ticket id="t" rsc="p" ticket="geo"/></constraints></configuration>"#,
+        )
+        .unwrap();
+        cib_transforms::canonical::canonicalize(&mut config);
+        let scope = Scope {
+            ticket: "geo".into(),
+            digest: cib_transforms::canonical::digest(&config),
+            config,
+            version: Some("0.1.0".into()),
+            term: Some(5),
+            left_out: vec![],
+        };
+        let data = scope.to_document().to_xml();
+        let ev = |id: &str, data: &str| sse::Event {
+            event: "scope".into(),
+            id: Some(id.into()),
+            data: data.into(),
+        };
+        let good = entity_tag(&scope.digest, Some(5));
+        assert_eq!(verify_event("geo", &ev(&good, &data)).unwrap(), scope);
+        let err = verify_event("geo", &ev(&entity_tag(&scope.digest, Some(6)), &data)).unwrap_err();
+        assert!(format!("{err:#}").contains("does not match"), "{err:#}");
+        let altered = data.replace("Dummy", "Stateful");
+        let err = verify_event("geo", &ev(&good, &altered)).unwrap_err();
+        assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+        let err = verify_event("other", &ev(&good, &data)).unwrap_err();
+        assert!(format!("{err:#}").contains("expected `other`"), "{err:#}");
+    }
+}

@@ -1,0 +1,38 @@
+//! `cib-subscriber` — keeps a stopped, site-adapted copy of a ticket's
+//! configuration in the local CIB, by hand (`replicate-now`, `diff`) or as
+//! a daemon that follows the publishers of the other sites (`run`).
+//!
+//! The binary (`main.rs`) is glue: it parses the command line and calls
+//! the parts below. The scope, transform and merge rules live in
+//! `cib-transforms`, running Pacemaker tools and xsltproc lives in
+//! `cib-tools`, and what both ends of the wire share lives in `cib-net`.
+//! The protocol is described in `docs/protocol.md`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the daemon's TOML configuration, validated before any
+//!   connection is made.
+//! - [`daemon`]: one coordinator per ticket — verify, grant-term check,
+//!   transform, then apply (`auto`) or stage (`manual`).
+//! - [`follow`]: one follower per peer — the event stream, reconnects with
+//!   backoff and jitter.
+//! - [`state`]: per-ticket state files (`state.toml`, `pending.xml`),
+//!   written atomically.
+//! - [`fetch`]: HTTPS clients with mutual TLS; one-shot `--from https://…`.
+//! - [`pipeline`]: reading and verifying documents, running the site's
+//!   transform steps, staged documents.
+//! - [`apply`]: `diff`, `replicate-now` and `status` against a CIB.
+//! - [`error`]: the error enum of configuration, state and start-up.
+
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod fetch;
+pub mod follow;
+pub mod pipeline;
+pub mod state;
+
+pub use error::Error;

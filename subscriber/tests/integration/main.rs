@@ -1,0 +1,17 @@
+//! Integration tests of `cib-subscriber`: one binary, topic modules, one
+//! harness (`harness.rs`).
+//!
+//! - `fetch`: `replicate-now --from https://…` against an in-process
+//!   publisher.
+//! - `follow`: the daemon following real publishers — auto, manual,
+//!   revoke, two publishers and grant terms, the local site holding the
+//!   ticket.
+//! - `faults`: a publisher killed mid-stream, altered documents, signals.
+//!
+//! They need the Pacemaker command-line tools (`cibadmin`, `crm_ticket`,
+//! `crm_verify`, `crm_diff`; `./scripts/setup` installs them).
+
+mod faults;
+mod fetch;
+mod follow;
+mod harness;
