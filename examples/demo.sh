@@ -13,7 +13,13 @@ cargo build --quiet --locked --bins
 bin="$root/target/debug"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 cp examples/offline/site-a.xml "$work/site-a.xml"
 cp examples/offline/site-b.xml "$work/site-b.xml"
 rules=examples/offline/site-b-rules.toml
@@ -54,3 +60,68 @@ crm_simulate --xml-file "$work/site-b.xml" --simulate --node-up b1 --node-up b2 
 
 step "Site B when it gets the ticket (crm_simulate --ticket-grant geo): the copy starts"
 crm_simulate --xml-file "$work/site-b.xml" --simulate --node-up b1 --node-up b2 --ticket-grant geo 2>/dev/null | sed -n '/Transition Summary/,/Executing/p' | head -n 12
+
+# ---------------------------------------------------------------------------
+# The same two sites, live: the publisher daemon serves site A's scope over
+# mutual TLS on loopback, the subscriber daemon follows it and applies every
+# new version at site B.
+
+step "Live: a CA and one certificate per site (examples/make-certs.sh)"
+examples/make-certs.sh -d "$work/certs" \
+  site-a.example,DNS:localhost,IP:127.0.0.1 site-b.example,DNS:localhost,IP:127.0.0.1 2>&1 | tail -n 3
+port=$((20000 + RANDOM % 20000))
+cat >"$work/publisher.toml" <<EOF
+site = "site-a"
+listen = "127.0.0.1:$port"
+cib_file = "$work/site-a.xml"
+[tls]
+cert = "$work/certs/site-a.example.pem"
+key = "$work/certs/site-a.example.key"
+ca = "$work/certs/ca.pem"
+[[ticket]]
+name = "geo"
+allow = ["site-b.example"]
+EOF
+cat >"$work/subscriber.toml" <<EOF
+site = "site-b"
+state_dir = "$work/state"
+cib_file = "$work/site-b.xml"
+[tls]
+cert = "$work/certs/site-b.example.pem"
+key = "$work/certs/site-b.example.key"
+ca = "$work/certs/ca.pem"
+[[ticket]]
+name = "geo"
+mode = "auto"
+peers = ["https://localhost:$port"]
+rules = ["$root/$rules"]
+EOF
+
+step "Live: cib-publisher serve (site A, 127.0.0.1:$port) and cib-subscriber run (site B)"
+"$bin/cib-publisher" serve --config "$work/publisher.toml" >"$work/publisher.log" 2>&1 &
+pids+=($!)
+"$bin/cib-subscriber" run --config "$work/subscriber.toml" >"$work/subscriber.log" 2>&1 &
+pids+=($!)
+b_has() { CIB_file="$work/site-b.xml" cibadmin --query --scope resources | grep -q "$1"; }
+for _ in $(seq 100); do
+  [ -f "$work/state/geo/state.toml" ] && break
+  sleep 0.1
+done
+echo "both daemons are up"
+
+step "Live: change site A (cibadmin --modify), watch site B follow"
+start=$(date +%s%N)
+CIB_file="$work/site-a.xml" cibadmin --modify --scope resources \
+  --xml-text '<nvpair id="web-app-state" name="state" value="/srv/site-a/web/app-v2.state"/>'
+for _ in $(seq 250); do
+  b_has "/srv/site-b/web/app-v2.state" && break
+  sleep 0.02
+done
+if ! b_has "/srv/site-b/web/app-v2.state"; then
+  cat "$work/publisher.log" "$work/subscriber.log"
+  exit 1
+fi
+echo "site B holds /srv/site-b/web/app-v2.state $(( ($(date +%s%N) - start) / 1000000 )) ms after the change at site A"
+
+step "Live: cib-subscriber status (site B)"
+"$bin/cib-subscriber" status --ticket geo --config "$work/subscriber.toml"
