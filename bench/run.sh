@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The benchmarks of cib-replicator, each side by side with its anchor in the
+# same hyperfine run (see docs/benchmarks.md). There is no `cargo bench`:
+# running this script is the way.
+#
+#   bench/run.sh [--primitives N] [--out DIR] [--keep]
+#
+# Builds the release binaries, generates a CIB of N primitives (default
+# 10000) into a temporary directory, checks it (crm_verify, and our rules
+# and the XSLT anchor agree), then runs hyperfine (--warmup 2 --runs 10) on:
+#   a. cib-bench scope-rules-digest  vs  xsltproc equivalent.xsl  (whole CIB)
+#      (+ cib-publisher scope with CIB_file, for reference)
+#   b. cib-subscriber transform --xslt  vs  xsltproc on the same scope
+#   c. cib-bench diff  vs  crm_diff
+# and prints the tables, the ratios against the targets and the in-process
+# phase breakdown. Results (markdown, CSV, phases, machine) go to DIR
+# (default target/bench-results). Takes ~8 minutes, most of it crm_diff.
+# Needs: cargo, hyperfine, xsltproc, crm_verify, crm_diff, cibadmin.
+set -euo pipefail
+
+primitives=10000
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out="$root/target/bench-results"
+keep=false
+while (($#)); do
+    case "$1" in
+        --primitives) primitives=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --keep) keep=true; shift ;;
+        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+for tool in cargo hyperfine xsltproc crm_verify crm_diff cibadmin; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 2; }
+done
+
+cd "$root"
+cargo build --release -p cib-bench -p cib-publisher -p cib-subscriber
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+export PATH="$bin:$PATH"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cib-bench.XXXXXX")
+if $keep; then
+    echo "run.sh: generated files kept in $work"
+else
+    trap 'rm -rf "$work"' EXIT
+fi
+cd "$work"
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores)"
+    echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+    echo "os: $(sed -n 's/^PRETTY_NAME="\(.*\)"$/\1/p' /etc/os-release), kernel $(uname -r)"
+    echo "tools: $(xsltproc --version | head -1); $(crm_diff --version | head -1); $(hyperfine --version); $(rustc --version)"
+} > "$out/machine.txt"
+cat "$out/machine.txt"
+
+echo "== generating $primitives primitives into $work"
+cib-bench generate --dir . --primitives "$primitives" | tee "$out/generate.txt"
+
+echo "== sanity checks"
+crm_verify -x cib-10k.xml
+crm_verify -x cib-10k-b.xml
+echo "crm_verify: both CIBs valid"
+ours=$(cib-bench scope-rules-digest cib-10k.xml)
+cib-subscriber transform --from scope.xml --rules rules.toml > via-rules.xml 2>/dev/null
+cib-subscriber transform --from scope.xml --xslt equivalent.xsl > via-xslt.xml 2>/dev/null
+for f in via-rules.xml via-xslt.xml; do
+    d=$(sed -n 's/.*replicator-transformed-digest="\([^"]*\)".*/\1/p' "$f" | head -1)
+    [[ "$d" == "$ours" ]] || { echo "run.sh: $f has digest $d, cib-bench says $ours" >&2; exit 1; }
+done
+echo "digest of the rewritten scope, identical by rules and by XSLT: $ours"
+xsltproc equivalent.xsl cib-10k.xml > xslt-whole.xml
+for id in vip-0-instance_attributes-ip fs-1-instance_attributes-directory; do
+    a=$(grep -o "id=\"$id\"[^>]*" via-rules.xml | sed -n 's/.* value="\([^"]*\)".*/\1/p')
+    b=$(grep -o "id=\"$id\"[^>]*" xslt-whole.xml | sed -n 's/.* value="\([^"]*\)".*/\1/p')
+    [[ -n "$a" && "$a" == "$b" ]] || { echo "run.sh: $id: ours '$a', xsltproc '$b'" >&2; exit 1; }
+    echo "sample $id: ours $a, xsltproc $b"
+done
+rm -f via-rules.xml via-xslt.xml xslt-whole.xml
+
+echo "== load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
+
+# bench NAME hyperfine-args... : runs hyperfine with the common options.
+bench() {
+    local name=$1
+    shift
+    hyperfine -N --warmup 2 --runs 10 \
+        --export-markdown "$out/$name.md" --export-csv "$out/$name.csv" "$@"
+}
+
+bench a-scope-rules \
+    -n 'cib-bench scope-rules-digest cib-10k.xml' 'cib-bench scope-rules-digest cib-10k.xml' \
+    -n 'xsltproc equivalent.xsl cib-10k.xml' 'xsltproc equivalent.xsl cib-10k.xml' \
+    -n 'CIB_file=cib-10k.xml cib-publisher scope --ticket geo' 'env CIB_file=cib-10k.xml cib-publisher scope --ticket geo'
+bench b-xslt-overhead \
+    -n 'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' 'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' \
+    -n 'xsltproc equivalent.xsl scope-config.xml' 'xsltproc equivalent.xsl scope-config.xml'
+bench c-diff -i \
+    -n 'cib-bench diff cib-10k.xml cib-10k-b.xml' 'cib-bench diff cib-10k.xml cib-10k-b.xml' \
+    -n 'crm_diff -o cib-10k.xml -n cib-10k-b.xml' 'crm_diff -o cib-10k.xml -n cib-10k-b.xml'
+
+echo "== load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
+
+cib-bench phases cib-10k.xml --against cib-10k-b.xml --iterations 7 > "$out/phases.md"
+
+# col NAME ROW COL: column COL (2 mean, 5 user, 6 system; seconds) of row
+# ROW (1-based) of a hyperfine CSV.
+col() {
+    awk -F, -v row="$2" -v c="$3" 'NR == row + 1 {print $c}' "$out/$1.csv"
+}
+
+# verdict NAME LABEL KIND TARGET: row 1 (ours) against row 2 (anchor), on
+# wall-clock means and on CPU time (user + system, less sensitive to load).
+verdict() {
+    awk -v label="$2" -v kind="$3" -v target="$4" \
+        -v ours="$(col "$1" 1 2)" -v anchor="$(col "$1" 2 2)" \
+        -v ocpu="$(col "$1" 1 5) $(col "$1" 1 6)" -v acpu="$(col "$1" 2 5) $(col "$1" 2 6)" 'BEGIN {
+        split(ocpu, o, " "); split(acpu, a, " ")
+        oc = o[1] + o[2]; ac = a[1] + a[2]
+        if (kind == "faster") {
+            r = anchor / ours
+            printf "%s: ours %.3f s, anchor %.3f s: %.1fx faster (CPU time %.1fx); target >= %gx: %s\n",
+                label, ours, anchor, r, ac / oc, target, (r >= target ? "met" : "NOT met")
+        } else {
+            printf "%s: ours %.3f s, anchor %.3f s: overhead %+.0f%% (CPU time %+.0f%%); target <= %g%%: %s\n",
+                label, ours, anchor, 100 * (ours / anchor - 1), 100 * (oc / ac - 1), target,
+                (100 * (ours / anchor - 1) <= target ? "met" : "NOT met")
+        }
+    }'
+}
+
+{
+    verdict a-scope-rules "a. scope+rules+digest vs xsltproc" faster 10
+    verdict b-xslt-overhead "b. subscriber --xslt vs xsltproc" overhead 20
+    verdict c-diff "c. diff vs crm_diff" faster 100
+} > "$out/verdicts.txt"
+
+echo
+for f in a-scope-rules b-xslt-overhead c-diff; do
+    echo "### $f"
+    echo
+    cat "$out/$f.md"
+    echo
+done
+cat "$out/verdicts.txt"
+echo
+cat "$out/phases.md"
+echo
+echo "results in $out"
