@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use cib_transforms::canonical::{canonicalize, digest};
+use cib_transforms::canonical::{canonicalize, digest_of_canonical};
 use cib_transforms::rules::RuleSet;
 use cib_transforms::scope::{Scope, ATTR_DIGEST};
-use cib_transforms::xml::{self, Limits};
+use cib_transforms::xml::{self, Element, Limits};
 
 use crate::fetch::{Source, TlsArgs};
 
@@ -139,19 +139,22 @@ pub const ATTR_SOURCE_DIGEST: &str = "replicator-source-digest";
 /// publisher's digest (the content no longer hashes to it) and with the
 /// digest of the transformed content under another name.
 pub fn transformed_document(scope: &Scope) -> String {
+    transformed_element(scope).to_xml()
+}
+
+fn transformed_element(scope: &Scope) -> Element {
     let mut doc = scope.to_document();
     doc.remove_attr(ATTR_DIGEST);
-    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest(&scope.config));
-    doc.to_xml()
+    // `transform` leaves the configuration in canonical form.
+    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest_of_canonical(&scope.config));
+    doc
 }
 
 /// The transformed scope as the daemon stages it in manual mode
 /// (`pending.xml`): the [`transformed_document`] plus the publisher's
 /// digest as [`ATTR_SOURCE_DIGEST`]. [`load_staged`] reads it back.
 pub fn staged_document(scope: &Scope) -> String {
-    let mut doc = scope.to_document();
-    doc.remove_attr(ATTR_DIGEST);
-    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest(&scope.config));
+    let mut doc = transformed_element(scope);
     doc.set_attr(ATTR_SOURCE_DIGEST, scope.digest.clone());
     doc.to_xml()
 }

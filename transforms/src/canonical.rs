@@ -11,7 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::xml::Element;
+use crate::xml::{escape_text, Element};
 
 /// Elements whose children are unordered and keyed by `id`.
 const SORT_BY_ID: &[&str] = &["resources", "constraints", "tags", "tag", "operations"];
@@ -70,6 +70,30 @@ pub fn digest(el: &Element) -> String {
     digest_str(&canonical_content(el))
 }
 
+/// [`digest`] of an element whose subtree is already in canonical form
+/// (e.g. a [`crate::Scope`]'s configuration): the same value, without
+/// copying and re-sorting the tree.
+pub fn digest_of_canonical(el: &Element) -> String {
+    // Same bytes as `Element::to_xml` of an attribute-less copy of `el`.
+    let name = &el.name;
+    let mut out = String::new();
+    if el.children.is_empty() && el.text.is_empty() {
+        out.push_str(&format!("<{name}/>\n"));
+    } else if el.children.is_empty() {
+        out.push_str(&format!("<{name}>{}</{name}>\n", escape_text(&el.text)));
+    } else {
+        out.push_str(&format!("<{name}>\n"));
+        if !el.text.is_empty() {
+            out.push_str(&format!("  {}\n", escape_text(&el.text)));
+        }
+        for c in &el.children {
+            c.write_indented(&mut out, 1);
+        }
+        out.push_str(&format!("</{name}>\n"));
+    }
+    digest_str(&out)
+}
+
 /// `sha256:<hex>` of a string.
 pub fn digest_str(s: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(s.as_bytes())))
@@ -108,6 +132,19 @@ mod tests {
         assert_ne!(digest(&a), digest(&b), "group order is meaningful");
         let c = parse(r#"<configuration><resources><group id="g"><primitive id="a"/><primitive id="c"/></group></resources></configuration>"#).unwrap();
         assert_ne!(digest(&a), digest(&c));
+    }
+
+    #[test]
+    fn digest_of_canonical_equals_digest() {
+        for src in [
+            r#"<configuration x="1"><resources><primitive id="a" type="Dummy"/></resources><constraints/></configuration>"#,
+            r#"<configuration/>"#,
+            r#"<configuration>text &amp; more</configuration>"#,
+        ] {
+            let mut el = parse(src).unwrap();
+            canonicalize(&mut el);
+            assert_eq!(digest_of_canonical(&el), digest(&el), "{src}");
+        }
     }
 
     #[test]

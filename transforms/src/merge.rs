@@ -310,6 +310,12 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
             kept.push(el);
         }
         sect.children = kept;
+        let mut position: HashMap<String, usize> = sect
+            .children
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.id().map(|id| (id.to_string(), i)))
+            .collect();
         for inc in incoming {
             let Some(id) = inc.id() else { continue };
             let k = key(section, id);
@@ -321,8 +327,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
                 });
                 continue;
             }
-            let pos = sect.children.iter().position(|c| c.id() == Some(id));
-            match pos {
+            match position.get(id).copied() {
                 Some(pos) => {
                     if !record.owned.contains_key(&k) {
                         report.adopted.push(k.clone());
@@ -337,6 +342,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
                         report.drift.push(format!("{k} (deleted locally)"));
                     }
                     report.added.push(k.clone());
+                    position.insert(id.to_string(), sect.children.len());
                     sect.children.push(inc.clone());
                 }
             }

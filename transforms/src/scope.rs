@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 
-use crate::canonical::{canonicalize, digest};
+use crate::canonical::{canonicalize, digest_of_canonical};
 use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
 use crate::xml::Element;
@@ -147,7 +147,7 @@ impl Scope {
         }
         doc.attrs.clear();
         canonicalize(&mut doc);
-        let actual = digest(&doc);
+        let actual = digest_of_canonical(&doc);
         if actual != claimed {
             return Err(Error::DigestMismatch { claimed, actual });
         }
@@ -244,8 +244,8 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
         .map(|(id, _)| *id)
         .collect();
     for c in constraints.iter().copied() {
-        if own.iter().any(|o| std::ptr::eq(*o, c)) {
-            continue;
+        if c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
+            continue; // one of `own`, handled above
         }
         let id = c.id().unwrap_or("").to_string();
         let kind = c.name.clone();
@@ -336,8 +336,10 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
         scope_config.children.push(tags);
     }
     canonicalize(&mut scope_config);
-    inline_foreign_id_refs(&mut scope_config, config);
-    let digest = digest(&scope_config);
+    if inline_foreign_id_refs(&mut scope_config, config) {
+        canonicalize(&mut scope_config);
+    }
+    let digest = digest_of_canonical(&scope_config);
     Ok(Scope {
         ticket: ticket.into(),
         config: scope_config,
@@ -418,7 +420,13 @@ fn names_node(c: &Element) -> Option<String> {
 
 /// Replaces the first element of `scope` that `id-ref`s an element outside
 /// the scope by a copy of that element; later references then point inside.
-fn inline_foreign_id_refs(scope: &mut Element, config: &Element) {
+/// Returns whether anything was inlined.
+fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> bool {
+    let mut any_ref = false;
+    scope.walk(&mut |el| any_ref |= el.attr("id-ref").is_some());
+    if !any_ref {
+        return false;
+    }
     let mut ids = BTreeSet::new();
     scope.walk(&mut |el| {
         if let Some(id) = el.id() {
@@ -441,6 +449,7 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) {
             }
         }
     });
+    !inlined.is_empty()
 }
 
 #[cfg(test)]

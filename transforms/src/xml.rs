@@ -153,7 +153,9 @@ impl Element {
         out
     }
 
-    fn write_indented(&self, out: &mut String, depth: usize) {
+    /// Serializes the subtree into `out` as [`Element::to_xml`] does, indented
+    /// as if it sat `depth` levels deep.
+    pub fn write_indented(&self, out: &mut String, depth: usize) {
         for _ in 0..depth {
             out.push_str("  ");
         }
@@ -209,7 +211,7 @@ pub fn escape_attr(v: &str) -> String {
     out
 }
 
-fn escape_text(v: &str) -> String {
+pub(crate) fn escape_text(v: &str) -> String {
     v.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
