@@ -22,12 +22,14 @@
 //! - [`identity`]: [`identity::ClientIdentity`], the names a verified peer
 //!   certificate asserts (SAN DNS names, else the subject CN), matched
 //!   against per-ticket allow-lists.
+//! - [`daemon`]: logging and SIGTERM/SIGINT handling shared by both daemons.
 //! - [`error`]: the crate's one error enum, [`Error`].
 //! - `test_pki` (feature `test-pki`, for tests only): a CA and site
 //!   certificates generated at run time with rcgen.
 
 #![deny(missing_docs)]
 
+pub mod daemon;
 pub mod error;
 pub mod identity;
 pub mod protocol;

@@ -129,7 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(());
             }
-            init_logging();
+            cib_net::daemon::init_logging();
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
                 .block_on(serve(cfg, tls))
@@ -150,16 +150,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// The daemon: bind, read the CIB once, watch it, serve until a signal.
 async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -178,38 +168,11 @@ async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()
         tickets.insert(t.name.clone(), TicketAccess { allow: t.allow.clone(), views });
     }
     let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?;
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
     server::run(listener, tls, server::app(state), metrics, shutdown.clone(), cfg.shutdown_grace()).await?;
     shutdown.cancel();
     let _ = watcher.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn cancel_on_signal(token: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = term => tracing::info!("SIGTERM received"),
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => tracing::info!("SIGINT received"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGINT");
-                std::future::pending::<()>().await;
-            }
-        },
-        () = token.cancelled() => {}
-    }
-    token.cancel();
 }

@@ -339,12 +339,12 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            init_logging();
+            cib_net::daemon::init_logging();
             let shutdown = CancellationToken::new();
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
                 .block_on(async {
-                    tokio::spawn(cancel_on_signal(shutdown.clone()));
+                    tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
                     cib_subscriber::daemon::run(cfg, shutdown).await
                 })?;
             Ok(ExitCode::SUCCESS)
@@ -379,41 +379,4 @@ fn record_staged_applied(state_dir: &Path, ticket: &str, scope: &Scope, path: &P
     if let Err(e) = result {
         eprintln!("cib-subscriber: warning: the CIB is applied but the daemon's state was not updated: {e}");
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn cancel_on_signal(token: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = term => tracing::info!("SIGTERM received"),
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => tracing::info!("SIGINT received"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGINT");
-                std::future::pending::<()>().await;
-            }
-        },
-        () = token.cancelled() => {}
-    }
-    token.cancel();
 }
