@@ -52,16 +52,12 @@ pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
     Ok((text, parsed))
 }
 
-fn plan(local: &Element, scope: &Scope, opts: Options) -> anyhow::Result<Plan> {
-    // Every merge error names the ticket or element already.
-    Ok(merge::plan(local, scope, opts)?)
-}
-
 /// Plans merging the scope into the local CIB as it is now, changing
 /// nothing; returns the local CIB and the plan.
 pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options) -> anyhow::Result<(Element, Plan)> {
     let (_, local) = read_local(cib)?;
-    let p = plan(&local, scope, opts)?;
+    // Every merge error names the ticket or element already: no context added.
+    let p = merge::plan(&local, scope, opts)?;
     Ok((local, p))
 }
 
@@ -110,7 +106,7 @@ impl Applied {
 pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
     for attempt in 1..=ATTEMPTS {
         let (text, local) = read_local(cib)?;
-        let p = plan(&local, scope, opts)?;
+        let p = merge::plan(&local, scope, opts)?;
         p.refuse_conflicts()?;
         if !p.changed {
             return Ok(Applied {

@@ -112,9 +112,7 @@ fn diff_different_is_a_versioned_patch() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
     assert!(patch.contains(r#"<diff format="2""#), "{patch}");
     assert!(patch.contains("<source "), "{patch}");
     assert!(patch.contains(r#"value="changed""#), "{patch}");
@@ -138,9 +136,7 @@ fn patch_applies_to_the_file() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
 
     let target = dir.path().join("target.xml");
     std::fs::copy(&a, &target).expect("copy");
@@ -151,6 +147,13 @@ fn patch_applies_to_the_file() {
     assert!(after.contains(r#"description="changed""#), "{after}");
     let queried = Cib::file(&target).query().unwrap_or_else(|e| panic!("{e}"));
     assert!(queried.contains(r#"description="changed""#));
+}
+
+/// The `crm_diff` patch from `old` to `new` (which must differ).
+fn patch_between(old: &str, new: &str) -> String {
+    cib::diff(old, new)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a patch")
 }
 
 fn assert_stale_and_untouched(target: &std::path::Path, patch: &str) -> String {
@@ -176,9 +179,7 @@ fn stale_patch_when_cib_changed_meanwhile() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
     // Someone else changed the CIB after we read `a`: epoch bumped.
     let moved = modified_copy(
         &a,
@@ -201,9 +202,7 @@ fn stale_patch_when_only_num_updates_changed() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
     let moved = dir.path().join("moved.xml");
     std::fs::copy(&a, &moved).expect("copy");
     let mut c = common::pcmk("cibadmin");
@@ -228,9 +227,7 @@ fn reapplying_a_patch_is_stale() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
     let target = dir.path().join("target.xml");
     std::fs::copy(&a, &target).expect("copy");
     Cib::file(&target)
@@ -250,9 +247,7 @@ fn patch_not_advancing_the_version_is_refused_as_stale() {
         r#"type="Dummy" description="same-version"/>"#,
     );
     assert_ne!(a_xml, new_xml);
-    let patch = cib::diff(&a_xml, &new_xml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&a_xml, &new_xml);
     let target = dir.path().join("target.xml");
     std::fs::copy(&a, &target).expect("copy");
     let stderr = assert_stale_and_untouched(&target, &patch);
@@ -273,9 +268,7 @@ fn patch_whose_source_is_newer_than_the_cib_is_stale() {
         &dir.path().join("c.xml"),
         r#"<primitive id="d1" description="two"/>"#,
     );
-    let patch = cib::diff(&read(&b), &read(&c))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&b), &read(&c));
     let target = dir.path().join("target.xml");
     std::fs::copy(&a, &target).expect("copy");
     let stderr = assert_stale_and_untouched(&target, &patch);
@@ -294,9 +287,7 @@ fn patch_with_same_version_but_other_content_is_stale() {
         &dir.path().join("b.xml"),
         r#"<primitive id="d1" description="changed"/>"#,
     );
-    let patch = cib::diff(&read(&a), &read(&b))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("a patch");
+    let patch = patch_between(&read(&a), &read(&b));
     // Same version as `a`, but the primitive was renamed behind our back.
     let target = dir.path().join("target.xml");
     std::fs::write(&target, read(&a).replace(r#"id="d1""#, r#"id="d9""#)).expect("write");

@@ -327,12 +327,13 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
                 });
                 continue;
             }
+            let digest = element_digest(inc);
             match position.get(id).copied() {
                 Some(pos) => {
                     if !record.owned.contains_key(&k) {
                         report.adopted.push(k.clone());
                     }
-                    if element_digest(&sect.children[pos]) != element_digest(inc) {
+                    if element_digest(&sect.children[pos]) != digest {
                         report.changed.push(k.clone());
                         sect.children[pos] = inc.clone();
                     }
@@ -346,7 +347,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
                     sect.children.push(inc.clone());
                 }
             }
-            new_record.owned.insert(k, element_digest(inc));
+            new_record.owned.insert(k, digest);
         }
     }
     // Leave optional empty sections absent, as they were.

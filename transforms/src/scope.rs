@@ -22,7 +22,7 @@
 //! canonical form and attributes carrying the ticket, the CIB version it was
 //! cut from, the ticket's grant term and the SHA-256 digest of the content.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use regex::Regex;
 
@@ -433,19 +433,19 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> bool {
             ids.insert(id.to_string());
         }
     });
-    let mut inlined: BTreeMap<String, ()> = BTreeMap::new();
+    let mut inlined: BTreeSet<String> = BTreeSet::new();
     scope.walk_mut(&mut |el| {
         let Some(target) = el.attr("id-ref").map(str::to_string) else {
             return;
         };
-        if ids.contains(&target) || inlined.contains_key(&target) {
+        if ids.contains(&target) || inlined.contains(&target) {
             return;
         }
         if let Some(found) = config.find_id(&target) {
             if found.name == el.name {
                 *el = found.clone();
                 canonicalize(el);
-                inlined.insert(target, ());
+                inlined.insert(target);
             }
         }
     });
