@@ -22,6 +22,8 @@
 //! - [`pipeline`]: reading and verifying documents, running the site's
 //!   transform steps, staged documents.
 //! - [`apply`]: `diff`, `replicate-now` and `status` against a CIB.
+//! - [`gate`]: whether this site may acquire a ticket (booth's
+//!   `before-acquire-handler`).
 //! - [`error`]: the error enum of configuration, state and start-up.
 
 #![deny(missing_docs)]
@@ -32,6 +34,7 @@ pub mod daemon;
 pub mod error;
 pub mod fetch;
 pub mod follow;
+pub mod gate;
 pub mod pipeline;
 pub mod state;
 

@@ -113,6 +113,29 @@ enum Command {
         #[command(flatten)]
         local: Local,
     },
+    /// Whether this site may acquire a ticket: booth's before-acquire-handler.
+    ///
+    /// booth runs its before-acquire-handler before it acquires or renews a
+    /// ticket, and does not take (or gives up) the ticket when the handler
+    /// exits non-zero. In booth.conf, under the ticket:
+    ///
+    ///   before-acquire-handler = /usr/sbin/cib-subscriber gate --config /etc/cib-replicator/subscriber.toml
+    ///
+    /// Allows (exit 0) when the ticket is granted here already (a renewal),
+    /// when the daemon never received a version of the ticket (this site is
+    /// its origin), or when the version last received is the one applied to
+    /// the local CIB. Refuses (exit 1) when the local CIB has no rsc_ticket
+    /// for the ticket, or when a version was received and not applied (a
+    /// failed apply, or one staged in manual mode): failover to a stale copy
+    /// would start an old configuration. Exit 2 on error (booth refuses
+    /// too). Prints one line saying why.
+    Gate {
+        /// Ticket to decide for (booth sets BOOTH_TICKET).
+        #[arg(long, short = 't', value_name = "TICKET", env = "BOOTH_TICKET")]
+        ticket: String,
+        #[command(flatten)]
+        local: Local,
+    },
     /// Follow the publishers of the configured tickets (the daemon).
     ///
     /// Reads and validates the configuration (TOML; see
@@ -319,6 +342,18 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let (state_dir, cib) = local.resolve()?;
             apply::status(&cib, &ticket, &state_dir)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate { ticket, local } => {
+            let (state_dir, cib) = local.resolve()?;
+            let (_, cib_now) = apply::read_local(&cib)?;
+            let status = if state::state_path(&state_dir, &ticket).is_file() {
+                state::load(&state_dir, &ticket)?
+            } else {
+                state::TicketStatus::default()
+            };
+            let verdict = cib_subscriber::gate::decide(&cib_now, &ticket, &status);
+            println!("cib-subscriber gate: ticket {ticket}: {verdict}");
+            Ok(if verdict.allows() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run {
             config,

@@ -13,6 +13,10 @@
 //! - A local element whose id an incoming element uses and that is not owned
 //!   is a **conflict**: it is reported and left alone (and `replicate-now`
 //!   refuses), unless the admin adopts top-level elements with `adopt`.
+//!   One exception, reported as adopted: an unowned top-level element that
+//!   belongs to this site's own scope of the same ticket. This site published
+//!   it while it held the ticket; after a failover the ticket's configuration
+//!   follows the new holder, so replication reverses without an admin.
 //! - An owned element whose digest differs from the recorded one was edited
 //!   locally: **drift**, reported; replication wins.
 //! - Owned elements that left the scope are removed.
@@ -57,7 +61,8 @@ pub struct Report {
     pub changed: Vec<String>,
     /// Owned elements that left the scope and are removed.
     pub removed: Vec<String>,
-    /// Unowned local elements taken over because of `adopt`.
+    /// Unowned local elements taken over: because of `adopt`, or because they
+    /// belong to this site's own scope of the ticket (it held the ticket before).
     pub adopted: Vec<String>,
     /// Incoming elements blocked by an unowned local id, with that id.
     pub conflicts: Vec<String>,
@@ -283,6 +288,8 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
     let mut replaceable: BTreeSet<String> = record.owned.keys().cloned().collect();
     if opts.adopt {
         replaceable.extend(incoming_keys.iter().cloned());
+    } else {
+        replaceable.extend(former_holder_keys(local, ticket, &incoming_keys, &replaceable));
     }
     // Every id in the local configuration that is not inside a replaceable element.
     let foreign_ids = foreign_ids(config, &replaceable);
@@ -376,6 +383,42 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
         report,
         changed: true,
     })
+}
+
+/// Incoming keys of unowned local top-level elements that belong to this
+/// site's own scope of `ticket`: the site published them while it held the
+/// ticket, and now that the ticket has moved, the ticket's configuration
+/// comes from its new holder. Taking them over is what lets replication
+/// reverse after a failover. Computed only when an incoming element meets an
+/// unowned local one; a local CIB whose own scope cannot be cut yields none.
+fn former_holder_keys(
+    local: &Element,
+    ticket: &str,
+    incoming: &BTreeSet<String>,
+    replaceable: &BTreeSet<String>,
+) -> Vec<String> {
+    let Some(config) = local.child("configuration") else {
+        return Vec::new();
+    };
+    let meets = SECTIONS.iter().any(|s| {
+        section_children(config, s)
+            .filter_map(|e| e.id())
+            .any(|id| {
+                let k = key(s, id);
+                incoming.contains(&k) && !replaceable.contains(&k)
+            })
+    });
+    if !meets {
+        return Vec::new();
+    }
+    let Ok(own) = crate::scope::scope(local, ticket) else {
+        return Vec::new();
+    };
+    SECTIONS
+        .iter()
+        .flat_map(|s| section_children(&own.config, s).filter_map(move |e| e.id().map(|id| key(s, id))))
+        .filter(|k| incoming.contains(k) && !replaceable.contains(k))
+        .collect()
 }
 
 fn key(section: &str, id: &str) -> String {

@@ -16,9 +16,11 @@
 //!   command-line order.
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
+//! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
 
 mod corpus;
+mod gate;
 mod ocf;
 mod publisher;
 mod refusals;

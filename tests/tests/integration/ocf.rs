@@ -285,6 +285,10 @@ fn life_cycle(res: &Resource) {
     res.action("monitor")
         .expect_code(OCF_ERR_GENERIC)
         .expect_stderr(&["ocf-exit-reason:", "is not running any more"]);
+    // A probe (after a crash of the node or of Pacemaker) finds the pid
+    // file left behind: not running, not a failure of this cluster start.
+    res.probe().expect_code(OCF_NOT_RUNNING);
+    res.action("monitor").expect_code(OCF_ERR_GENERIC);
     res.action("stop").expect_code(OCF_SUCCESS);
     res.action("stop").expect_code(OCF_SUCCESS);
     res.action("monitor").expect_code(OCF_NOT_RUNNING);

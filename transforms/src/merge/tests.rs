@@ -110,6 +110,48 @@ fn unowned_local_id_is_a_conflict_unless_adopted() {
 }
 
 #[test]
+fn the_former_holder_takes_the_ticket_configuration_back_without_conflicts() {
+    // Site A held T and published its own (unowned) elements; the ticket has
+    // moved to B, whose copy (vip with B's address) now comes back to A.
+    let mut a = origin("");
+    a.walk_mut(&mut |e| {
+        if e.name == "ticket_state" {
+            e.set_attr("granted", "false");
+        }
+    });
+    let mut at_b = scope_of(&origin(""));
+    at_b.config.walk_mut(&mut |e| {
+        if e.id() == Some("vip-ip") {
+            e.set_attr("value", "10.2.1.10");
+        }
+    });
+    let p = plan(&a, &at_b, Options::default()).unwrap();
+    assert!(p.report.conflicts.is_empty(), "{:?}", p.report.conflicts);
+    assert_eq!(p.report.adopted, ["resources:db", "resources:vip", "constraints:db-T", "constraints:vip-T", "constraints:vip-then-db"]);
+    assert_eq!(p.report.changed, ["resources:vip"]);
+    assert_eq!(p.cib.find_id("vip-ip").unwrap().attr("value"), Some("10.2.1.10"));
+    assert_eq!(Ownership::read(&p.cib, "T").owned.len(), 5);
+    // From now on they are owned: the next version is an ordinary change.
+    let again = plan(&p.cib, &at_b, Options::default()).unwrap();
+    assert!(!again.changed);
+
+    // An unowned element outside the local scope of T still conflicts: `db`
+    // here is bound to another ticket only (which also leaves the order
+    // between vip and db out of the local scope of T).
+    let mut other = origin("");
+    other.walk_mut(&mut |e| {
+        if e.name == "ticket_state" {
+            e.set_attr("granted", "false");
+        }
+        if e.id() == Some("db-T") {
+            e.set_attr("ticket", "U");
+        }
+    });
+    let p = plan(&other, &at_b, Options::default()).unwrap();
+    assert_eq!(p.report.conflicts, ["resources:db", "constraints:db-T", "constraints:vip-then-db"]);
+}
+
+#[test]
 fn local_edit_of_owned_element_is_drift_and_replication_wins() {
     let s = scope_of(&origin(""));
     let mut once = plan(&site_b(), &s, Options::default()).unwrap().cib;

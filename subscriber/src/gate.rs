@@ -1,0 +1,205 @@
+//! The failover gate: whether this site may acquire a ticket, for booth's
+//! `before-acquire-handler`.
+//!
+//! booth runs the handler before it acquires or renews a ticket at a site
+//! and gives the ticket up (or does not take it) when the handler exits
+//! non-zero. `cib-subscriber gate` answers from two facts only this site
+//! has: its CIB (is the ticket granted here, is there a copy of its
+//! configuration, which version was applied: the ownership record) and the
+//! daemon's state (the last version it saw published for the ticket).
+//!
+//! | situation | verdict |
+//! |---|---|
+//! | the ticket is granted here (a renewal) | allow |
+//! | no `rsc_ticket` for the ticket in the local CIB | refuse: nothing to run |
+//! | the daemon never received a version | allow: this site is the origin (first grant) |
+//! | the version received is the one applied (same digest) | allow |
+//! | a version was received and not applied (failed, staged in manual mode) | refuse: stale copy |
+//!
+//! Taking the ticket to a stale site would start yesterday's configuration;
+//! refusing keeps the ticket where it is, or lets booth give it to a site
+//! whose copy is current. To move the ticket to a stale site anyway, bring
+//! its copy up to date first (`cib-subscriber replicate-now`).
+
+use std::fmt;
+
+use cib_transforms::cib;
+use cib_transforms::merge::Ownership;
+use cib_transforms::Element;
+
+use crate::state::{TicketStatus, VersionSeen};
+
+/// The answer of the gate for one ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The ticket is granted at this site already: renewing is fine.
+    Holder,
+    /// The daemon never received a version: this site holds the ticket's
+    /// configuration as its origin.
+    Origin,
+    /// The version last received is the one applied.
+    Current(VersionSeen),
+    /// The local CIB has no `rsc_ticket` for the ticket: there is nothing
+    /// here to run.
+    Missing,
+    /// A version was received and is not the one applied.
+    Stale {
+        /// The version last received from a publisher.
+        received: VersionSeen,
+        /// The digest recorded as applied in the CIB, if any.
+        applied: Option<String>,
+    },
+}
+
+impl Verdict {
+    /// Whether the site may acquire (or renew) the ticket.
+    #[must_use]
+    pub fn allows(&self) -> bool {
+        matches!(self, Verdict::Holder | Verdict::Origin | Verdict::Current(_))
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = |v: &VersionSeen| {
+            let mut s = v.version.clone().unwrap_or_else(|| "?".into());
+            if let Some(t) = v.term {
+                s += &format!(" (term {t})");
+            }
+            s
+        };
+        match self {
+            Verdict::Holder => write!(f, "allowed: the ticket is granted at this site"),
+            Verdict::Origin => write!(
+                f,
+                "allowed: no version was ever received here; this site's configuration is the origin"
+            ),
+            Verdict::Current(v) => write!(f, "allowed: the copy is current (version {}, {})", version(v), v.digest),
+            Verdict::Missing => write!(f, "refused: the local CIB has no rsc_ticket for the ticket (no copy here)"),
+            Verdict::Stale { received, applied } => write!(
+                f,
+                "refused: the copy is stale: version {} ({}) was received, {} is applied; \
+                 bring it up to date with cib-subscriber replicate-now",
+                version(received),
+                received.digest,
+                applied.as_deref().unwrap_or("nothing")
+            ),
+        }
+    }
+}
+
+/// Decides whether this site, with local CIB `local` and the daemon's
+/// state `status` for `ticket`, may acquire the ticket.
+#[must_use]
+pub fn decide(local: &Element, ticket: &str, status: &TicketStatus) -> Verdict {
+    if cib::ticket_state(local, ticket).granted {
+        return Verdict::Holder;
+    }
+    if !has_rsc_ticket(local, ticket) {
+        return Verdict::Missing;
+    }
+    let Some(received) = &status.received else {
+        return Verdict::Origin;
+    };
+    let applied = Ownership::read(local, ticket).applied_digest;
+    if applied.as_deref() == Some(received.digest.as_str()) {
+        Verdict::Current(received.clone())
+    } else {
+        Verdict::Stale {
+            received: received.clone(),
+            applied,
+        }
+    }
+}
+
+/// Whether the configuration holds an `rsc_ticket` for `ticket`.
+fn has_rsc_ticket(local: &Element, ticket: &str) -> bool {
+    local
+        .child("configuration")
+        .and_then(|c| c.child("constraints"))
+        .is_some_and(|c| c.children.iter().any(|e| e.name == "rsc_ticket" && e.attr("ticket") == Some(ticket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Timestamp;
+    use cib_transforms::xml::parse;
+
+    fn cib(granted: bool, rsc_ticket: bool, applied: Option<&str>) -> Element {
+        let cons = if rsc_ticket {
+            r#"<rsc_ticket id="app-T" rsc="app" ticket="T" loss-policy="stop"/>"#
+        } else {
+            ""
+        };
+        let record = applied.map_or(String::new(), |d| {
+            format!(
+                r#"<cluster_property_set id="cib-replicator-T"><nvpair id="r-d" name="applied-digest" value="{d}"/></cluster_property_set>"#
+            )
+        });
+        parse(&format!(
+            r#"<cib epoch="1" num_updates="0" admin_epoch="0"><configuration><crm_config>{record}</crm_config><nodes/>
+            <resources><primitive id="app" class="ocf" provider="pacemaker" type="Dummy"/></resources>
+            <constraints>{cons}</constraints></configuration>
+            <status><tickets><ticket_state id="T" granted="{granted}"/></tickets></status></cib>"#
+        ))
+        .unwrap()
+    }
+
+    fn received(digest: &str) -> TicketStatus {
+        TicketStatus {
+            received: Some(VersionSeen {
+                digest: digest.into(),
+                version: Some("0.7.1".into()),
+                term: Some(3),
+                at: Timestamp(0),
+            }),
+            ..TicketStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_holder_renews_whatever_its_state() {
+        let v = decide(&cib(true, true, None), "T", &received("sha256:new"));
+        assert_eq!(v, Verdict::Holder);
+        assert!(v.allows());
+    }
+
+    #[test]
+    fn no_rsc_ticket_means_no_copy() {
+        let v = decide(&cib(false, false, None), "T", &TicketStatus::default());
+        assert_eq!(v, Verdict::Missing);
+        assert!(!v.allows());
+        assert!(v.to_string().contains("no rsc_ticket"), "{v}");
+    }
+
+    #[test]
+    fn a_site_that_never_received_a_version_is_the_origin() {
+        let v = decide(&cib(false, true, None), "T", &TicketStatus::default());
+        assert_eq!(v, Verdict::Origin);
+        assert!(v.allows());
+    }
+
+    #[test]
+    fn the_copy_is_current_when_the_received_digest_is_applied() {
+        let v = decide(&cib(false, true, Some("sha256:aa")), "T", &received("sha256:aa"));
+        assert!(matches!(v, Verdict::Current(_)), "{v:?}");
+        assert!(v.allows());
+    }
+
+    #[test]
+    fn a_received_version_not_applied_is_stale() {
+        for applied in [None, Some("sha256:old")] {
+            let v = decide(&cib(false, true, applied), "T", &received("sha256:new"));
+            assert!(!v.allows(), "{v}");
+            let text = v.to_string();
+            assert!(text.contains("stale") && text.contains("0.7.1 (term 3)") && text.contains("sha256:new"), "{text}");
+        }
+    }
+
+    #[test]
+    fn another_tickets_rsc_ticket_is_not_a_copy() {
+        let v = decide(&cib(false, true, None), "U", &TicketStatus::default());
+        assert_eq!(v, Verdict::Missing);
+    }
+}

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # single-quoted scripts run inside a site, with arguments
+# lab.sh — two live single-node Pacemaker sites and a booth arbitrator on one
+# machine, each in its own namespaces, for the geo end-to-end test and the
+# walkthrough in examples/geo/.
+#
+#   lab.sh up                 build the topology, start corosync + pacemaker
+#                             at A and B and boothd at arb, A, B
+#   lab.sh down [LOGDIR]      stop everything, remove namespaces, links and
+#                             state (idempotent); logs are copied to LOGDIR
+#                             (default $GEO_BASE/logs) first
+#   lab.sh exec SITE CMD...   run CMD inside SITE (A, B or arb)
+#   lab.sh install SITE       install cib-replicator into SITE like an admin
+#                             would: binaries in /usr/sbin, OCF agents in
+#                             /usr/lib/ocf/resource.d/cib-replicator, the
+#                             site's files in /etc/cib-replicator
+#   lab.sh kill-site SITE     SIGKILL every process of SITE (site lost)
+#   lab.sh start-site SITE    bring a killed site back (its CIB persists)
+#   lab.sh partition SITE | heal SITE    cut / restore SITE's link
+#   lab.sh status             crm_mon and booth list at every site
+#   lab.sh ip SITE            the site's address
+#
+# Must run as root. Needs iproute2, util-linux (unshare, nsenter), corosync,
+# pacemaker, pacemaker-cli-utils, booth, and gcc when the kernel is 6.9 or
+# newer (see booth-nlfix.c).
+#
+# Topology: a bridge in namespace "$GEO_NS-hub", one veth per site into
+# namespaces "$GEO_NS-A", "-B", "-arb" with addresses $GEO_SUBNET.1/.2/.3.
+# The host's network is not touched. Each site runs under a holder process,
+# PID 1 of its own pid namespace, with private mounts: /run, /dev/shm,
+# /var/lib/pacemaker, /var/lib/corosync, /var/log/pacemaker, and overlays on
+# /etc, /usr/sbin, /usr/lib/ocf/resource.d, /var/lib and /var/log (so
+# installing there changes only that site). Killing the holder kills everything in the site.
+#
+# Environment:
+#   GEO_BASE        state directory (default /tmp/cib-replicator-geo)
+#   GEO_NS          namespace prefix (default crgeo)
+#   GEO_SUBNET      first three octets (default 10.213.0)
+#   GEO_TICKET      the booth ticket (default geo)
+#   GEO_EXPIRE      booth expire seconds (default 5; booth's own is 600)
+#   GEO_HANDLER     before-acquire-handler line for the ticket (default none)
+#   GEO_BIN         directory with cib-publisher and cib-subscriber
+#                   (default <repo>/target/debug)
+#   GEO_ETC_A, GEO_ETC_B   directories copied to /etc/cib-replicator of
+#                   each site by `install` (default examples/geo/site-a, -b)
+set -uo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+HERE=$(dirname "$SELF")
+REPO=$(cd "$HERE/../.." && pwd)
+BASE=${GEO_BASE:-/tmp/cib-replicator-geo}
+ST=$BASE/state
+NSP=${GEO_NS:-crgeo}
+SUBNET=${GEO_SUBNET:-10.213.0}
+TICKET=${GEO_TICKET:-geo}
+EXPIRE=${GEO_EXPIRE:-5}
+HANDLER=${GEO_HANDLER:-}
+BIN=${GEO_BIN:-$REPO/target/debug}
+
+SITES="A B"
+ALL="A B arb"
+declare -A IP=([A]=$SUBNET.1 [B]=$SUBNET.2 [arb]=$SUBNET.3)
+declare -A NODE=([A]=node-a [B]=node-b [arb]=arbitrator)
+declare -A ETC=([A]=${GEO_ETC_A:-$REPO/examples/geo/site-a} [B]=${GEO_ETC_B:-$REPO/examples/geo/site-b})
+
+log() { printf '[lab %(%T)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+check_site() { case "$1" in A | B | arb) ;; *) die "unknown site '$1' (A, B or arb)" ;; esac; }
+
+# ------------------------------------------------------------------ holders
+
+# Host PID of SITE's holder, if it runs (and is ours).
+holder_pid() {
+    local f=$ST/$1/holder.pid p
+    [ -r "$f" ] || return 1
+    p=$(cat "$f")
+    [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "_init $1 $BASE " || return 1
+    echo "$p"
+}
+
+# Runs a command inside SITE, in the caller's directory when it exists there.
+sx() {
+    local site=$1 hp
+    shift
+    hp=$(holder_pid "$site") || { log "site $site is not running"; return 125; }
+    nsenter -t "$hp" -m -u -i -p -n -- /bin/sh -c 'cd "$1" 2>/dev/null; shift; exec "$@"' _ "$PWD" "$@"
+}
+
+# PID 1 of SITE's pid namespace: private mounts, then reap orphans forever.
+ns_init() {
+    local site=$1 d=$ST/$1 dir name
+    hostname "${NODE[$site]}"
+    # /run first, and `mount -n`: nothing may land in the host's /run.
+    mount -n --bind "$d/run" /run
+    mount -n -t tmpfs -o mode=1777,size=256m tmpfs /dev/shm
+    for dir in /etc /usr/sbin /usr/lib/ocf/resource.d /var/lib /var/log; do
+        name=${dir//\//_}
+        mkdir -p "$d/overlay/$name/upper" "$d/overlay/$name/work"
+        mount -n -t overlay overlay \
+            -o "lowerdir=$dir,upperdir=$d/overlay/$name/upper,workdir=$d/overlay/$name/work" "$dir"
+    done
+    if [ "$site" != arb ]; then
+        mount -n --bind "$d/lib-pacemaker" /var/lib/pacemaker
+        mount -n --bind "$d/lib-corosync" /var/lib/corosync
+        mount -n --bind "$d/log" /var/log/pacemaker
+    fi
+    if [ -x "$ST/boothd-wrapper" ]; then
+        touch /run/.boothd-real
+        mount -n --bind /usr/sbin/boothd /run/.boothd-real
+        mount -n --bind "$ST/boothd-wrapper" /usr/sbin/boothd
+    fi
+    # PID files of an earlier incarnation mean nothing in this pid namespace.
+    rm -f /run/lab-*.pid /run/corosync.pid /run/booth/*.pid
+    mkdir -p /run/crm /run/booth /run/lock /run/resource-agents
+    chown hacluster:haclient /run/crm /run/booth
+    chmod 750 /run/crm
+    chmod 1777 /run/lock
+    touch /run/.ready
+    trap 'exit 0' TERM INT
+    while :; do
+        sleep 3600 &
+        wait $!
+    done
+}
+
+start_holder() {
+    local site=$1 d=$ST/$1 upid hp=""
+    rm -f "$d/run/.ready"
+    setsid nsenter --net="/run/netns/$NSP-$site" -- \
+        unshare --mount --uts --ipc --pid --fork --mount-proc --propagation private -- \
+        /bin/bash "$SELF" _init "$site" "$BASE" </dev/null >>"$d/holder.log" 2>&1 &
+    upid=$!
+    for _ in $(seq 1 200); do
+        hp=$(awk '{print $1}' "/proc/$upid/task/$upid/children" 2>/dev/null)
+        [ -n "$hp" ] && [ -e "$d/run/.ready" ] && break
+        sleep 0.05
+    done
+    { [ -n "$hp" ] && [ -e "$d/run/.ready" ]; } || die "site $site did not come up (see $d/holder.log)"
+    echo "$hp" >"$d/holder.pid"
+}
+
+kill_holder() {
+    local hp
+    hp=$(holder_pid "$1") || return 0
+    # When PID 1 of a pid namespace exits, the kernel kills everything in it.
+    kill -TERM "$hp" 2>/dev/null
+    for _ in $(seq 1 50); do
+        [ -d "/proc/$hp" ] || break
+        sleep 0.1
+    done
+    [ -d "/proc/$hp" ] && kill -KILL "$hp" 2>/dev/null
+    rm -f "$ST/$1/holder.pid"
+}
+
+# ------------------------------------------------------------------ network
+
+net_up() (
+    set -e
+    ip netns add "$NSP-hub"
+    ip -n "$NSP-hub" link add br0 type bridge
+    ip -n "$NSP-hub" link set br0 up
+    local s
+    for s in $ALL; do
+        ip netns add "$NSP-$s"
+        ip -n "$NSP-hub" link add "h-$s" type veth peer name eth0 netns "$NSP-$s"
+        ip -n "$NSP-hub" link set "h-$s" master br0 up
+        ip -n "$NSP-$s" link set lo up
+        ip -n "$NSP-$s" addr add "${IP[$s]}/24" dev eth0
+        ip -n "$NSP-$s" link set eth0 up
+    done
+)
+
+net_down() {
+    local n
+    for n in $ALL hub; do
+        ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NSP-$n" && ip netns del "$NSP-$n"
+    done
+    # `ip netns add` made /run/netns a mount point; undo it when it is empty.
+    if [ -d /run/netns ] && [ -z "$(ls -A /run/netns)" ]; then
+        mountpoint -q /run/netns && umount -n /run/netns 2>/dev/null
+        rmdir /run/netns 2>/dev/null
+    fi
+    return 0
+}
+
+# ------------------------------------------------------------------ booth shim
+
+# Debian 12's booth (1.0-283) hangs on kernels >= 6.9; booth-nlfix.c says why.
+need_nlfix() {
+    local maj min
+    IFS=. read -r maj min _ <<<"$(uname -r)"
+    min=${min%%[!0-9]*}
+    [ "$maj" -gt 6 ] || { [ "$maj" -eq 6 ] && [ "$min" -ge 9 ]; }
+}
+
+build_nlfix() {
+    command -v gcc >/dev/null || die "kernel $(uname -r) needs the booth netlink shim, and gcc is missing"
+    gcc -shared -fPIC -O2 -o "$ST/booth-nlfix.so" "$HERE/booth-nlfix.c" -ldl || die "building the booth shim failed"
+    chmod 755 "$ST" "$ST/booth-nlfix.so"
+    printf '#!/bin/sh\nLD_PRELOAD=%s exec /run/.boothd-real "$@"\n' "$ST/booth-nlfix.so" >"$ST/boothd-wrapper"
+    chmod 755 "$ST/boothd-wrapper"
+}
+
+# ------------------------------------------------------------------ files
+
+write_booth_conf() {
+    cat <<EOF
+transport = UDP
+port = 9929
+arbitrator = ${IP[arb]}
+site = ${IP[A]}
+site = ${IP[B]}
+authfile = /etc/booth/authkey
+ticket = "$TICKET"
+    expire = $EXPIRE
+    renewal-freq = 2
+    timeout = 400ms
+    retries = 3
+    acquire-after = 0
+EOF
+    [ -z "$HANDLER" ] || printf '    before-acquire-handler = %s\n' "$HANDLER"
+}
+
+write_files() {
+    local s d etc
+    mkdir -p "$ST"
+    if need_nlfix; then build_nlfix; fi
+    head -c 32 /dev/urandom >"$ST/booth-authkey"
+    for s in $ALL; do
+        d=$ST/$s
+        etc=$d/overlay/_etc/upper
+        mkdir -p "$d/run" "$etc/booth"
+        write_booth_conf >"$etc/booth/booth.conf"
+        install -o hacluster -g haclient -m 600 "$ST/booth-authkey" "$etc/booth/authkey"
+        [ "$s" = arb ] && continue
+        mkdir -p "$etc/corosync" "$d/lib-corosync" "$d/log" "$d"/lib-pacemaker/{cib,pengine,blackbox,cores,bundles}
+        chown -R hacluster:haclient "$d/lib-pacemaker" "$d/log"
+        chmod 750 "$d"/lib-pacemaker/{cib,pengine,blackbox,cores}
+        chmod 770 "$d/log"
+        cat >"$etc/corosync/corosync.conf" <<EOF
+totem {
+    version: 2
+    cluster_name: site-${s,,}
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+    token: 1000
+}
+nodelist {
+    node {
+        ring0_addr: 127.0.0.1
+        name: ${NODE[$s]}
+        nodeid: 1
+    }
+}
+quorum {
+    provider: corosync_votequorum
+}
+logging {
+    to_stderr: yes
+    to_syslog: no
+    timestamp: on
+}
+EOF
+        # The seed CIB: no fencing in a lab, and a short dc-deadtime (the
+        # controller waits that long before electing itself: 20 s by default).
+        cibadmin --empty >"$d/seed.xml"
+        CIB_file=$d/seed.xml crm_attribute -t crm_config -n stonith-enabled -v false >/dev/null
+        CIB_file=$d/seed.xml crm_attribute -t crm_config -n dc-deadtime -v 1s >/dev/null
+        CIB_file=$d/seed.xml crm_attribute -t crm_config -n cluster-recheck-interval -v 1min >/dev/null
+        install -o hacluster -g haclient -m 600 "$d/seed.xml" "$d/lib-pacemaker/cib/cib.xml"
+    done
+}
+
+# ------------------------------------------------------------------ daemons
+
+# Starts a daemon inside SITE, detached; its PID there goes to /run/lab-NAME.pid.
+sx_daemon() {
+    local site=$1 name=$2 logf=$3
+    shift 3
+    sx "$site" /bin/bash -c 'name=$1 logf=$2; shift 2
+        setsid "$@" </dev/null >>"$logf" 2>&1 &
+        echo $! >/run/lab-$name.pid' _ "$name" "$logf" "$@"
+}
+
+# PID (inside SITE) of a daemon started here, if it still runs.
+sx_pid() {
+    local f=$ST/$1/run/lab-$2.pid p
+    [ -r "$f" ] || return 1
+    p=$(cat "$f")
+    sx "$1" /bin/sh -c "grep -q '$2' /proc/$p/comm 2>/dev/null" || return 1
+    echo "$p"
+}
+
+# wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s.
+wait_until() {
+    local limit=$1 what=$2 t0
+    shift 2
+    t0=$(now)
+    until "$@" >/dev/null 2>&1; do
+        if awk -v a="$t0" -v b="$(now)" -v t="$limit" 'BEGIN { exit !(b - a > t) }'; then
+            log "timed out after ${limit}s waiting for $what"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+quorate() { sx "$1" corosync-quorumtool -s 2>/dev/null | grep -q 'Quorate:.*Yes'; }
+idle() {
+    sx "$1" crmadmin -S "${NODE[$1]}" 2>/dev/null | grep -q S_IDLE &&
+        sx "$1" crm_mon -1 2>/dev/null | grep -q "Current DC: ${NODE[$1]}.*partition with quorum"
+}
+booth_up() { sx "$1" timeout 5 booth status; }
+
+start_booth() {
+    local logf=/var/log/pacemaker/booth.log
+    [ "$1" = arb ] && logf=/run/booth.log
+    sx_daemon "$1" boothd "$logf" boothd daemon -S -c /etc/booth/booth.conf
+    wait_until 15 "boothd at $1" booth_up "$1"
+}
+
+stop_site_daemons() {
+    local site=$1 p
+    if p=$(sx_pid "$site" boothd); then
+        sx "$site" kill -TERM "$p"
+    fi
+    [ "$site" = arb ] && return 0
+    if p=$(sx_pid "$site" pacemakerd); then
+        sx "$site" kill -TERM "$p"
+        for _ in $(seq 1 600); do
+            sx_pid "$site" pacemakerd >/dev/null || break
+            sleep 0.1
+        done
+    fi
+    sx "$site" corosync-cfgtool -H >/dev/null 2>&1
+    return 0
+}
+
+start_cluster() {
+    local site=$1
+    sx_daemon "$site" corosync /var/log/pacemaker/corosync.log corosync -f
+    wait_until 30 "corosync quorum at $site" quorate "$site" || return 1
+    sx_daemon "$site" pacemakerd /var/log/pacemaker/pacemakerd.log pacemakerd -f
+}
+
+# ------------------------------------------------------------------ commands
+
+cmd_up() {
+    [ "$(id -u)" = 0 ] || die "must run as root (namespaces, mounts)"
+    local t0 s
+    t0=$(now)
+    cmd_down "$BASE/logs" quiet
+    trap 'log "up failed: tearing down"; cmd_down' EXIT
+    write_files
+    net_up || die "network set-up failed (needs root, network namespaces, veth and bridge)"
+    for s in $ALL; do start_holder "$s"; done
+    for s in $SITES; do start_cluster "$s" || die "corosync at $s"; done
+    for s in $SITES; do wait_until 120 "a DC at $s" idle "$s" || die "pacemaker at $s"; done
+    log "both sites have a DC with quorum after $(since "$t0")s"
+    for s in $ALL; do start_booth "$s" || die "boothd at $s"; done
+    trap - EXIT
+    log "up in $(since "$t0")s"
+}
+
+cmd_down() {
+    local logs=${1:-$BASE/logs} s t0
+    t0=$(now)
+    for s in $ALL; do
+        holder_pid "$s" >/dev/null || continue
+        (stop_site_daemons "$s"; kill_holder "$s") &
+    done
+    wait
+    for s in $ALL; do kill_holder "$s"; done
+    net_down
+    if [ -d "$ST" ]; then
+        rm -rf "$logs"
+        for s in $ALL; do
+            [ -d "$ST/$s" ] || continue
+            mkdir -p "$logs/$s"
+            cp -a "$ST/$s/log/." "$ST/$s/holder.log" "$ST/$s/run/booth.log" "$logs/$s/" 2>/dev/null
+            cp -a "$ST/$s/overlay/_var_log/upper/cib-replicator/." "$logs/$s/" 2>/dev/null
+            [ -d "$ST/$s/lib-pacemaker/cib" ] && cp "$ST/$s/lib-pacemaker/cib/cib.xml" "$logs/$s/cib.xml" 2>/dev/null
+        done
+        rm -rf "$ST"
+    fi
+    [ "${2:-}" = quiet ] || log "down in $(since "$t0")s (logs in $logs)"
+    return 0
+}
+
+cmd_install() {
+    local site=$1
+    { [ -x "$BIN/cib-publisher" ] && [ -x "$BIN/cib-subscriber" ]; } ||
+        die "no cib-publisher/cib-subscriber in $BIN (cargo build --workspace --bins, or set GEO_BIN)"
+    sx "$site" install -m 0755 "$BIN/cib-publisher" "$BIN/cib-subscriber" /usr/sbin/ &&
+        sx "$site" install -d /usr/lib/ocf/resource.d/cib-replicator &&
+        sx "$site" install -m 0755 "$REPO/ocf/publisher" "$REPO/ocf/subscriber" /usr/lib/ocf/resource.d/cib-replicator/ &&
+        sx "$site" install -d -m 0755 /etc/cib-replicator /var/lib/cib-replicator &&
+        sx "$site" cp -r "${ETC[$site]}/." /etc/cib-replicator/
+}
+
+cmd_start_site() {
+    local site=$1
+    holder_pid "$site" >/dev/null && die "site $site runs already"
+    start_holder "$site"
+    if [ "$site" != arb ]; then
+        start_cluster "$site" || return 1
+        wait_until 120 "a DC at $site" idle "$site" || return 1
+    fi
+    start_booth "$site"
+}
+
+cmd_status() {
+    local s
+    for s in $ALL; do
+        holder_pid "$s" >/dev/null || { echo "== $s: not running"; continue; }
+        echo "== $s (${IP[$s]})"
+        [ "$s" = arb ] || sx "$s" crm_mon -1 --include=tickets 2>&1 | sed 's/^/   /'
+        sx "$s" timeout 5 booth list 2>&1 | sed 's/^/   booth: /'
+    done
+}
+
+case "${1:-}" in
+    _init) BASE=$3 ST=$3/state ns_init "$2" ;;
+    up) cmd_up ;;
+    down) cmd_down "${2:-$BASE/logs}" ;;
+    exec)
+        [ $# -ge 3 ] || die "usage: lab.sh exec SITE CMD..."
+        check_site "$2"
+        s=$2
+        shift 2
+        sx "$s" "$@"
+        ;;
+    install) check_site "$2"; cmd_install "$2" ;;
+    kill-site) check_site "$2"; kill_holder "$2" ;;
+    start-site) check_site "$2"; cmd_start_site "$2" ;;
+    partition) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" down ;;
+    heal) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" up ;;
+    status) cmd_status ;;
+    ip) check_site "$2"; echo "${IP[$2]}" ;;
+    *) sed -n '2,20p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
