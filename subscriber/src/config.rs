@@ -41,6 +41,11 @@ use crate::pipeline::{load_steps, Step, StepArg};
 
 /// Default directory of the per-ticket state (`<state_dir>/<ticket>/`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cib-replicator";
+
+/// Where `cib-subscriber gate` looks for the configuration when it is given
+/// neither `--config` nor `--state-dir` (booth limits its handler line to 64
+/// characters, too short for options).
+pub const DEFAULT_CONFIG: &str = "/etc/cib-replicator/subscriber.toml";
 /// Default longest pause between two attempts to reach a publisher, seconds.
 pub const DEFAULT_RECONNECT_MAX_SECONDS: u64 = 10;
 /// Default time given to a document being applied when the daemon is asked
@@ -96,6 +101,10 @@ pub struct TicketConfig {
     /// `rules` and `xslt`).
     #[serde(default)]
     pub steps: Vec<StepConfig>,
+    /// booth site attribute kept at `current` or `stale` for booth's
+    /// `attr-prereq` (see [`crate::booth`]); unset: none.
+    #[serde(default)]
+    pub booth_attribute: Option<String>,
 }
 
 /// What the daemon does with an accepted version.
@@ -247,6 +256,15 @@ impl Config {
             }
             t.peer_urls()?;
             t.steps()?;
+            if let Some(a) = &t.booth_attribute {
+                if !crate::booth::is_valid_attribute(a) {
+                    return bad(format!(
+                        "ticket `{}`: booth_attribute \"{}\": use 1 to 64 letters, digits, `_` or `-`",
+                        t.name,
+                        a.escape_debug()
+                    ));
+                }
+            }
         }
         for (what, p) in [("tls.cert", &self.tls.cert), ("tls.key", &self.tls.key), ("tls.ca", &self.tls.ca)] {
             if !p.is_file() {

@@ -84,10 +84,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let mut tickets = Vec::new();
     for t in &config.tickets {
         let dir = state::ticket_dir(&config.state_dir, &t.name);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::State {
+        state::create_dirs(&dir).map_err(|cause| Error::State {
             what: "creating state directory",
             path: dir.clone(),
-            source,
+            cause,
         })?;
         tickets.push((t.clone(), t.peer_urls()?, t.steps()?));
     }
@@ -111,6 +111,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             cib: cib.clone(),
             state_dir: config.state_dir.clone(),
         });
+        if let Some(attribute) = &t.booth_attribute {
+            tasks.spawn(crate::booth::keep_attribute(
+                config.state_dir.clone(),
+                t.name.clone(),
+                attribute.clone(),
+                shutdown.clone(),
+            ));
+        }
         let coordinator = Coordinator::start(work, peers).await;
         tasks.spawn(coordinator.run(rx, shutdown.clone()));
     }

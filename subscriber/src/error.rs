@@ -36,14 +36,15 @@ pub enum Error {
     #[error("building the HTTPS client: {0}")]
     Client(String),
     /// A state file or directory could not be read or written.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}: {cause}", path.display())]
     State {
         /// What was being done ("writing state", "creating state directory" …).
         what: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (part of the message, not a separate source, so
+        /// that it is printed once).
+        cause: std::io::Error,
     },
     /// A state file exists but cannot be understood.
     #[error("state file {}: {message}", path.display())]

@@ -112,6 +112,18 @@ pub fn decide(local: &Element, ticket: &str, status: &TicketStatus) -> Verdict {
     }
 }
 
+/// Whether the daemon's state says this site's copy is current: it never
+/// received a version, or the version last received is the one applied.
+/// What [`crate::booth`] publishes to booth.
+#[must_use]
+pub fn replica_is_current(status: &TicketStatus) -> bool {
+    match (&status.received, &status.applied) {
+        (None, _) => true,
+        (Some(r), Some(a)) => r.digest == a.digest,
+        (Some(_), None) => false,
+    }
+}
+
 /// Whether the configuration holds an `rsc_ticket` for `ticket`.
 fn has_rsc_ticket(local: &Element, ticket: &str) -> bool {
     local
@@ -195,6 +207,18 @@ mod tests {
             let text = v.to_string();
             assert!(text.contains("stale") && text.contains("0.7.1 (term 3)") && text.contains("sha256:new"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_state_alone_tells_a_current_copy_from_a_stale_one() {
+        let mut s = TicketStatus::default();
+        assert!(replica_is_current(&s));
+        s = received("sha256:aa");
+        assert!(!replica_is_current(&s));
+        s.applied = s.received.clone();
+        assert!(replica_is_current(&s));
+        s.received.as_mut().unwrap().digest = "sha256:bb".into();
+        assert!(!replica_is_current(&s));
     }
 
     #[test]

@@ -24,11 +24,14 @@
 //! - [`apply`]: `diff`, `replicate-now` and `status` against a CIB.
 //! - [`gate`]: whether this site may acquire a ticket (booth's
 //!   `before-acquire-handler`).
+//! - [`booth`]: the replica state as a booth site attribute (booth's
+//!   `attr-prereq`).
 //! - [`error`]: the error enum of configuration, state and start-up.
 
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod booth;
 pub mod config;
 pub mod daemon;
 pub mod error;

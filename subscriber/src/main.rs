@@ -14,7 +14,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use tokio_util::sync::CancellationToken;
 
 use cib_subscriber::apply::{self, Color};
-use cib_subscriber::config::{read_config, Overrides, DEFAULT_STATE_DIR};
+use cib_subscriber::config::{read_config, Overrides, DEFAULT_CONFIG, DEFAULT_STATE_DIR};
 use cib_subscriber::fetch::{Source, TlsArgs};
 use cib_subscriber::pipeline::{load_scope, load_staged, load_steps, transform, transformed_document, StepArg};
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
@@ -117,9 +117,13 @@ enum Command {
     ///
     /// booth runs its before-acquire-handler before it acquires or renews a
     /// ticket, and does not take (or gives up) the ticket when the handler
-    /// exits non-zero. In booth.conf, under the ticket:
+    /// exits non-zero. In booth.conf, under the ticket (booth allows at most
+    /// 64 characters there):
     ///
-    ///   before-acquire-handler = /usr/sbin/cib-subscriber gate --config /etc/cib-replicator/subscriber.toml
+    ///   before-acquire-handler = /usr/sbin/cib-subscriber gate
+    ///
+    /// Without --config and --state-dir, reads /etc/cib-replicator/subscriber.toml
+    /// when it exists. The ticket comes from BOOTH_TICKET, set by booth.
     ///
     /// Allows (exit 0) when the ticket is granted here already (a renewal),
     /// when the daemon never received a version of the ticket (this site is
@@ -343,7 +347,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             apply::status(&cib, &ticket, &state_dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Gate { ticket, local } => {
+        Command::Gate { ticket, mut local } => {
+            if local.config.is_none() && local.state_dir.is_none() && Path::new(DEFAULT_CONFIG).is_file() {
+                local.config = Some(PathBuf::from(DEFAULT_CONFIG));
+            }
             let (state_dir, cib) = local.resolve()?;
             let (_, cib_now) = apply::read_local(&cib)?;
             let status = if state::state_path(&state_dir, &ticket).is_file() {

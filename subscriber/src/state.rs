@@ -155,10 +155,10 @@ pub fn load(state_dir: &Path, ticket: &str) -> Result<TicketStatus, Error> {
             message: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TicketStatus::default()),
-        Err(source) => Err(Error::State {
+        Err(cause) => Err(Error::State {
             what: "reading state",
             path,
-            source,
+            cause,
         }),
     }
 }
@@ -184,38 +184,75 @@ pub fn update(state_dir: &Path, ticket: &str, change: impl FnOnce(&mut TicketSta
         path: state_path(state_dir, ticket),
         message: e.to_string(),
     })?;
-    write_atomic(&state_path(state_dir, ticket), text.as_bytes())?;
+    write_atomic_mode(&state_path(state_dir, ticket), text.as_bytes(), 0o644)?;
     Ok(status)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (created if needed), synced, renamed over `path`.
+/// directory (created if needed), synced, renamed over `path`. The file is
+/// readable by its owner only: a staged document holds resource parameters,
+/// which may be secrets.
 ///
 /// # Errors
 ///
 /// [`Error::State`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// [`write_atomic`] with the file's permission bits. `state.toml` is
+/// world-readable (0644): it holds versions, digests, site names and errors,
+/// and booth's before-acquire-handler (`cib-subscriber gate`) reads it as
+/// user hacluster.
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-        move |source| Error::State {
+        move |cause| Error::State {
             what,
             path: path.to_owned(),
-            source,
+            cause,
         }
     }
-    std::fs::create_dir_all(dir).map_err(io("creating state directory", dir))?;
+    create_dirs(dir).map_err(io("creating state directory", dir))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(io("creating a temporary file in", dir))?;
+    // Explicitly: the daemon's umask (Pacemaker's is strict) must not narrow it.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io("setting the permissions of", tmp.path()))?;
     tmp.write_all(bytes).map_err(io("writing", tmp.path()))?;
     tmp.as_file().sync_all().map_err(io("syncing", path))?;
     tmp.persist(path).map_err(|e| Error::State {
         what: "replacing",
         path: path.to_owned(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(())
+}
+
+/// Creates `dir` and its missing ancestors with mode 0755, whatever the
+/// umask, so that `cib-subscriber gate` (run by booth as hacluster) can
+/// reach `state.toml`. Existing directories are left as they are.
+///
+/// # Errors
+///
+/// The I/O error of the first directory that could not be made.
+pub fn create_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes the staged document of `ticket`, if any.
@@ -228,10 +265,10 @@ pub fn remove_pending(state_dir: &Path, ticket: &str) -> Result<(), Error> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::State {
+        Err(cause) => Err(Error::State {
             what: "removing",
             path,
-            source,
+            cause,
         }),
     }
 }
@@ -370,6 +407,18 @@ pub fn render(status: &TicketStatus, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_is_world_readable_and_a_staged_document_is_not() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        update(dir.path(), "geo", |s| s.term = Some(3)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state_path(dir.path(), "geo")), 0o644);
+        write_atomic(&pending_path(dir.path(), "geo"), b"<configuration/>").unwrap();
+        assert_eq!(mode(&pending_path(dir.path(), "geo")), 0o600);
+        assert_eq!(mode(&ticket_dir(dir.path(), "geo")), 0o755);
+    }
 
     #[test]
     fn timestamps_round_trip() {

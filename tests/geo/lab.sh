@@ -14,8 +14,10 @@
 #                             would: binaries in /usr/sbin, OCF agents in
 #                             /usr/lib/ocf/resource.d/cib-replicator, the
 #                             site's files in /etc/cib-replicator
-#   lab.sh kill-site SITE     SIGKILL every process of SITE (site lost)
-#   lab.sh start-site SITE    bring a killed site back (its CIB persists)
+#   lab.sh kill-site SITE     SIGKILL every process of SITE and remove the
+#                             addresses its resources added (power lost)
+#   lab.sh start-site SITE    boot a killed site again: empty /run, its CIB
+#                             and files persist
 #   lab.sh partition SITE | heal SITE    cut / restore SITE's link
 #   lab.sh status             crm_mon and booth list at every site
 #   lab.sh ip SITE            the site's address
@@ -38,7 +40,10 @@
 #   GEO_SUBNET      first three octets (default 10.213.0)
 #   GEO_TICKET      the booth ticket (default geo)
 #   GEO_EXPIRE      booth expire seconds (default 5; booth's own is 600)
-#   GEO_HANDLER     before-acquire-handler line for the ticket (default none)
+#   GEO_HANDLER     before-acquire-handler for the ticket (default none;
+#                   booth allows at most 64 characters)
+#   GEO_ATTR_PREREQ attr-prereq for the ticket (default none)
+#   GEO_LOGS        where `down` (also after a failed `up`) copies the logs
 #   GEO_BIN         directory with cib-publisher and cib-subscriber
 #                   (default <repo>/target/debug)
 #   GEO_ETC_A, GEO_ETC_B   directories copied to /etc/cib-replicator of
@@ -55,6 +60,7 @@ SUBNET=${GEO_SUBNET:-10.213.0}
 TICKET=${GEO_TICKET:-geo}
 EXPIRE=${GEO_EXPIRE:-5}
 HANDLER=${GEO_HANDLER:-}
+ATTR_PREREQ=${GEO_ATTR_PREREQ:-}
 BIN=${GEO_BIN:-$REPO/target/debug}
 
 SITES="A B"
@@ -127,7 +133,8 @@ ns_init() {
 
 start_holder() {
     local site=$1 d=$ST/$1 upid hp=""
-    rm -f "$d/run/.ready"
+    # A (re)started site has booted: /run is empty, as on a real node.
+    find "$d/run" -mindepth 1 -delete 2>/dev/null
     setsid nsenter --net="/run/netns/$NSP-$site" -- \
         unshare --mount --uts --ipc --pid --fork --mount-proc --propagation private -- \
         /bin/bash "$SELF" _init "$site" "$BASE" </dev/null >>"$d/holder.log" 2>&1 &
@@ -139,6 +146,15 @@ start_holder() {
     done
     { [ -n "$hp" ] && [ -e "$d/run/.ready" ]; } || die "site $site did not come up (see $d/holder.log)"
     echo "$hp" >"$d/holder.pid"
+}
+
+# The site loses power: every process dies and the addresses its resources
+# had added to eth0 go away (only the site's own address stays).
+kill_site() {
+    kill_holder "$1"
+    ip -n "$NSP-$1" -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}' | while read -r cidr; do
+        [ "$cidr" = "${IP[$1]}/24" ] || ip -n "$NSP-$1" addr del "$cidr" dev eth0
+    done
 }
 
 kill_holder() {
@@ -199,7 +215,8 @@ build_nlfix() {
     command -v gcc >/dev/null || die "kernel $(uname -r) needs the booth netlink shim, and gcc is missing"
     gcc -shared -fPIC -O2 -o "$ST/booth-nlfix.so" "$HERE/booth-nlfix.c" -ldl || die "building the booth shim failed"
     chmod 755 "$ST" "$ST/booth-nlfix.so"
-    printf '#!/bin/sh\nLD_PRELOAD=%s exec /run/.boothd-real "$@"\n' "$ST/booth-nlfix.so" >"$ST/boothd-wrapper"
+    # booth, boothd and geostore are one program that acts on its name: keep it.
+    printf '#!/bin/bash\nLD_PRELOAD=%s exec -a "$0" /run/.boothd-real "$@"\n' "$ST/booth-nlfix.so" >"$ST/boothd-wrapper"
     chmod 755 "$ST/boothd-wrapper"
 }
 
@@ -221,6 +238,7 @@ ticket = "$TICKET"
     acquire-after = 0
 EOF
     [ -z "$HANDLER" ] || printf '    before-acquire-handler = %s\n' "$HANDLER"
+    [ -z "$ATTR_PREREQ" ] || printf '    attr-prereq = %s\n' "$ATTR_PREREQ"
 }
 
 write_files() {
@@ -353,7 +371,7 @@ cmd_up() {
     local t0 s
     t0=$(now)
     cmd_down "$BASE/logs" quiet
-    trap 'log "up failed: tearing down"; cmd_down' EXIT
+    trap 'log "up failed: tearing down"; cmd_down "${GEO_LOGS:-$BASE/logs}"' EXIT
     write_files
     net_up || die "network set-up failed (needs root, network namespaces, veth and bridge)"
     for s in $ALL; do start_holder "$s"; done
@@ -425,7 +443,7 @@ cmd_status() {
 case "${1:-}" in
     _init) BASE=$3 ST=$3/state ns_init "$2" ;;
     up) cmd_up ;;
-    down) cmd_down "${2:-$BASE/logs}" ;;
+    down) cmd_down "${2:-${GEO_LOGS:-$BASE/logs}}" ;;
     exec)
         [ $# -ge 3 ] || die "usage: lab.sh exec SITE CMD..."
         check_site "$2"
@@ -434,11 +452,11 @@ case "${1:-}" in
         sx "$s" "$@"
         ;;
     install) check_site "$2"; cmd_install "$2" ;;
-    kill-site) check_site "$2"; kill_holder "$2" ;;
+    kill-site) check_site "$2"; kill_site "$2" ;;
     start-site) check_site "$2"; cmd_start_site "$2" ;;
     partition) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" down ;;
     heal) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" up ;;
     status) cmd_status ;;
     ip) check_site "$2"; echo "${IP[$2]}" ;;
-    *) sed -n '2,20p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,24p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# e2e.sh — geo failover end to end, on two live Pacemaker sites and a booth
+# arbitrator (tests/geo/lab.sh), with cib-replicator run by Pacemaker through
+# its OCF agents and booth's before-acquire-handler set to `cib-subscriber
+# gate`.
+#
+#   tests/geo/e2e.sh              (as root, after cargo build --workspace --bins)
+#
+# The scenario, each step asserted:
+#   1. both sites run ocf:cib-replicator:subscriber; the publisher is bound
+#      to ticket "geo"; booth grants geo to site A;
+#   2. the admin creates resources bound to geo at A; B receives them,
+#      transformed (B's address and path), and they stay stopped at B;
+#   3. attribute changes at A reach B (latency measured); `cib-subscriber
+#      diff` at B then exits 0;
+#   4. site A loses power: booth moves geo to B (the gate allows: B's copy is
+#      current); the copy starts at B with B's values; the publisher runs at B;
+#   5. A boots again and becomes the subscriber: it takes its elements back
+#      and follows B; a change at B reaches A; A refuses A's own older-term
+#      document when it is replayed;
+#   6. the gate refuses a stale copy: A in manual mode has a staged change it
+#      did not apply; B loses power; booth does not give geo to A; once A
+#      applies the staged change, A may take geo and starts the copy;
+#   7. throughout, both sites' crm_mon is sampled: never do both run the
+#      ticket's resources.
+#
+# Environment: GEO_ARTIFACTS (default target/geo-e2e) receives timings.txt,
+# samples.txt and, always, the logs of both sites and the arbitrator (logs/).
+# Other GEO_* variables as in lab.sh (the defaults keep this run apart from
+# examples/geo).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+LAB=$HERE/lab.sh
+export GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-geo-e2e}
+export GEO_NS=${GEO_NS:-crge2e}
+export GEO_EXPIRE=${GEO_EXPIRE:-5}
+export GEO_HANDLER="/usr/sbin/cib-subscriber gate"
+export GEO_ATTR_PREREQ="auto cib-replicator eq current"
+ART=${GEO_ARTIFACTS:-$REPO/target/geo-e2e}
+mkdir -p "$ART"
+ART=$(cd "$ART" && pwd)
+export GEO_LOGS=$ART/logs
+TICKET=geo
+CFG=/etc/cib-replicator/subscriber.toml
+rm -f "$ART/timings.txt" "$ART/samples.txt"
+
+say() { printf '\n== %s\n' "$*"; }
+ok() { printf 'ok: %s\n' "$*"; }
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.2f", b - a }'; }
+record() { printf '%s\n' "$*" | tee -a "$ART/timings.txt"; }
+at() {
+    local site=$1
+    shift
+    "$LAB" exec "$site" "$@"
+}
+
+# until_true SECONDS WHAT CMD...: polls CMD every 0.1 s, fails the test on timeout.
+until_true() {
+    local limit=$1 what=$2 t0
+    shift 2
+    t0=$(now)
+    until "$@" >/dev/null 2>&1; do
+        awk -v a="$t0" -v b="$(now)" -v t="$limit" 'BEGIN { exit !(b - a > t) }' &&
+            fail "timed out after ${limit}s: $what"
+        sleep 0.1
+    done
+}
+
+# Checks over one site.
+attribute_is() { [ "$(at "$1" geostore get -t "$TICKET" cib-replicator 2>/dev/null)" = "$2" ]; }
+booth_log() { cat "$GEO_BASE/state/$1/log/booth.log"; }
+granted() { at "$1" crm_ticket -t "$TICKET" -G granted 2>/dev/null | grep -qx true; }
+# Number of the ticket's application resources (group "app") active at SITE.
+app_active() {
+    at "$1" crm_mon -1 --output-as=xml 2>/dev/null |
+        grep -cE '<resource id="app-(ip|daemon)"[^>]* active="true"' || true
+}
+app_running() { [ "$(app_active "$1")" = 2 ]; }
+rsc_running() { at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
+param() { at "$1" crm_resource -r "$2" -g "$3" 2>/dev/null; }
+param_is() { [ "$(param "$1" "$2" "$3")" = "$4" ]; }
+configuration() { at "$1" cibadmin -Q -o configuration; }
+
+sampler_pid=""
+start_sampler() {
+    (
+        while :; do
+            printf '%s %s %s\n' "$(date +%s.%N)" "$(app_active A)" "$(app_active B)"
+            sleep 0.2
+        done
+    ) >>"$ART/samples.txt" 2>/dev/null &
+    sampler_pid=$!
+}
+
+finish() {
+    local rc=$?
+    [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    "$LAB" down >/dev/null 2>&1 || true
+    if [ "$rc" -ne 0 ]; then
+        echo "e2e: FAILED; logs of both sites and the arbitrator are in $ART/logs" >&2
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[ "$(id -u)" = 0 ] || fail "must run as root"
+for b in cib-publisher cib-subscriber; do
+    [ -x "${GEO_BIN:-$REPO/target/debug}/$b" ] || fail "no $b: run cargo build --workspace --bins first"
+done
+T_START=$(now)
+
+say "two sites and an arbitrator"
+t0=$(now)
+"$LAB" up
+record "lab up (both DCs elected, booth running): $(elapsed "$t0") s"
+WORK=$GEO_BASE/state/e2e # removed by lab.sh down
+mkdir -p "$WORK"
+
+"$REPO/examples/make-certs.sh" -d "$WORK/certs" \
+    site-a.example,IP:"$("$LAB" ip A)" site-b.example,IP:"$("$LAB" ip B)" >/dev/null
+for s in A B; do
+    l=${s,,}
+    "$LAB" install "$s"
+    at "$s" install -d -m 0750 /etc/cib-replicator/certs
+    at "$s" install -m 0600 "$WORK/certs/site-$l.example.pem" /etc/cib-replicator/certs/site.pem
+    at "$s" install -m 0600 "$WORK/certs/site-$l.example.key" /etc/cib-replicator/certs/site.key
+    at "$s" install -m 0644 "$WORK/certs/ca.pem" /etc/cib-replicator/certs/ca.pem
+    at "$s" mkdir -p "/run/app-site-$l"
+    at "$s" cibadmin -C -o resources -x "$REPO/examples/geo/subscriber.xml"
+done
+until_true 30 "the subscriber running at A and B" sh -c "'$LAB' exec A crm_mon -1 | grep -q 'subscriber.*Started' && '$LAB' exec B crm_mon -1 | grep -q 'subscriber.*Started'"
+ok "ocf:cib-replicator:subscriber runs at both sites"
+
+say "1. the publisher at A, bound to ticket $TICKET; booth grants $TICKET to A"
+at A cibadmin -C -o resources -x "$REPO/examples/geo/publisher.xml"
+at A cibadmin -C -o constraints -X '<rsc_ticket id="publisher-needs-geo" rsc="publisher" ticket="geo" loss-policy="stop"/>'
+at A booth grant "$TICKET" >/dev/null
+until_true 20 "$TICKET granted at A" granted A
+until_true 30 "the publisher running at A" rsc_running A publisher
+booth_log A | grep -q "ticket geo: allowed: no version was ever received here" ||
+    fail "booth at A did not ask the gate before the grant (see logs/A/booth.log)"
+ok "booth granted $TICKET to A (the gate allowed it: A is the origin); the publisher runs at A"
+start_sampler
+
+say "2. the admin creates resources bound to $TICKET at A"
+t0=$(now)
+at A cibadmin -C -o resources -x "$REPO/examples/geo/app.xml"
+at A cibadmin -C -o constraints -X '<rsc_ticket id="app-needs-geo" rsc="app" ticket="geo" loss-policy="stop"/>'
+until_true 30 "the copy of app at B" param_is B app-ip ip 10.213.2.10
+record "created at A -> copy at B: $(elapsed "$t0") s"
+param_is B app-daemon state /run/app-site-b/daemon.state || fail "B's copy kept A's path: $(param B app-daemon state)"
+ok "B holds app with B's address (10.213.2.10) and path (/run/app-site-b)"
+until_true 30 "app running at A" app_running A
+sleep 2
+[ "$(app_active B)" = 0 ] || fail "the copy of app runs at B"
+rsc_running B publisher && fail "the copy of the publisher runs at B"
+at B crm_verify -L || fail "crm_verify -L at B"
+ok "at B the copy is stopped and crm_verify -L is clean"
+
+say "3. attribute changes at A reach B"
+lat=()
+for i in 11 12 13 14 15 16 17 18 19 20; do
+    t0=$(now)
+    at A crm_resource -r app-ip -p ip -v "10.213.1.$i" >/dev/null
+    until_true 20 "ip 10.213.2.$i at B" param_is B app-ip ip "10.213.2.$i"
+    lat+=("$(elapsed "$t0")")
+done
+record "change at A -> applied at B, 10 changes (s): ${lat[*]}"
+record "  median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 5p) s, max $(printf '%s\n' "${lat[@]}" | sort -n | tail -1) s"
+TLS=(--cert /etc/cib-replicator/certs/site.pem --key /etc/cib-replicator/certs/site.key --ca /etc/cib-replicator/certs/ca.pem)
+at B cib-subscriber diff --ticket "$TICKET" --config "$CFG" --from "https://$("$LAB" ip A):9443" "${TLS[@]}" \
+    --rules /etc/cib-replicator/rules.toml >"$ART/diff-b.txt" 2>&1 || fail "diff at B did not exit 0: $(cat "$ART/diff-b.txt")"
+ok "cib-subscriber diff at B exits 0 after the changes"
+# A's document as published now, for the replay in step 5.
+at A cib-publisher scope --ticket "$TICKET" >"$WORK/a-term0.xml"
+grep -q 'replicator-term="0"' "$WORK/a-term0.xml" || fail "A's document does not carry term 0"
+
+say "4. site A loses power; booth moves $TICKET to B"
+until_true 10 "B's booth attribute current" attribute_is B current
+t0=$(now)
+"$LAB" kill-site A
+until_true 60 "$TICKET granted at B" granted B
+t_granted=$(now)
+until_true 60 "app running at B" app_running B
+record "site A lost -> $TICKET granted at B: $(elapsed "$t0" "$t_granted") s; -> app running at B: $(elapsed "$t0") s (booth expire = $GEO_EXPIRE s)"
+at B ip -o addr show dev eth0 | grep -q 'inet 10.213.2.20/' || fail "B's address 10.213.2.20 is not up at B"
+at B test -e /run/app-site-b/daemon.state || fail "app-daemon at B does not use B's path"
+until_true 30 "the publisher running at B" rsc_running B publisher
+ok "B (attribute cib-replicator=current) took $TICKET; app runs at B with B's address and path; the publisher runs at B"
+
+say "5. A boots again and follows B"
+t0=$(now)
+"$LAB" start-site A
+at A mkdir -p /run/app-site-a
+record "site A boot (DC elected, booth running): $(elapsed "$t0") s"
+granted A && fail "$TICKET is granted at A after its restart"
+until_true 60 "A taking its elements back" sh -c "'$LAB' exec A cibadmin -Q -o crm_config | grep -q 'name=\"applied-term\" value=\"1\"'"
+param_is A app-ip ip 10.213.1.20 || fail "A's copy has ip $(param A app-ip ip), expected A's address 10.213.1.20"
+ok "A took its elements back, with B's term 1 and A's address"
+t0=$(now)
+at B crm_resource -r app-ip -p ip -v 10.213.2.30 >/dev/null
+until_true 20 "ip 10.213.1.30 at A" param_is A app-ip ip 10.213.1.30
+record "change at B -> applied at A (reversed): $(elapsed "$t0") s"
+before=$(configuration A)
+if at A cib-subscriber replicate-now --ticket "$TICKET" --config "$CFG" --from "$WORK/a-term0.xml" \
+    --rules /etc/cib-replicator/rules.toml >"$ART/replay.txt" 2>&1; then
+    fail "A applied its own older-term document: $(cat "$ART/replay.txt")"
+fi
+grep -q "older" "$ART/replay.txt" || fail "the replay was refused for another reason: $(cat "$ART/replay.txt")"
+[ "$(configuration A)" = "$before" ] || fail "the refused replay changed A's configuration"
+ok "A refuses the replayed term-0 document; its configuration is unchanged"
+
+say "6. the gate refuses a stale copy"
+at A sed -i 's/^mode  = "auto"/mode  = "manual"/' "$CFG"
+at A crm_resource -r subscriber --restart --timeout=60s >/dev/null
+until_true 30 "A's subscriber running" rsc_running A subscriber
+sleep 1
+at B crm_resource -r app-ip -p ip -v 10.213.2.40 >/dev/null
+until_true 20 "the change staged at A" sh -c "'$LAB' exec A cib-subscriber status --ticket geo --config $CFG | grep -q 'pending'"
+param_is A app-ip ip 10.213.1.30 || fail "manual mode applied the change at A"
+at A cib-subscriber gate --ticket "$TICKET" --config "$CFG" && fail "the gate at A allows a stale copy"
+until_true 10 "A's booth attribute stale" attribute_is A stale
+t0=$(now)
+"$LAB" kill-site B
+sleep $((GEO_EXPIRE * 3))
+granted A && fail "booth gave $TICKET to A, whose copy is stale"
+[ "$(app_active A)" = 0 ] || fail "app runs at A with a stale copy"
+booth_log A | grep -q "attribute prerequisite not met" ||
+    fail "booth at A did not check the attribute (see logs/A/booth.log)"
+ok "B lost: for $((GEO_EXPIRE * 3)) s booth did not give $TICKET to A (stale copy), nothing runs"
+at A cib-subscriber replicate-now --ticket "$TICKET" --config "$CFG" >/dev/null
+param_is A app-ip ip 10.213.1.40 || fail "replicate-now did not apply the staged change at A"
+t0=$(now)
+for _ in $(seq 1 $((GEO_EXPIRE * 4 * 10))); do
+    granted A && break
+    sleep 0.1
+done
+if ! granted A; then
+    at A booth grant "$TICKET" >/dev/null 2>&1 || true
+    until_true 20 "$TICKET granted at A after booth grant" granted A
+    record "after the staged change was applied, booth grant at A succeeded"
+else
+    record "after the staged change was applied, booth gave $TICKET to A by itself in $(elapsed "$t0") s"
+fi
+until_true 60 "app running at A" app_running A
+ok "with its copy current, A holds $TICKET and runs app"
+
+say "7. never both sites"
+kill "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
+sampler_pid=""
+n=$(wc -l <"$ART/samples.txt")
+both=$(awk '$2 > 0 && $3 > 0' "$ART/samples.txt" | wc -l)
+at_a=$(awk '$2 == 2' "$ART/samples.txt" | wc -l)
+at_b=$(awk '$3 == 2' "$ART/samples.txt" | wc -l)
+[ "$n" -gt 100 ] || fail "only $n samples"
+{ [ "$at_a" -gt 0 ] && [ "$at_b" -gt 0 ]; } || fail "the samples never saw app at A ($at_a) or at B ($at_b)"
+[ "$both" = 0 ] || fail "$both of $n samples saw app active at both sites: $(awk '$2 > 0 && $3 > 0' "$ART/samples.txt" | head -3)"
+ok "$n samples of both sites' crm_mon: app at A in $at_a, at B in $at_b, at both in none"
+
+record "whole scenario: $(elapsed "$T_START") s"
+say "passed (timings in $ART/timings.txt)"
