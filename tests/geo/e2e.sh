@@ -35,9 +35,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 LAB=$HERE/lab.sh
 export GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-geo-e2e}
 export GEO_NS=${GEO_NS:-crge2e}
-export GEO_EXPIRE=${GEO_EXPIRE:-5}
-export GEO_HANDLER="/usr/sbin/cib-subscriber gate"
-export GEO_ATTR_PREREQ="auto cib-replicator eq current"
+GEO_EXPIRE=$(awk '$1 == "expire" { print $3 }' "$REPO/examples/geo/booth.conf")
+export GEO_BOOTH_CONF=$REPO/examples/geo/booth.conf
 ART=${GEO_ARTIFACTS:-$REPO/target/geo-e2e}
 mkdir -p "$ART"
 ART=$(cd "$ART" && pwd)
@@ -127,24 +126,11 @@ record "lab up (both DCs elected, booth running): $(elapsed "$t0") s"
 WORK=$GEO_BASE/state/e2e # removed by lab.sh down
 mkdir -p "$WORK"
 
-"$REPO/examples/make-certs.sh" -d "$WORK/certs" \
-    site-a.example,IP:"$("$LAB" ip A)" site-b.example,IP:"$("$LAB" ip B)" >/dev/null
-for s in A B; do
-    l=${s,,}
-    "$LAB" install "$s"
-    at "$s" install -d -m 0750 /etc/cib-replicator/certs
-    at "$s" install -m 0600 "$WORK/certs/site-$l.example.pem" /etc/cib-replicator/certs/site.pem
-    at "$s" install -m 0600 "$WORK/certs/site-$l.example.key" /etc/cib-replicator/certs/site.key
-    at "$s" install -m 0644 "$WORK/certs/ca.pem" /etc/cib-replicator/certs/ca.pem
-    at "$s" mkdir -p "/run/app-site-$l"
-    at "$s" cibadmin -C -o resources -x "$REPO/examples/geo/subscriber.xml"
-done
+"$LAB" replicator
 until_true 30 "the subscriber running at A and B" sh -c "'$LAB' exec A crm_mon -1 | grep -q 'subscriber.*Started' && '$LAB' exec B crm_mon -1 | grep -q 'subscriber.*Started'"
 ok "ocf:cib-replicator:subscriber runs at both sites"
 
 say "1. the publisher at A, bound to ticket $TICKET; booth grants $TICKET to A"
-at A cibadmin -C -o resources -x "$REPO/examples/geo/publisher.xml"
-at A cibadmin -C -o constraints -X '<rsc_ticket id="publisher-needs-geo" rsc="publisher" ticket="geo" loss-policy="stop"/>'
 at A booth grant "$TICKET" >/dev/null
 until_true 20 "$TICKET granted at A" granted A
 until_true 30 "the publisher running at A" rsc_running A publisher

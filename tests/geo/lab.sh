@@ -14,6 +14,9 @@
 #                             would: binaries in /usr/sbin, OCF agents in
 #                             /usr/lib/ocf/resource.d/cib-replicator, the
 #                             site's files in /etc/cib-replicator
+#   lab.sh replicator         certificates, `install` at A and B, the
+#                             subscriber resource at both sites, the
+#                             publisher resource bound to the ticket at A
 #   lab.sh kill-site SITE     SIGKILL every process of SITE and remove the
 #                             addresses its resources added (power lost)
 #   lab.sh start-site SITE    boot a killed site again: empty /run, its CIB
@@ -38,6 +41,8 @@
 #   GEO_BASE        state directory (default /tmp/cib-replicator-geo)
 #   GEO_NS          namespace prefix (default crgeo)
 #   GEO_SUBNET      first three octets (default 10.213.0)
+#   GEO_BOOTH_CONF  booth.conf to use at every site instead of the one made
+#                   from the variables below (it must match GEO_SUBNET)
 #   GEO_TICKET      the booth ticket (default geo)
 #   GEO_EXPIRE      booth expire seconds (default 5; booth's own is 600)
 #   GEO_HANDLER     before-acquire-handler for the ticket (default none;
@@ -61,6 +66,7 @@ TICKET=${GEO_TICKET:-geo}
 EXPIRE=${GEO_EXPIRE:-5}
 HANDLER=${GEO_HANDLER:-}
 ATTR_PREREQ=${GEO_ATTR_PREREQ:-}
+BOOTH_CONF=${GEO_BOOTH_CONF:-}
 BIN=${GEO_BIN:-$REPO/target/debug}
 
 SITES="A B"
@@ -250,7 +256,11 @@ write_files() {
         d=$ST/$s
         etc=$d/overlay/_etc/upper
         mkdir -p "$d/run" "$etc/booth"
-        write_booth_conf >"$etc/booth/booth.conf"
+        if [ -n "$BOOTH_CONF" ]; then
+            cp "$BOOTH_CONF" "$etc/booth/booth.conf"
+        else
+            write_booth_conf >"$etc/booth/booth.conf"
+        fi
         install -o hacluster -g haclient -m 600 "$ST/booth-authkey" "$etc/booth/authkey"
         [ "$s" = arb ] && continue
         mkdir -p "$etc/corosync" "$d/lib-corosync" "$d/log" "$d"/lib-pacemaker/{cib,pengine,blackbox,cores,bundles}
@@ -419,6 +429,29 @@ cmd_install() {
         sx "$site" cp -r "${ETC[$site]}/." /etc/cib-replicator/
 }
 
+# Certificates for both sites, cib-replicator installed at A and B, the
+# application's directory, the subscriber resource at both sites and the
+# publisher resource, bound to the ticket, at A (as examples/geo/README.md).
+cmd_replicator() {
+    local s l certs=$ST/certs
+    rm -rf "$certs"
+    "$REPO/examples/make-certs.sh" -d "$certs" site-a.example,IP:"${IP[A]}" site-b.example,IP:"${IP[B]}" >/dev/null ||
+        die "making certificates failed"
+    for s in $SITES; do
+        l=${s,,}
+        cmd_install "$s" || die "installing at $s failed"
+        sx "$s" install -d -m 0750 /etc/cib-replicator/certs
+        sx "$s" install -m 0600 "$certs/site-$l.example.pem" /etc/cib-replicator/certs/site.pem
+        sx "$s" install -m 0600 "$certs/site-$l.example.key" /etc/cib-replicator/certs/site.key
+        sx "$s" install -m 0644 "$certs/ca.pem" /etc/cib-replicator/certs/ca.pem
+        sx "$s" mkdir -p "/run/app-site-$l"
+        sx "$s" cibadmin -C -o resources -x "$REPO/examples/geo/subscriber.xml" || die "creating the subscriber at $s"
+    done
+    sx A cibadmin -C -o resources -x "$REPO/examples/geo/publisher.xml" || die "creating the publisher at A"
+    sx A cibadmin -C -o constraints -X "<rsc_ticket id=\"publisher-needs-$TICKET\" rsc=\"publisher\" ticket=\"$TICKET\" loss-policy=\"stop\"/>" ||
+        die "binding the publisher to $TICKET at A"
+}
+
 cmd_start_site() {
     local site=$1
     holder_pid "$site" >/dev/null && die "site $site runs already"
@@ -452,11 +485,12 @@ case "${1:-}" in
         sx "$s" "$@"
         ;;
     install) check_site "$2"; cmd_install "$2" ;;
+    replicator) cmd_replicator ;;
     kill-site) check_site "$2"; kill_site "$2" ;;
     start-site) check_site "$2"; cmd_start_site "$2" ;;
     partition) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" down ;;
     heal) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" up ;;
     status) cmd_status ;;
     ip) check_site "$2"; echo "${IP[$2]}" ;;
-    *) sed -n '3,24p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,27p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
