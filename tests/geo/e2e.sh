@@ -81,7 +81,12 @@ app_active() {
     at "$1" crm_mon -1 --output-as=xml 2>/dev/null |
         grep -cE '<resource id="app-(ip|daemon)"[^>]* active="true"' || true
 }
-app_running() { [ "$(app_active "$1")" = 2 ]; }
+# Both application resources started at SITE (not just starting).
+app_running() {
+    [ "$(at "$1" crm_mon -1 --output-as=xml 2>/dev/null |
+        grep -cE '<resource id="app-(ip|daemon)"[^>]* role="Started" active="true"')" = 2 ]
+}
+has_address() { at "$1" ip -o addr show dev eth0 | grep -q "inet $2/"; }
 rsc_running() { at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
 param() { at "$1" crm_resource -r "$2" -g "$3" 2>/dev/null; }
 param_is() { [ "$(param "$1" "$2" "$3")" = "$4" ]; }
@@ -180,7 +185,7 @@ until_true 60 "$TICKET granted at B" granted B
 t_granted=$(now)
 until_true 60 "app running at B" app_running B
 record "site A lost -> $TICKET granted at B: $(elapsed "$t0" "$t_granted") s; -> app running at B: $(elapsed "$t0") s (booth expire = $GEO_EXPIRE s)"
-at B ip -o addr show dev eth0 | grep -q 'inet 10.213.2.20/' || fail "B's address 10.213.2.20 is not up at B"
+until_true 10 "B's address 10.213.2.20 up at B" has_address B 10.213.2.20
 at B test -e /run/app-site-b/daemon.state || fail "app-daemon at B does not use B's path"
 until_true 30 "the publisher running at B" rsc_running B publisher
 ok "B (attribute cib-replicator=current) took $TICKET; app runs at B with B's address and path; the publisher runs at B"
