@@ -39,14 +39,10 @@ show() {
     printf '$ [site %s] %s\n' "$1" "${*:2}"
     "$lab" exec "$@"
 }
+# shellcheck source=tests/geo/poll.sh
+. "$repo/tests/geo/poll.sh"
 wait_for() { # SECONDS CMD...
-    local n=$(($1 * 10))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ "$n" -gt 0 ] || { echo "run.sh: gave up waiting for: $*" >&2; return 1; }
-        sleep 0.1
-    done
+    poll "$@" || { echo "run.sh: gave up waiting for: ${*:2}" >&2; return 1; }
 }
 param_is() { [ "$("$lab" exec "$1" crm_resource -r "$2" -g "$3" 2>/dev/null)" = "$4" ]; }
 running() { "$lab" exec "$1" crm_mon -1 2>/dev/null | grep -q "$2.*Started"; }

@@ -51,7 +51,8 @@ fail() {
     printf 'FAIL: %s\n' "$*" >&2
     exit 1
 }
-now() { date +%s.%N; }
+# shellcheck source=tests/geo/poll.sh
+. "$HERE/poll.sh"
 elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.2f", b - a }'; }
 record() { printf '%s\n' "$*" | tee -a "$ART/timings.txt"; }
 at() {
@@ -60,16 +61,11 @@ at() {
     "$LAB" exec "$site" "$@"
 }
 
-# until_true SECONDS WHAT CMD...: polls CMD every 0.1 s, fails the test on timeout.
+# until_true SECONDS WHAT CMD...: poll, and fail the test on timeout.
 until_true() {
-    local limit=$1 what=$2 t0
+    local limit=$1 what=$2
     shift 2
-    t0=$(now)
-    until "$@" >/dev/null 2>&1; do
-        awk -v a="$t0" -v b="$(now)" -v t="$limit" 'BEGIN { exit !(b - a > t) }' &&
-            fail "timed out after ${limit}s: $what"
-        sleep 0.1
-    done
+    poll "$limit" "$@" || fail "timed out after ${limit}s: $what"
 }
 
 # Checks over one site.

@@ -75,9 +75,10 @@ declare -A IP=([A]=$SUBNET.1 [B]=$SUBNET.2 [arb]=$SUBNET.3)
 declare -A NODE=([A]=node-a [B]=node-b [arb]=arbitrator)
 declare -A ETC=([A]=${GEO_ETC_A:-$REPO/examples/geo/site-a} [B]=${GEO_ETC_B:-$REPO/examples/geo/site-b})
 
+# shellcheck source=tests/geo/poll.sh
+. "$HERE/poll.sh"
 log() { printf '[lab %(%T)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 check_site() { case "$1" in A | B | arb) ;; *) die "unknown site '$1' (A, B or arb)" ;; esac; }
 
@@ -322,18 +323,11 @@ sx_pid() {
     echo "$p"
 }
 
-# wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s.
+# wait_until SECONDS WHAT CMD...: poll, and say what timed out.
 wait_until() {
-    local limit=$1 what=$2 t0
+    local limit=$1 what=$2
     shift 2
-    t0=$(now)
-    until "$@" >/dev/null 2>&1; do
-        if awk -v a="$t0" -v b="$(now)" -v t="$limit" 'BEGIN { exit !(b - a > t) }'; then
-            log "timed out after ${limit}s waiting for $what"
-            return 1
-        fi
-        sleep 0.2
-    done
+    poll "$limit" "$@" || { log "timed out after ${limit}s waiting for $what"; return 1; }
 }
 
 quorate() { sx "$1" corosync-quorumtool -s 2>/dev/null | grep -q 'Quorate:.*Yes'; }
