@@ -7,9 +7,10 @@
 //! `IPaddr2` and `Filesystem`, for the rest. Every primitive has
 //! instance_attributes, meta_attributes and monitor/start/stop operations.
 //! Nine top-level resources in ten are bound to ticket `geo` (a quarter of
-//! them through `resource_set` rsc_tickets), the tenth is local-only. Orders
-//! and colocations link bound resources; a few constraints mix bound and
-//! local resources or pin a node, so the scope has things to leave out.
+//! them through `resource_set` rsc_tickets), the tenth is local-only (with
+//! `--all-bound`, all of them are bound). Orders and colocations link bound
+//! resources; a few constraints mix bound and local resources or pin a node,
+//! so the scope has things to leave out.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -77,8 +78,10 @@ pub struct Model {
     pub bound: usize,
 }
 
-/// Builds the model of a CIB with `n` primitives (at least 20).
-pub fn model(n: usize) -> Model {
+/// Builds the model of a CIB with `n` primitives (at least 20). With
+/// `all_bound`, every top-level resource (the fencing device aside) is bound
+/// to the ticket, none is local-only.
+pub fn model(n: usize, all_bound: bool) -> Model {
     let n = n.max(20);
     let clones = (n / 1000).max(1);
     let groups = n * 3 / 100;
@@ -114,7 +117,7 @@ pub fn model(n: usize) -> Model {
     let mut bound: Vec<&Top> = Vec::new();
     let mut local: Vec<&Top> = Vec::new();
     for (i, top) in tops.iter().enumerate() {
-        if i % 10 == 9 {
+        if !all_bound && i % 10 == 9 {
             local.push(top);
         } else {
             bound.push(top);
@@ -490,7 +493,7 @@ mod tests {
 
     #[test]
     fn small_cib_parses_and_has_a_scope() {
-        let m = model(200);
+        let m = model(200, false);
         let a = parse(&render(&m, Variant::A)).expect("A parses");
         let b = parse(&render(&m, Variant::B)).expect("B parses");
         let sa = cib_transforms::scope::scope(&a, TICKET).expect("scope A");

@@ -1,12 +1,18 @@
 //! `cib-bench` — inputs and in-process timings for the benchmarks of
 //! cib-replicator. The comparisons against the anchors (xsltproc, crm_diff)
-//! are run by `bench/run.sh` under hyperfine; see docs/benchmarks.md.
+//! are run by `bench/run.sh` under hyperfine; the end-to-end measurements
+//! with the real daemons (`latency`, `fanout`) are subcommands, also run by
+//! `bench/run.sh`; see docs/benchmarks.md.
 
+mod fanout;
 mod generate;
+mod latency;
 mod phases;
+mod sites;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use clap::{Parser, Subcommand};
@@ -16,6 +22,12 @@ use cib_transforms::rules::RuleSet;
 use cib_transforms::{diff, scope, xml, Element};
 
 use generate::{Variant, TICKET};
+
+/// mimalloc: a 10 MB CIB becomes ~10^6 small allocations; mimalloc serves
+/// them from huge pages, with a fraction of the page faults of the system
+/// allocator (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Benchmark inputs and in-process timings for cib-replicator.
 #[derive(Debug, Parser)]
@@ -36,6 +48,85 @@ enum Command {
         /// Number of primitives in the CIB.
         #[arg(long, default_value_t = 10_000)]
         primitives: usize,
+        /// Bind every top-level resource (the fencing device aside) to the
+        /// ticket instead of nine in ten.
+        #[arg(long)]
+        all_bound: bool,
+    },
+    /// Change at site A to applied at site B, through the release daemons.
+    ///
+    /// Generates site A's CIB (every resource bound to the ticket) and an
+    /// empty site B, certificates and configurations in a temporary
+    /// directory; starts `cib-publisher serve` and `cib-subscriber run` on
+    /// loopback with mutual TLS (CIB_file mode on both sides); then, for
+    /// each change, runs `cibadmin --modify` on one nvpair at A (timed
+    /// alone too) and polls B's CIB file until the rewritten value is there.
+    /// Prints markdown tables (latency and `cibadmin` p50/p99, stages from
+    /// the daemons' logs, the Pacemaker tools timed alone). The daemons are
+    /// stopped by PID on exit, on error and on SIGINT/SIGTERM.
+    Latency {
+        /// Measured changes.
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// Changes made first and not counted.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Primitives in site A's CIB.
+        #[arg(long, default_value_t = 250)]
+        primitives: usize,
+        /// Pause after each change was seen at B, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        pause_ms: u64,
+        /// Interval of the polls of B's CIB file, in milliseconds.
+        #[arg(long, default_value_t = 1)]
+        poll_ms: u64,
+        /// Runs of each Pacemaker tool timed alone afterwards (0: skip).
+        #[arg(long, default_value_t = 20)]
+        tool_runs: usize,
+        /// Directory of the release cib-publisher and cib-subscriber
+        /// (default: the directory of cib-bench).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Write one line per change to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Keep the temporary directory (CIBs, certificates, daemon logs).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Many concurrent event streams to one publisher, then changes at A.
+    ///
+    /// Starts `cib-publisher serve` on a generated CIB (mutual TLS,
+    /// loopback), opens STREAMS event streams, each from its own client
+    /// (the subscriber's HTTPS client: one TLS connection each), then, per
+    /// change, runs `cibadmin --modify` at A and times until every client
+    /// has the new version. Reports p50/p99/max across clients and the
+    /// publisher's VmRSS/VmHWM idle, with the streams open and after each
+    /// change. Raises the soft RLIMIT_NOFILE if needed (the publisher
+    /// inherits it).
+    Fanout {
+        /// Concurrent event streams.
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        /// Changes at A (one round each).
+        #[arg(long, default_value_t = 3)]
+        changes: usize,
+        /// Primitives in site A's CIB.
+        #[arg(long, default_value_t = 250)]
+        primitives: usize,
+        /// Streams being opened at once.
+        #[arg(long, default_value_t = 50)]
+        connect_concurrency: usize,
+        /// Directory of the release cib-publisher (default: the directory
+        /// of cib-bench).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Write one line per client and change to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Keep the temporary directory (CIB, certificates, publisher log).
+        #[arg(long)]
+        keep: bool,
     },
     /// Parse a CIB, cut the scope of the ticket, apply the rules, print the digest.
     ScopeRulesDigest {
@@ -76,7 +167,66 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Generate { dir, primitives } => generate_files(&dir, primitives),
+        Command::Generate {
+            dir,
+            primitives,
+            all_bound,
+        } => generate_files(&dir, primitives, all_bound),
+        Command::Latency {
+            changes,
+            warmup,
+            primitives,
+            pause_ms,
+            poll_ms,
+            tool_runs,
+            bin_dir,
+            csv,
+            keep,
+        } => {
+            let opts = latency::Options {
+                changes,
+                warmup,
+                primitives,
+                pause: Duration::from_millis(pause_ms),
+                poll: Duration::from_millis(poll_ms.max(1)),
+                tool_runs,
+                bin_dir,
+                csv,
+                keep,
+            };
+            // Signals are turned into a flag by a task of this runtime, so
+            // that the daemons are stopped on the way out.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let _in_runtime = runtime.enter();
+            sites::watch_signals();
+            print!("{}", latency::run(&opts)?);
+            Ok(())
+        }
+        Command::Fanout {
+            streams,
+            changes,
+            primitives,
+            connect_concurrency,
+            bin_dir,
+            csv,
+            keep,
+        } => {
+            let opts = fanout::Options {
+                streams,
+                changes,
+                primitives,
+                connect_concurrency,
+                bin_dir,
+                csv,
+                keep,
+            };
+            print!("{}", fanout::run(&opts)?);
+            Ok(())
+        }
         Command::ScopeRulesDigest {
             file,
             rules,
@@ -84,18 +234,28 @@ fn main() -> anyhow::Result<()> {
         } => {
             let rules = load_rules(&file, rules.as_deref())?;
             let cib = load_cib(&file)?;
-            let mut s = scope::scope(&cib, &ticket)
-                .with_context(|| format!("scope of ticket `{ticket}`"))?;
+            let mut s =
+                scope::cut(cib, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
             rules.apply(&mut s.config).context("applying the rules")?;
             canonicalize(&mut s.config);
             println!("{}", digest(&s.config));
             Ok(())
         }
         Command::Diff { old, new } => {
-            let (a, b) = (load_cib(&old)?, load_cib(&new)?);
-            let text = diff::configuration_diff(
-                configuration(&a, &old)?,
-                configuration(&b, &new)?,
+            // Both files at once: reading, parsing and serializing each
+            // configuration are independent (`configuration_diff` is the
+            // unified diff of the two serializations).
+            let serialized = |path: &Path| -> anyhow::Result<String> {
+                Ok(configuration(&load_cib(path)?, path)?.to_xml())
+            };
+            let (a, b) = std::thread::scope(|s| {
+                let b = s.spawn(|| serialized(&new));
+                (serialized(&old), b.join())
+            });
+            let b = b.map_err(|_| anyhow::anyhow!("reading {} failed", new.display()))?;
+            let text = diff::unified(
+                &a?,
+                &b?,
                 &old.display().to_string(),
                 &new.display().to_string(),
                 false,
@@ -150,9 +310,9 @@ pub fn load_rules(cib: &Path, rules: Option<&Path>) -> anyhow::Result<RuleSet> {
     Ok(RuleSet::from_toml(&text, &path.display().to_string())?)
 }
 
-fn generate_files(dir: &Path, primitives: usize) -> anyhow::Result<()> {
+fn generate_files(dir: &Path, primitives: usize, all_bound: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let model = generate::model(primitives);
+    let model = generate::model(primitives, all_bound);
     let a = generate::render(&model, Variant::A);
     let b = generate::render(&model, Variant::B);
     let cib = xml::parse(&a).context("parsing the generated CIB")?;

@@ -66,13 +66,14 @@ pub fn run(
             .with_context(|| format!("reading {}", file.display()))?;
         let cib = timed(&mut samples, "parse (xml::parse)", || xml::parse(&text))
             .with_context(|| format!("parsing {}", file.display()))?;
+        let owned = cib.clone();
         let published: Scope = timed(
             &mut samples,
-            "scope (incl. its canonicalize+digest)",
-            || scope::scope(&cib, ticket),
+            "scope::cut (incl. its canonicalize+digest)",
+            || scope::cut(owned, ticket),
         )?;
-        let document = timed(&mut samples, "publish: to_document().to_xml()", || {
-            published.to_document().to_xml()
+        let document = timed(&mut samples, "publish: to_document_xml()", || {
+            published.to_document_xml()
         });
         let mut transformed = published.clone();
         let changes = timed(&mut samples, "rules (ip + path)", || {

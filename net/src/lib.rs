@@ -18,7 +18,8 @@
 //!   publisher, an incremental bounded parser for the subscriber.
 //! - [`tls`]: [`tls::server_config`] (client certificates required, verified
 //!   by rustls' `WebPkiClientVerifier`) and [`tls::client_config`] (identity +
-//!   CA) from PEM files named by [`tls::TlsPaths`].
+//!   CA) from PEM files named by [`tls::TlsPaths`]; [`tls::TlsFailure`], why a
+//!   handshake failed, for both daemons' logs.
 //! - [`identity`]: [`identity::ClientIdentity`], the names a verified peer
 //!   certificate asserts (SAN DNS names, else the subject CN), matched
 //!   against per-ticket allow-lists.

@@ -153,7 +153,7 @@ pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
         Err(e) => return TicketView::Failed(e.to_string()),
     };
     let version = s.version.clone().unwrap_or_else(|| cib::version(cib));
-    match Published::new(ticket, s.to_document().to_xml(), s.digest.clone(), version, s.term) {
+    match Published::new(ticket, s.to_document_xml(), s.digest.clone(), version, s.term) {
         Ok(p) => TicketView::Granted(Arc::new(p)),
         Err(e) => TicketView::Failed(e.to_string()),
     }

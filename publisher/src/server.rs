@@ -4,13 +4,13 @@
 //! `run` takes a bound listener, a rustls configuration that requires client
 //! certificates, the router and a [`CancellationToken`]. Each connection is
 //! a task in a [`JoinSet`]: TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`];
-//! failures are logged with the peer address and counted), client identity
-//! read from the verified certificate and attached to every request, then
-//! hyper (HTTP/1.1 or HTTP/2 by ALPN) with bounded request heads. On
-//! cancellation the loop stops accepting, every connection is asked to shut
-//! down gracefully (open event streams end by themselves, they watch the
-//! same token), and whatever is still open after the grace period is
-//! aborted.
+//! failures are logged with the peer address and the reason, and counted),
+//! client identity read from the verified certificate and attached to every
+//! request with the peer address, then hyper (HTTP/1.1 or HTTP/2 by ALPN)
+//! with bounded request heads. On cancellation the loop stops accepting,
+//! every connection is asked to shut down gracefully (open event streams end
+//! by themselves, they watch the same token), and whatever is still open
+//! after the grace period is aborted.
 //!
 //! The routes (`docs/protocol.md`):
 //!
@@ -21,10 +21,18 @@
 //! | `GET /healthz` | 200 `ok` |
 //! | `GET /metrics` | OpenMetrics text |
 //!
+//! A stream's body is pulled only when its connection can take more
+//! (HTTP/1.1: hyper's write buffer has room; HTTP/2: the client's window
+//! has), and each pull reads the newest view from the ticket's `watch`
+//! channel. A client that stops reading therefore holds at most the frames
+//! already handed to its connection, delays no other stream, and when it
+//! reads again gets the newest version: the versions it missed are
+//! skipped, never queued for it.
+//!
 //! Errors: 404 ticket not configured, 403 client not in the ticket's
-//! allow-list (logged with the identity), 503 ticket not granted here (or
-//! standby, or its scope cannot be computed, or the CIB is unreadable),
-//! 413 for any request that carries a body.
+//! allow-list (logged with the identity and the peer address), 503 ticket
+//! not granted here (or standby, or its scope cannot be computed, or the
+//! CIB is unreadable), 413 for any request that carries a body.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -33,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, TRANSFER_ENCODING};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -56,6 +64,7 @@ use cib_net::protocol::{
     SCOPE_CONTENT_TYPE, SCOPE_ROUTE, STREAM_ROUTE,
 };
 use cib_net::sse::KEEP_ALIVE_COMMENT;
+use cib_net::tls::TlsFailure;
 use cib_net::ClientIdentity;
 
 use crate::error::Error;
@@ -136,12 +145,14 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// The ticket, if configured and readable by `client`.
-    fn authorize(&self, ticket: &str, client: &ClientIdentity) -> Result<&TicketAccess, ApiError> {
+    /// The ticket, if configured and readable by `client` (connected from
+    /// `peer`, when known: it is logged with a refusal).
+    fn authorize(&self, ticket: &str, client: &ClientIdentity, peer: Option<SocketAddr>) -> Result<&TicketAccess, ApiError> {
         let access = self.inner.tickets.get(ticket).ok_or_else(|| ApiError::UnknownTicket(ticket.to_owned()))?;
         if client.allowed_by(&access.allow).is_none() {
             self.inner.metrics.error("forbidden");
-            tracing::warn!(ticket, client = %client, "client certificate not allowed for this ticket");
+            let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            tracing::warn!(ticket, client = %client, %peer, "client certificate not allowed for this ticket");
             return Err(ApiError::Forbidden {
                 ticket: ticket.to_owned(),
                 client: client.to_string(),
@@ -180,19 +191,21 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The caller, as read from its verified certificate.
+/// The caller, as read from its verified certificate, and its address
+/// ([`ConnectInfo`], put there by [`run`]; absent in router-only tests).
 #[derive(Debug, Clone)]
-struct Client(ClientIdentity);
+struct Client(ClientIdentity, Option<SocketAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
         parts
             .extensions
             .get::<ClientIdentity>()
             .cloned()
-            .map(Client)
+            .map(|identity| Client(identity, peer))
             .ok_or(ApiError::NoIdentity)
     }
 }
@@ -294,10 +307,10 @@ fn version_headers(state: &AppState, p: &Published) -> Vec<(HeaderName, HeaderVa
 async fn get_scope(
     State(state): State<AppState>,
     Path(ticket): Path<String>,
-    Client(client): Client,
+    Client(client, peer): Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let access = state.authorize(&ticket, &client)?;
+    let access = state.authorize(&ticket, &client, peer)?;
     let view = access.views.borrow().clone();
     let p = state.served(&ticket, &view)?;
     let mut response = if none_match(&headers, &p.etag) {
@@ -316,10 +329,10 @@ async fn get_scope(
 async fn get_stream(
     State(state): State<AppState>,
     Path(ticket): Path<String>,
-    Client(client): Client,
+    Client(client, peer): Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let access = state.authorize(&ticket, &client)?;
+    let access = state.authorize(&ticket, &client, peer)?;
     let mut views = access.views.clone();
     let first = views.borrow_and_update().clone();
     state.served(&ticket, &first)?;
@@ -471,7 +484,8 @@ async fn serve_connection(
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 metrics.error("tls_handshake");
-                tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                let reason = TlsFailure::find(&e).map_or_else(|| "the connection failed during the handshake".to_owned(), |f| f.to_string());
+                tracing::warn!(%peer, %reason, error = %e, "TLS handshake refused");
                 return;
             }
             Err(_) => {
@@ -492,6 +506,7 @@ async fn serve_connection(
     tracing::debug!(%peer, client = %identity, "connection");
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(identity.clone());
+        req.extensions_mut().insert(ConnectInfo(peer));
         app.clone().oneshot(req.map(Body::new))
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -104,8 +104,28 @@ impl Applied {
 /// retrying when the CIB changed meanwhile (`on_retry` is told each time).
 /// On any error nothing was applied.
 pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
+    let first = read_local(cib)?;
+    replicate_now_from(cib, first, scope, opts, on_retry)
+}
+
+/// [`replicate_now`], with the first attempt planned against `first` (the
+/// text and tree of the CIB as [`read_local`] returned it, read earlier by
+/// the caller) instead of reading the CIB again; later attempts re-read it.
+/// As safe as a fresh read: the patch carries the version `first` had, and
+/// a CIB changed since is refused and re-read.
+pub fn replicate_now_from(
+    cib: &Cib,
+    first: (String, Element),
+    scope: &Scope,
+    opts: Options,
+    on_retry: &mut dyn FnMut(&str),
+) -> anyhow::Result<Applied> {
+    let mut first = Some(first);
     for attempt in 1..=ATTEMPTS {
-        let (text, local) = read_local(cib)?;
+        let (text, local) = match first.take() {
+            Some(read) => read,
+            None => read_local(cib)?,
+        };
         let p = merge::plan(&local, scope, opts)?;
         p.refuse_conflicts()?;
         if !p.changed {

@@ -31,6 +31,11 @@
 //! arrives — a conflict resolved or a CIB that became writable again heals
 //! without an event. Refusals (steps 1 and 2) are not retried.
 //!
+//! A peer that refuses this site or that this site must not trust (a TLS
+//! handshake refused either way, a `403`) is logged as a warning and
+//! recorded as the ticket's last error, whichever peer it is; it is retried
+//! with backoff like any peer that is down.
+//!
 //! Events that queue up while a document is being applied are coalesced:
 //! only the newest of each peer is processed (every version is a whole
 //! snapshot).
@@ -60,7 +65,7 @@ use cib_transforms::{cib, xml};
 use crate::apply;
 use crate::config::{Config, Mode};
 use crate::error::Error;
-use crate::follow::{follow_peer, Backoff, Peer, PeerMsg, INITIAL_BACKOFF};
+use crate::follow::{follow_peer, Backoff, DownKind, Peer, PeerMsg, INITIAL_BACKOFF, PROBE_TIMEOUT};
 use crate::pipeline::{self, Step};
 use crate::state::{self, Note, PeerStatus, Timestamp, TicketStatus, VersionSeen};
 
@@ -80,6 +85,7 @@ pub const RETRY_MAX: Duration = Duration::from_secs(60);
 /// every failure is logged, recorded in the state files, and retried.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let client = crate::fetch::stream_client(&config.tls).map_err(|e| Error::Client(format!("{e:#}")))?;
+    let prober = cib_net::tls::Prober::new(&config.tls, PROBE_TIMEOUT)?;
     let cib = config.cib();
     let mut tickets = Vec::new();
     for t in &config.tickets {
@@ -98,6 +104,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             tasks.spawn(follow_peer(
                 Peer::new(i, base, &t.name),
                 client.clone(),
+                prober.clone(),
                 tx.clone(),
                 Backoff::new(INITIAL_BACKOFF, config.reconnect_max()),
                 shutdown.clone(),
@@ -210,7 +217,7 @@ impl Work {
     /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
     /// tools and xsltproc).
     fn process(&self, scope: Scope) -> anyhow::Result<Outcome> {
-        let (_, local) = apply::read_local(&self.cib)?;
+        let (text, local) = apply::read_local(&self.cib)?;
         if cib::ticket_state(&local, &self.ticket).granted {
             return Ok(Outcome::GrantedHere);
         }
@@ -219,7 +226,9 @@ impl Work {
             tracing::debug!(ticket = %self.ticket, "{line}");
         }
         let result = match self.mode {
-            Mode::Auto => apply::replicate_now(&self.cib, &scope, Options::default(), &mut |m| {
+            // The CIB just read is the first attempt's base: the patch is
+            // version-checked, so a change made meanwhile is not lost.
+            Mode::Auto => apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), &mut |m| {
                 tracing::warn!(ticket = %self.ticket, "{m}");
             })
             .map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate }),
@@ -380,7 +389,7 @@ impl Coordinator {
                     );
                 });
             }
-            PeerMsg::Down { peer, error } => self.down(peer, error),
+            PeerMsg::Down { peer, error, kind } => self.down(peer, error, kind),
             PeerMsg::Event { peer, site, event } => {
                 if site.is_some() {
                     self.sites[peer] = site;
@@ -390,7 +399,10 @@ impl Coordinator {
         }
     }
 
-    fn down(&mut self, peer: usize, error: String) {
+    /// Records that `peer`'s stream is down. A refusal (TLS, `403`) is an
+    /// error of this ticket whichever peer it comes from; an unavailable
+    /// peer is one only when it was the source.
+    fn down(&mut self, peer: usize, error: String, kind: DownKind) {
         let url = self.url(peer);
         let is_source = self.source == Some(peer);
         let current = state::load(&self.work.state_dir, self.ticket()).unwrap_or_default();
@@ -401,7 +413,13 @@ impl Coordinator {
             tracing::debug!(ticket = %self.ticket(), peer = %url, %error, "still unavailable");
             return;
         }
-        if is_source {
+        let refused = kind == DownKind::Refused;
+        if refused {
+            tracing::warn!(
+                ticket = %self.ticket(), peer = %url, %error,
+                "the publisher and this site refuse each other: check the certificates, the CA and the publisher's allow-list; retrying"
+            );
+        } else if is_source {
             tracing::warn!(ticket = %self.ticket(), peer = %url, site = %self.site(peer), %error, "the source publisher is unavailable; keeping the last good copy");
         } else if was_streaming {
             tracing::info!(ticket = %self.ticket(), peer = %url, %error, "stream closed");
@@ -414,7 +432,9 @@ impl Coordinator {
                 Some(p) if !p.streaming => p.since,
                 _ => Timestamp::now(),
             };
-            if is_source {
+            if refused {
+                s.last_error = Some(Note::now(format!("connection to {url} refused: {error}")));
+            } else if is_source {
                 s.last_error = Some(Note::now(format!("source {url} unavailable: {error}")));
             }
             s.peers.insert(
@@ -585,6 +605,9 @@ fn seen(scope: &Scope) -> VersionSeen {
 /// `added 2, changed 1, removed 0` (plus drift and conflicts when any).
 fn counts(r: &Report) -> String {
     let mut out = format!("added {}, changed {}, removed {}", r.added.len(), r.changed.len(), r.removed.len());
+    if !r.adopted.is_empty() {
+        out += &format!(", adopted {} ({})", r.adopted.len(), r.adopted.join(", "));
+    }
     if !r.drift.is_empty() {
         out += &format!(", drift {} ({})", r.drift.len(), r.drift.join(", "));
     }
@@ -635,7 +658,11 @@ mod tests {
 
     #[test]
     fn coalescing_keeps_the_newest_event_of_each_peer() {
-        let down = PeerMsg::Down { peer: 0, error: "x".into() };
+        let down = PeerMsg::Down {
+            peer: 0,
+            error: "x".into(),
+            kind: DownKind::Unavailable,
+        };
         let out = coalesce(vec![event(0, "a1"), event(1, "c1"), down.clone(), event(0, "a2"), event(0, "a3")]);
         assert_eq!(out, vec![event(1, "c1"), down, event(0, "a3")]);
     }

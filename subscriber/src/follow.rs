@@ -20,6 +20,18 @@
 //!
 //! On reconnect the follower sends `Last-Event-ID` with the id of the last
 //! event it got from *this* peer, so an unchanged version is not sent again.
+//! Only whole events count: an event cut short by a broken connection is
+//! dropped, and its id is not remembered.
+//!
+//! Why a stream is down is reported with a [`DownKind`]: a publisher that is
+//! gone or does not serve the ticket now is ordinary in a geo cluster, but a
+//! refused TLS handshake (certificate not trusted, expired, wrong name) or a
+//! refused certificate (`401`/`403`) needs an administrator — it is retried
+//! all the same, in case the other side is being fixed. When a request fails
+//! after the connection was made without saying why (TLS 1.3 servers refuse
+//! a client certificate after the client's handshake is done; the HTTP
+//! client often reports only a closed connection), the follower asks a
+//! [`Prober`] for the server's verdict.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher as _, Hasher as _};
@@ -32,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use cib_net::protocol::{stream_path, EVENT_SCOPE, HEADER_SITE, MAX_DOCUMENT_BYTES};
 use cib_net::sse;
+use cib_net::tls::{Probe, Prober, TlsFailure};
 
 use crate::fetch::{error_chain, refusal};
 
@@ -42,6 +55,8 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Longest wait for the response head of a stream request.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a [`Prober`] waits for a publisher's verdict.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a follower tells its ticket's coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +83,66 @@ pub enum PeerMsg {
         peer: usize,
         /// Why.
         error: String,
+        /// Whether the peer is unavailable or the two ends refuse each other.
+        kind: DownKind,
     },
+}
+
+/// Why a stream is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownKind {
+    /// The stream ended or broke, or the peer cannot be reached or does not
+    /// serve the ticket now (`503`, another status, a timeout): expected
+    /// while the ticket is held elsewhere or a publisher restarts.
+    Unavailable,
+    /// The TLS handshake failed (a certificate not trusted, expired, or not
+    /// naming the host), or the publisher refused this site's certificate
+    /// (`401`, `403`): one side's configuration needs fixing.
+    Refused,
+}
+
+/// Why one connection ended, as reported to the coordinator.
+#[derive(Debug)]
+struct Failure {
+    error: String,
+    kind: DownKind,
+}
+
+impl Failure {
+    fn unavailable(error: String) -> Failure {
+        Failure {
+            error,
+            kind: DownKind::Unavailable,
+        }
+    }
+
+    /// A request or body error: refused when it was a TLS failure.
+    fn from_reqwest(url: &Url, what: &str, e: &reqwest::Error) -> Failure {
+        let detail = error_chain(e);
+        match TlsFailure::find(e) {
+            Some(tls) => Failure::tls(url, &tls, &detail),
+            None => Failure::unavailable(format!("{url}: {what}{detail}")),
+        }
+    }
+
+    fn tls(url: &Url, tls: &TlsFailure, detail: &str) -> Failure {
+        Failure {
+            error: format!("{url}: TLS handshake failed: {tls} ({detail})"),
+            kind: DownKind::Refused,
+        }
+    }
+}
+
+/// The server's verdict on this site's certificate, when a request to `url`
+/// failed after connecting without a TLS reason: the refusal, if it was one.
+async fn diagnose(url: &Url, prober: &Prober) -> Option<TlsFailure> {
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let probe = prober.probe(host, url.port_or_known_default()?).await;
+    tracing::debug!(peer = %url, ?probe, "asked the server for its verdict on this site's certificate");
+    match probe {
+        Probe::Refused(tls) => Some(tls),
+        Probe::Accepted | Probe::Inconclusive(_) => None,
+    }
 }
 
 /// Exponential backoff with equal jitter.
@@ -140,6 +214,7 @@ impl Peer {
 pub async fn follow_peer(
     peer: Peer,
     client: reqwest::Client,
+    prober: Prober,
     tx: mpsc::Sender<PeerMsg>,
     mut backoff: Backoff,
     shutdown: CancellationToken,
@@ -147,15 +222,15 @@ pub async fn follow_peer(
     let mut last_id: Option<String> = None;
     loop {
         let mut delivered = false;
-        let result = stream_once(&peer, &client, &mut last_id, &tx, &shutdown, &mut delivered).await;
+        let result = stream_once(&peer, &client, &prober, &mut last_id, &tx, &shutdown, &mut delivered).await;
         if shutdown.is_cancelled() || tx.is_closed() {
             return;
         }
-        let error = match result {
-            Ok(()) => "the stream ended".to_owned(),
-            Err(e) => e,
+        let Failure { error, kind } = match result {
+            Ok(()) => Failure::unavailable("the stream ended".to_owned()),
+            Err(f) => f,
         };
-        if tx.send(PeerMsg::Down { peer: peer.index, error }).await.is_err() {
+        if tx.send(PeerMsg::Down { peer: peer.index, error, kind }).await.is_err() {
             return;
         }
         if delivered {
@@ -172,15 +247,17 @@ pub async fn follow_peer(
 
 /// One connection: open the stream, forward its events until it ends.
 /// `Ok(())` when it ended cleanly (or on shutdown), `Err` with the reason
-/// otherwise.
+/// otherwise. An event is forwarded only once complete: what a broken
+/// connection cut short is dropped with the parser.
 async fn stream_once(
     peer: &Peer,
     client: &reqwest::Client,
+    prober: &Prober,
     last_id: &mut Option<String>,
     tx: &mpsc::Sender<PeerMsg>,
     shutdown: &CancellationToken,
     delivered: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let url = &peer.stream_url;
     let mut request = client.get(url.clone()).header(ACCEPT, "text/event-stream");
     if let Some(id) = last_id.as_deref() {
@@ -189,13 +266,34 @@ async fn stream_once(
     let mut response = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
         r = tokio::time::timeout(RESPONSE_TIMEOUT, request.send()) => match r {
-            Err(_) => return Err(format!("{url}: no response within {} s", RESPONSE_TIMEOUT.as_secs())),
-            Ok(Err(e)) => return Err(format!("{url}: {}", error_chain(&e.without_url()))),
+            Err(_) => return Err(Failure::unavailable(format!("{url}: no response within {} s", RESPONSE_TIMEOUT.as_secs()))),
+            Ok(Err(e)) => {
+                let e = e.without_url();
+                let failure = Failure::from_reqwest(url, "", &e);
+                let connected = !e.is_connect() && !e.is_timeout();
+                if failure.kind == DownKind::Unavailable && connected {
+                    let diagnosis = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        d = diagnose(url, prober) => d,
+                    };
+                    if let Some(tls) = diagnosis {
+                        return Err(Failure::tls(url, &tls, &error_chain(&e)));
+                    }
+                }
+                return Err(failure);
+            }
             Ok(Ok(r)) => r,
         },
     };
-    if response.status() != StatusCode::OK {
-        return Err(format!("{:#}", refusal(url, &mut response).await));
+    let status = response.status();
+    if status != StatusCode::OK {
+        let error = format!("{:#}", refusal(url, &mut response).await);
+        let kind = if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            DownKind::Refused
+        } else {
+            DownKind::Unavailable
+        };
+        return Err(Failure { error, kind });
     }
     let content_type = response
         .headers()
@@ -203,27 +301,31 @@ async fn stream_once(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !content_type.starts_with("text/event-stream") {
-        return Err(format!("{url}: expected an event stream, got content type `{content_type}`"));
+        return Err(Failure::unavailable(format!(
+            "{url}: expected an event stream, got content type `{content_type}`"
+        )));
     }
     let site = response
         .headers()
         .get(HEADER_SITE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    send(tx, shutdown, PeerMsg::Streaming { peer: peer.index, site: site.clone() }).await?;
+    send(tx, shutdown, PeerMsg::Streaming { peer: peer.index, site: site.clone() })
+        .await
+        .map_err(Failure::unavailable)?;
     // Framing adds `data: ` to every line of the document.
     let mut parser = sse::Parser::new(MAX_DOCUMENT_BYTES + MAX_DOCUMENT_BYTES / 4);
     loop {
         let chunk = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             r = tokio::time::timeout(IDLE_TIMEOUT, response.chunk()) => match r {
-                Err(_) => return Err(format!("{url}: nothing received for {} s", IDLE_TIMEOUT.as_secs())),
-                Ok(Err(e)) => return Err(format!("{url}: the stream broke: {}", error_chain(&e.without_url()))),
+                Err(_) => return Err(Failure::unavailable(format!("{url}: nothing received for {} s", IDLE_TIMEOUT.as_secs()))),
+                Ok(Err(e)) => return Err(Failure::from_reqwest(url, "the stream broke: ", &e.without_url())),
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Ok(Some(chunk))) => chunk,
             },
         };
-        let events = parser.push(&chunk).map_err(|e| format!("{url}: {e}"))?;
+        let events = parser.push(&chunk).map_err(|e| Failure::unavailable(format!("{url}: {e}")))?;
         for event in events {
             if event.event != EVENT_SCOPE {
                 tracing::debug!(peer = %url, event = %event.event, "ignoring an event of another type");
@@ -240,7 +342,8 @@ async fn stream_once(
                     event,
                 },
             )
-            .await?;
+            .await
+            .map_err(Failure::unavailable)?;
         }
     }
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use cib_transforms::canonical::{canonicalize, digest_of_canonical};
+use cib_transforms::canonical::canonicalize;
 use cib_transforms::rules::RuleSet;
 use cib_transforms::scope::{Scope, ATTR_DIGEST};
-use cib_transforms::xml::{self, Element, Limits};
+use cib_transforms::xml::{self, Element, Limits, Sink};
 
 use crate::fetch::{Source, TlsArgs};
 
@@ -83,7 +83,12 @@ pub fn load_scope(from: &Source, ticket: Option<&str>, tls: &TlsArgs) -> anyhow:
 /// ticket).
 pub fn load_scope_file(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scope> {
     let text = read_bounded(path, Limits::default().max_bytes)?;
-    let doc = xml::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    scope_from_text(path, &text, ticket)
+}
+
+/// [`load_scope_file`] of the text read from `path`.
+fn scope_from_text(path: &Path, text: &str, ticket: Option<&str>) -> anyhow::Result<Scope> {
+    let doc = xml::parse(text).with_context(|| format!("parsing {}", path.display()))?;
     if doc.attr(ATTR_SOURCE_DIGEST).is_some() {
         bail!(
             "{} is a document staged by the daemon (already transformed): run replicate-now or diff without --from to use it",
@@ -95,7 +100,17 @@ pub fn load_scope_file(path: &Path, ticket: Option<&str>) -> anyhow::Result<Scop
 
 /// Runs every step over the scope's configuration, in order. The result is in
 /// canonical form; its digest is the one of the transformed content.
-pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+pub fn transform(scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+    transform_with(scope, steps, None)
+}
+
+/// [`transform`], with the output of the first step (a stylesheet) already
+/// computed when `first` is given.
+fn transform_with(
+    mut scope: Scope,
+    steps: &[Step],
+    mut first: Option<cib_tools::Result<String>>,
+) -> anyhow::Result<(Scope, Vec<String>)> {
     let mut log = Vec::new();
     for step in steps {
         match step {
@@ -106,11 +121,16 @@ pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec
                 log.extend(changes);
             }
             Step::Xslt(path) => {
-                let input = scope.config.to_xml();
-                let output = cib_tools::xslt::run_xslt(path, &input, XSLT_TIMEOUT)
-                    .with_context(|| format!("running stylesheet {}", path.display()))?;
+                let output = match first.take() {
+                    Some(output) => output,
+                    None => cib_tools::xslt::run_xslt(path, &scope.config.to_xml(), XSLT_TIMEOUT),
+                }
+                .with_context(|| format!("running stylesheet {}", path.display()))?;
+                // The old content goes first: its memory is reused for the new one.
+                scope.config = Element::default();
                 let config = xml::parse(&output)
                     .with_context(|| format!("output of stylesheet {}", path.display()))?;
+                drop(output);
                 if config.name != "configuration" {
                     bail!(
                         "stylesheet {} produced <{}>, expected a <configuration> element",
@@ -122,10 +142,105 @@ pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec
                 log.push(format!("stylesheet {} applied", path.display()));
             }
         }
+        first = None;
     }
     scope.config.attrs.clear();
     canonicalize(&mut scope.config);
     Ok((scope, log))
+}
+
+/// Reads a published scope from a file, verifies it and runs the steps, as
+/// [`load_scope_file`] then [`transform`] do — but when the first step is a
+/// stylesheet, `xsltproc` starts at once on the content cut out of the
+/// document's text, while the document is parsed and verified here. Its
+/// output is used only if the document is valid and the content given to
+/// it is, byte for byte, what [`transform`] would have given it (the
+/// canonical serialization of the verified content); otherwise the
+/// stylesheet runs again on that. Either way the result is the one of
+/// [`load_scope_file`] and [`transform`].
+pub fn load_and_transform_file(path: &Path, ticket: Option<&str>, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+    let text = read_bounded(path, Limits::default().max_bytes)?;
+    let (Some(Step::Xslt(sheet)), Some(content)) = (steps.first(), published_content(&text)) else {
+        let scope = scope_from_text(path, &text, ticket)?;
+        return transform(scope, steps);
+    };
+    let (scope, output) = std::thread::scope(|s| {
+        let job = s.spawn(|| cib_tools::xslt::run_xslt(sheet, content.as_str(), XSLT_TIMEOUT));
+        let mut scope = scope_from_text(path, &text, ticket);
+        let same = scope.as_ref().is_ok_and(|scope| {
+            let mut same = SameAs::new(content.as_bytes());
+            scope.config.write_to(&mut same, 0);
+            same.finish()
+        });
+        if same {
+            // Only the metadata is needed from now on: the stylesheet's output
+            // replaces the content, and its memory is reused for it.
+            if let Ok(scope) = &mut scope {
+                scope.config.children = Vec::new();
+            }
+        }
+        let output = job.join().unwrap_or_else(|_| Err(cib_tools::Error::Io {
+            context: "running xsltproc".into(),
+            source: std::io::Error::other("the xsltproc thread panicked"),
+        }));
+        (scope, same.then_some(output))
+    });
+    drop((text, content));
+    transform_with(scope?, steps, output)
+}
+
+/// A [`Sink`] that tells whether what is written equals `expected`.
+struct SameAs<'a> {
+    expected: &'a [u8],
+    at: usize,
+    same: bool,
+}
+
+impl<'a> SameAs<'a> {
+    fn new(expected: &'a [u8]) -> Self {
+        SameAs { expected, at: 0, same: true }
+    }
+
+    /// Whether everything written equals all of `expected`.
+    fn finish(self) -> bool {
+        self.same && self.at == self.expected.len()
+    }
+}
+
+impl Sink for SameAs<'_> {
+    fn push(&mut self, s: &str) {
+        let end = self.at + s.len();
+        self.same = self.same && self.expected.get(self.at..end) == Some(s.as_bytes());
+        self.at = end;
+    }
+}
+
+/// The content of a published document as the publisher writes it — the
+/// text with the root's attributes and the `replicator-left-out` block cut
+/// out — or `None` when the text does not have that layout. A guess, to be
+/// checked against the verified content.
+fn published_content(text: &str) -> Option<String> {
+    const ROOT: &str = "<configuration";
+    const LEFT_OUT: &str = "\n  <replicator-left-out>\n";
+    const LEFT_OUT_END: &str = "\n  </replicator-left-out>\n";
+    let rest = text.strip_prefix(ROOT)?;
+    let gt = rest.find('>')?;
+    if rest[..gt].ends_with('/') {
+        return None;
+    }
+    let body = &rest[gt + 1..];
+    let mut out = String::with_capacity(text.len());
+    out.push_str(ROOT);
+    out.push('>');
+    match memchr::memmem::find(body.as_bytes(), LEFT_OUT.as_bytes()) {
+        None => out.push_str(body),
+        Some(start) => {
+            let end = start + memchr::memmem::find(&body.as_bytes()[start..], LEFT_OUT_END.as_bytes())?;
+            out.push_str(&body[..start + 1]);
+            out.push_str(&body[end + LEFT_OUT_END.len()..]);
+        }
+    }
+    Some(out)
 }
 
 /// Root attribute of a transformed document: the digest of its (transformed)
@@ -139,24 +254,26 @@ pub const ATTR_SOURCE_DIGEST: &str = "replicator-source-digest";
 /// publisher's digest (the content no longer hashes to it) and with the
 /// digest of the transformed content under another name.
 pub fn transformed_document(scope: &Scope) -> String {
-    transformed_element(scope).to_xml()
+    scope.document_xml_with_digest(&transformed_attrs(scope), ATTR_TRANSFORMED_DIGEST)
 }
 
-fn transformed_element(scope: &Scope) -> Element {
-    let mut doc = scope.to_document();
-    doc.remove_attr(ATTR_DIGEST);
-    // `transform` leaves the configuration in canonical form.
-    doc.set_attr(ATTR_TRANSFORMED_DIGEST, digest_of_canonical(&scope.config));
-    doc
+/// The root attributes of a [`transformed_document`]: the published ones,
+/// [`ATTR_DIGEST`] replaced by [`ATTR_TRANSFORMED_DIGEST`] (last), whose
+/// value is filled in when the content is written.
+fn transformed_attrs(scope: &Scope) -> Vec<(String, String)> {
+    let mut attrs = scope.document_attrs();
+    attrs.retain(|(k, _)| k != ATTR_DIGEST);
+    attrs.push((ATTR_TRANSFORMED_DIGEST.to_string(), String::new()));
+    attrs
 }
 
 /// The transformed scope as the daemon stages it in manual mode
 /// (`pending.xml`): the [`transformed_document`] plus the publisher's
 /// digest as [`ATTR_SOURCE_DIGEST`]. [`load_staged`] reads it back.
 pub fn staged_document(scope: &Scope) -> String {
-    let mut doc = transformed_element(scope);
-    doc.set_attr(ATTR_SOURCE_DIGEST, scope.digest.clone());
-    doc.to_xml()
+    let mut attrs = transformed_attrs(scope);
+    attrs.push((ATTR_SOURCE_DIGEST.to_string(), scope.digest.clone()));
+    scope.document_xml_with_digest(&attrs, ATTR_TRANSFORMED_DIGEST)
 }
 
 /// Reads a document written by [`staged_document`]: already transformed for
@@ -177,4 +294,29 @@ pub fn load_staged(path: &Path, ticket: &str) -> anyhow::Result<(Scope, String)>
         .with_context(|| format!("reading staged document {} (changed since it was staged?)", path.display()))?;
     scope.digest = source;
     Ok((scope, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CIB: &str = r#"<cib epoch="3" num_updates="1" admin_epoch="0"><configuration><resources>
+        <primitive id="b" class="ocf" provider="pacemaker" type="Dummy"><instance_attributes id="b-ia"><nvpair id="b-ip" name="ip" value="1 &lt; 2"/></instance_attributes></primitive>
+        <primitive id="a" class="ocf" provider="pacemaker" type="Dummy"/>
+        <primitive id="f" class="stonith" type="fence_xvm"/></resources>
+        <constraints><rsc_ticket id="t" ticket="T"><resource_set id="s"><resource_ref id="a"/><resource_ref id="b"/><resource_ref id="f"/></resource_set></rsc_ticket></constraints>
+        </configuration><status/></cib>"#;
+
+    #[test]
+    fn published_content_is_the_canonical_content() {
+        let cib = xml::parse(CIB).unwrap();
+        let mut scope = cib_transforms::scope::scope(&cib, "T").unwrap();
+        assert!(!scope.left_out.is_empty());
+        let content = scope.config.to_xml();
+        assert_eq!(published_content(&scope.to_document_xml()), Some(content.clone()));
+        scope.left_out.clear();
+        assert_eq!(published_content(&scope.to_document_xml()), Some(content));
+        assert_eq!(published_content("<?xml version=\"1.0\"?><configuration/>"), None);
+        assert_eq!(published_content("<configuration a=\"1\"/>\n"), None);
+    }
 }

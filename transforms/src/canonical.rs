@@ -8,10 +8,17 @@
 //! Everything whose order *does* matter is kept: group members, resource sets
 //! and their members, rules, and the sets themselves (which set is first
 //! decides ties).
+//!
+//! Digests are computed by streaming the canonical serialization into the
+//! hash ([`write_canonical`], [`HashSink`]): the tree is neither copied nor
+//! re-sorted, and the text is never held in memory. A tree already in
+//! canonical form (as a scope is) costs one pass of order checks.
+
+use std::cmp::Ordering;
 
 use sha2::{Digest, Sha256};
 
-use crate::xml::{escape_text, Element};
+use crate::xml::{write_element, Element, Sink};
 
 /// Elements whose children are unordered and keyed by `id`.
 const SORT_BY_ID: &[&str] = &["resources", "constraints", "tags", "tag", "operations"];
@@ -24,87 +31,209 @@ const NVSETS: &[&str] = &[
     "cluster_property_set",
 ];
 
-/// Puts `el` (and its whole subtree) into canonical form, in place.
-pub fn canonicalize(el: &mut Element) {
-    el.attrs.sort_by(|a, b| a.0.cmp(&b.0));
-    for c in &mut el.children {
-        canonicalize(c);
-    }
+/// How the children of one element are ordered in canonical form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChildOrder {
+    /// As they are.
+    Kept,
+    /// By (`id`, element name).
+    ById,
+    /// `nvpair`s by `name` first, then the rest (only when names are unique).
+    ByName,
+}
+
+fn child_order(el: &Element) -> ChildOrder {
     if SORT_BY_ID.contains(&el.name.as_str()) {
-        el.children.sort_by(|a, b| {
-            (a.id().unwrap_or(""), a.name.as_str()).cmp(&(b.id().unwrap_or(""), b.name.as_str()))
-        });
-    } else if NVSETS.contains(&el.name.as_str()) && nvpair_names_unique(el) {
-        el.children.sort_by(|a, b| {
-            let key = |e: &Element| (e.name != "nvpair", e.attr("name").unwrap_or("").to_string());
-            key(a).cmp(&key(b))
-        });
+        ChildOrder::ById
+    } else if NVSETS.contains(&el.name.as_str()) {
+        ChildOrder::ByName
+    } else {
+        ChildOrder::Kept
     }
 }
 
+fn by_id(a: &Element, b: &Element) -> Ordering {
+    (a.id().unwrap_or(""), a.name.as_str()).cmp(&(b.id().unwrap_or(""), b.name.as_str()))
+}
+
+fn by_name(a: &Element, b: &Element) -> Ordering {
+    fn key(e: &Element) -> (bool, &str) {
+        (e.name != "nvpair", e.attr("name").unwrap_or(""))
+    }
+    key(a).cmp(&key(b))
+}
+
+/// Whether `v` is non-decreasing under `cmp`, i.e. a stable sort would leave
+/// it as it is.
+fn is_sorted_by<T>(v: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> bool {
+    v.windows(2).all(|w| cmp(&w[0], &w[1]) != Ordering::Greater)
+}
+
+fn attrs_sorted(el: &Element) -> bool {
+    is_sorted_by(&el.attrs, |a, b| a.0.cmp(&b.0))
+}
+
+/// The comparison that puts `el`'s children in canonical order, or `None`
+/// when they are already in it (or must keep their order).
+fn children_cmp(el: &Element) -> Option<fn(&Element, &Element) -> Ordering> {
+    let cmp: fn(&Element, &Element) -> Ordering = match child_order(el) {
+        ChildOrder::Kept => return None,
+        ChildOrder::ById => by_id,
+        ChildOrder::ByName => by_name,
+    };
+    if is_sorted_by(&el.children, cmp) {
+        return None;
+    }
+    if child_order(el) == ChildOrder::ByName && !nvpair_names_unique(el) {
+        return None;
+    }
+    Some(cmp)
+}
+
+/// Puts `el` (and its whole subtree) into canonical form, in place.
+pub fn canonicalize(el: &mut Element) {
+    if !attrs_sorted(el) {
+        el.attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    for c in &mut el.children {
+        canonicalize(c);
+    }
+    if let Some(cmp) = children_cmp(el) {
+        el.children.sort_by(cmp);
+    }
+}
+
+/// Whether `el`'s subtree is in canonical form ([`canonicalize`] would not
+/// change it).
+pub fn is_canonical(el: &Element) -> bool {
+    attrs_sorted(el) && children_cmp(el).is_none() && el.children.iter().all(is_canonical)
+}
+
 fn nvpair_names_unique(set: &Element) -> bool {
-    let mut names: Vec<&str> = set
-        .children
-        .iter()
-        .filter(|c| c.name == "nvpair")
-        .map(|c| c.attr("name").unwrap_or(""))
-        .collect();
-    let n = names.len();
-    names.sort_unstable();
-    names.dedup();
-    names.len() == n
+    let names = || set.children.iter().filter(|c| c.name == "nvpair").map(|c| c.attr("name").unwrap_or(""));
+    if set.children.len() <= 16 {
+        return names().enumerate().all(|(i, a)| names().skip(i + 1).all(|b| a != b));
+    }
+    let mut all: Vec<&str> = names().collect();
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    all.len() == n
+}
+
+/// Writes `el`'s subtree in canonical form (as [`canonicalize`] followed by
+/// [`Element::write_to`] would), without copying or reordering the tree.
+/// With `attrs` false, `el`'s own attributes are left out.
+pub fn write_canonical<S: Sink + ?Sized>(el: &Element, out: &mut S, depth: usize, attrs: bool) {
+    let sorted_attrs: Vec<&(String, String)>;
+    let attr_list: &mut dyn Iterator<Item = &(String, String)> = if !attrs {
+        &mut [].iter()
+    } else if attrs_sorted(el) {
+        &mut el.attrs.iter()
+    } else {
+        let mut v: Vec<&(String, String)> = el.attrs.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted_attrs = v;
+        &mut sorted_attrs.iter().copied()
+    };
+    let attr_list = attr_list.map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut child = |c: &Element, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
+    match children_cmp(el) {
+        None => write_element(out, depth, &el.name, attr_list, &el.text, el.children.iter(), &mut child),
+        Some(cmp) => {
+            let mut sorted: Vec<&Element> = el.children.iter().collect();
+            sorted.sort_by(|a, b| cmp(a, b));
+            write_element(out, depth, &el.name, attr_list, &el.text, sorted.into_iter(), &mut child);
+        }
+    }
 }
 
 /// Canonical serialization of the *children* of `el` (its own attributes are
 /// not part of the meaning: they carry publication metadata).
 pub fn canonical_content(el: &Element) -> String {
-    let mut copy = Element::new(el.name.clone());
-    copy.children = el.children.clone();
-    copy.text = el.text.clone();
-    canonicalize(&mut copy);
-    copy.to_xml()
+    let mut out = String::new();
+    write_canonical(el, &mut out, 0, false);
+    out
 }
 
-/// `sha256:<hex>` of the canonical serialization of `el`'s content.
+/// `sha256:<hex>` of the canonical serialization of `el`'s content. The
+/// serialization is streamed into the hash: no copy of the tree or of the
+/// text is made.
 pub fn digest(el: &Element) -> String {
-    digest_str(&canonical_content(el))
+    let mut sink = HashSink::new();
+    write_canonical(el, &mut sink, 0, false);
+    sink.finish()
 }
 
 /// [`digest`] of an element whose subtree is already in canonical form
-/// (e.g. a [`crate::Scope`]'s configuration): the same value, without
-/// copying and re-sorting the tree.
+/// (e.g. a [`crate::Scope`]'s configuration). The same value as [`digest`],
+/// which now costs no more on canonical trees; kept for callers.
 pub fn digest_of_canonical(el: &Element) -> String {
-    // Same bytes as `Element::to_xml` of an attribute-less copy of `el`.
-    let name = &el.name;
-    let mut out = String::new();
-    if el.children.is_empty() && el.text.is_empty() {
-        out.push_str(&format!("<{name}/>\n"));
-    } else if el.children.is_empty() {
-        out.push_str(&format!("<{name}>{}</{name}>\n", escape_text(&el.text)));
-    } else {
-        out.push_str(&format!("<{name}>\n"));
-        if !el.text.is_empty() {
-            out.push_str(&format!("  {}\n", escape_text(&el.text)));
-        }
-        for c in &el.children {
-            c.write_indented(&mut out, 1);
-        }
-        out.push_str(&format!("</{name}>\n"));
-    }
-    digest_str(&out)
+    digest(el)
 }
 
 /// `sha256:<hex>` of a string.
 pub fn digest_str(s: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(s.as_bytes())))
+    digest_bytes(s.as_bytes())
 }
 
-/// Digest of one element as it stands (canonicalized copy, attributes
+/// `sha256:<hex>` of bytes.
+pub fn digest_bytes(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// Digest of one element as it stands (canonical form, attributes
 /// included): used to detect local edits of owned elements.
 pub fn element_digest(el: &Element) -> String {
-    let mut copy = el.clone();
-    canonicalize(&mut copy);
-    digest_str(&copy.to_xml())
+    let mut sink = HashSink::new();
+    write_canonical(el, &mut sink, 0, true);
+    sink.finish()
+}
+
+/// A SHA-256 hasher fed through a buffer, so that the many small pieces of
+/// a serialization cost one `update` per 64 KiB.
+pub struct HashSink {
+    hasher: Sha256,
+    buf: Vec<u8>,
+}
+
+const HASH_BUF: usize = 64 * 1024;
+
+impl HashSink {
+    /// An empty hash.
+    pub fn new() -> Self {
+        HashSink {
+            hasher: Sha256::new(),
+            buf: Vec::with_capacity(HASH_BUF),
+        }
+    }
+
+    /// `sha256:<hex>` of everything pushed.
+    pub fn finish(mut self) -> String {
+        self.hasher.update(&self.buf);
+        format!("sha256:{}", hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl Default for HashSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sink for HashSink {
+    #[inline]
+    fn push(&mut self, s: &str) {
+        if self.buf.len() + s.len() > HASH_BUF {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+            if s.len() >= HASH_BUF {
+                self.hasher.update(s.as_bytes());
+                return;
+            }
+        }
+        self.buf.extend_from_slice(s.as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +274,21 @@ mod tests {
             canonicalize(&mut el);
             assert_eq!(digest_of_canonical(&el), digest(&el), "{src}");
         }
+    }
+
+    #[test]
+    fn writes_canonical_form_without_reordering_the_tree() {
+        let src = r#"<configuration><constraints><rsc_order then="a" id="o2" first="b"/><rsc_order id="o1" first="a" then="b"/></constraints><resources><primitive type="Dummy" id="b"><instance_attributes id="ia"><nvpair name="z" id="z" value="1"/><nvpair id="y" name="y" value="2"/></instance_attributes><operations><op id="o-stop" name="stop"/><op id="o-start" name="start"/></operations></primitive></resources></configuration>"#;
+        let el = parse(src).unwrap();
+        assert!(!is_canonical(&el));
+        let mut copy = el.clone();
+        canonicalize(&mut copy);
+        assert!(is_canonical(&copy));
+        let mut written = String::new();
+        write_canonical(&el, &mut written, 0, true);
+        assert_eq!(written, copy.to_xml());
+        assert_eq!(element_digest(&el), digest_str(&copy.to_xml()));
+        assert_eq!(el, parse(src).unwrap(), "the tree itself is left as it was");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! constraints name resources, versions and ticket state, and an index that
 //! resolves any name a constraint can use to top-level resources.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::error::Error;
+use crate::IdMap;
 use crate::xml::Element;
 
 /// Elements that may appear directly under `<resources>`.
@@ -111,13 +112,13 @@ pub struct Resolved {
 #[derive(Debug, Default)]
 pub struct Index<'a> {
     /// Top-level resources and templates by id.
-    pub top: HashMap<&'a str, &'a Element>,
+    pub top: IdMap<&'a str, &'a Element>,
     /// Any resource id (nested ones included) → id of its top-level element.
-    pub top_of: HashMap<&'a str, &'a str>,
+    pub top_of: IdMap<&'a str, &'a str>,
     /// Template id → top-level ids of the resources whose primitives use it.
-    pub template_users: HashMap<&'a str, BTreeSet<&'a str>>,
+    pub template_users: IdMap<&'a str, BTreeSet<&'a str>>,
     /// Tag id → the ids it lists.
-    pub tags: HashMap<&'a str, Vec<&'a str>>,
+    pub tags: IdMap<&'a str, Vec<&'a str>>,
     /// Top-level ids that are, or contain, a fencing device.
     pub fencing: BTreeSet<&'a str>,
 }
@@ -127,6 +128,10 @@ impl<'a> Index<'a> {
     pub fn new(config: &'a Element) -> Index<'a> {
         let mut ix = Index::default();
         if let Some(resources) = config.child("resources") {
+            // Sized up front: growing tables of ten thousand entries costs
+            // more than filling them.
+            ix.top.reserve(resources.children.len());
+            ix.top_of.reserve(2 * resources.children.len());
             for top in &resources.children {
                 let Some(top_id) = top.id() else { continue };
                 if !TOP_LEVEL_RESOURCES.contains(&top.name.as_str()) {

@@ -29,3 +29,9 @@ pub mod xml;
 pub use error::Error;
 pub use scope::Scope;
 pub use xml::Element;
+
+/// The hash map of this crate's lookup tables (ids to elements): foldhash,
+/// several times faster than the standard SipHash on short keys, and seeded
+/// per process like it, so that another site cannot prepare ids that
+/// collide.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

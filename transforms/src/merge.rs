@@ -28,11 +28,12 @@
 //! The result is a whole new CIB with `epoch` bumped, ready to be validated and
 //! turned into one version-checked patch by the caller.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::canonical::element_digest;
 use crate::cib::{self, constraint_refs, Index};
 use crate::error::Error;
+use crate::IdMap;
 use crate::scope::{LeftOut, Scope};
 use crate::validate::check_fragment;
 use crate::xml::Element;
@@ -317,7 +318,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
             kept.push(el);
         }
         sect.children = kept;
-        let mut position: HashMap<String, usize> = sect
+        let mut position: IdMap<String, usize> = sect
             .children
             .iter()
             .enumerate()
@@ -436,8 +437,8 @@ fn local_section_absent(cib: &Element, section: &str) -> bool {
 /// Ids in the local configuration outside elements listed in `replaceable`,
 /// mapped to their element name. `resource_ref`/`obj_ref` are references, not
 /// ids, and the ownership record itself is excluded.
-fn foreign_ids(config: &Element, replaceable: &BTreeSet<String>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
+fn foreign_ids(config: &Element, replaceable: &BTreeSet<String>) -> IdMap<String, String> {
+    let mut out = IdMap::default();
     for section in &config.children {
         for top in &section.children {
             if let Some(id) = top.id() {
@@ -461,7 +462,7 @@ fn foreign_ids(config: &Element, replaceable: &BTreeSet<String>) -> HashMap<Stri
 }
 
 /// The first id in `el`'s subtree that a foreign local element already uses.
-fn first_clash(el: &Element, foreign: &HashMap<String, String>) -> Option<String> {
+fn first_clash(el: &Element, foreign: &IdMap<String, String>) -> Option<String> {
     let mut found = None;
     el.walk(&mut |e| {
         if found.is_none() && e.name != "resource_ref" && e.name != "obj_ref" {

@@ -102,6 +102,14 @@ pub const REFERENCE_ATTRS: &[&str] = &[
     "rsc-pattern",
 ];
 
+/// Whether `name` is one of [`REFERENCE_ATTRS`].
+fn is_reference_attr(name: &str) -> bool {
+    matches!(
+        name,
+        "id" | "id-ref" | "rsc" | "with-rsc" | "first" | "then" | "ticket" | "template" | "node" | "rsc-pattern"
+    )
+}
+
 /// Elements whose `id` attribute references another element instead of
 /// naming themselves.
 const REF_ID_ELEMENTS: &[&str] = &["obj_ref", "resource_ref"];
@@ -317,8 +325,15 @@ impl RuleSet {
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
-        let mut work = config.clone();
         let mut changes = Vec::new();
+        if self.rules.iter().all(|r| r.action.infallible()) {
+            // Nothing can fail half-way: rewrite in place, no copy.
+            for rule in &self.rules {
+                changes.extend(rule.apply(config)?);
+            }
+            return Ok(changes);
+        }
+        let mut work = config.clone();
         for rule in &self.rules {
             changes.extend(rule.apply(&mut work)?);
         }
@@ -370,6 +385,15 @@ impl Action {
             Action::Set { .. } => "set",
             Action::Regex { .. } => "regex",
             Action::Drop { .. } => "drop",
+        }
+    }
+
+    /// Whether applying this action can never fail (value rewrites over the
+    /// whole tree): such rules are applied in place, without a copy.
+    fn infallible(&self) -> bool {
+        match self {
+            Action::Ip { scope, .. } | Action::Path { scope, .. } | Action::Regex { scope, .. } => scope.is_none(),
+            Action::Set { .. } | Action::Drop { .. } => false,
         }
     }
 
@@ -425,18 +449,32 @@ impl Action {
     /// errors are bare messages.
     fn apply(&self, config: &mut Element) -> Result<Vec<String>, String> {
         match self {
-            Action::Ip { from, to, scope } => rewrite_values(
-                config,
-                scope.as_deref(),
-                |_| true,
-                |v| remap_ips(v, from, to),
-            ),
-            Action::Path { from, to, scope } => rewrite_values(
-                config,
-                scope.as_deref(),
-                |_| true,
-                |v| rewrite_paths(v, from, to),
-            ),
+            Action::Ip { from, to, scope } => {
+                // An IPv4 address has dots, an IPv6 one colons: most values
+                // have neither and are skipped without looking further.
+                let mark = if from.addr().is_ipv4() { b'.' } else { b':' };
+                rewrite_values(
+                    config,
+                    scope.as_deref(),
+                    |_| true,
+                    |v| {
+                        memchr::memchr(mark, v.as_bytes())?;
+                        remap_ips(v, from, to)
+                    },
+                )
+            }
+            Action::Path { from, to, scope } => {
+                let finder = memchr::memmem::Finder::new(from.as_bytes());
+                rewrite_values(
+                    config,
+                    scope.as_deref(),
+                    |_| true,
+                    |v| {
+                        finder.find(v.as_bytes())?;
+                        rewrite_paths(v, from, to)
+                    },
+                )
+            }
             Action::Regex {
                 re,
                 replace,
@@ -663,42 +701,91 @@ fn rewrite_values(
     };
     let mut changes = Vec::new();
     let start = at_path_mut(config, &path);
-    rewrite_element(start, owner.as_deref(), &attr_ok, &edit, &mut changes);
+    let owner = owner.as_deref().map_or(Owner::None, Owner::Text);
+    rewrite_element(start, owner, &attr_ok, &edit, &mut changes);
     Ok(changes)
 }
 
-/// [`rewrite_values`] on one element and its descendants.
+/// Who owns the changes inside an element, rendered only when a change is
+/// reported.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// No owner element above.
+    None,
+    /// Already rendered ("primitive `vip`").
+    Text(&'a str),
+    /// An owner element, by name and id.
+    Element { name: &'a str, id: Option<&'a str> },
+}
+
+impl Owner<'_> {
+    fn render(self) -> Option<String> {
+        match self {
+            Owner::None => None,
+            Owner::Text(t) => Some(t.to_string()),
+            Owner::Element { name, id } => Some(describe_parts(name, id)),
+        }
+    }
+}
+
+/// [`describe`] from an element's name and id.
+fn describe_parts(name: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{name} `{id}`"),
+        None => name.to_string(),
+    }
+}
+
+/// [`rewrite_values`] on one element and its descendants. Location strings
+/// are built only for the values that change.
 fn rewrite_element(
     el: &mut Element,
-    owner: Option<&str>,
+    owner: Owner<'_>,
     attr_ok: &impl Fn(&str) -> bool,
     edit: &impl Fn(&str) -> Option<String>,
     changes: &mut Vec<String>,
 ) {
-    let here = location(el, owner);
-    let is_nvpair = el.name == "nvpair";
-    for (name, value) in &mut el.attrs {
-        if REFERENCE_ATTRS.contains(&name.as_str()) || !attr_ok(name) {
+    let Element {
+        name: el_name,
+        attrs,
+        children,
+        ..
+    } = el;
+    let is_nvpair = el_name == "nvpair";
+    let is_owner = OWNER_ELEMENTS.contains(&el_name.as_str());
+    let mut here: Option<String> = None;
+    for i in 0..attrs.len() {
+        let (name, value) = &attrs[i];
+        if is_reference_attr(name) || !attr_ok(name) {
             continue;
         }
         let Some(new) = edit(value).filter(|new| new != value) else {
             continue;
         };
-        let what = if is_nvpair && name == "value" {
-            here.clone()
+        let here = here.get_or_insert_with(|| {
+            let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
+            let me = describe_parts(el_name, id);
+            match owner.render() {
+                Some(owner) if !is_owner => format!("{owner} {me}"),
+                _ => me,
+            }
+        });
+        let line = if is_nvpair && name == "value" {
+            format!("{here}: {value} -> {new}")
         } else {
-            format!("{here} attribute `{name}`")
+            format!("{here} attribute `{name}`: {value} -> {new}")
         };
-        changes.push(format!("{what}: {value} -> {new}"));
-        *value = new;
+        changes.push(line);
+        attrs[i].1 = new;
     }
-    let child_owner = if is_owner(el) {
-        Some(describe(el))
+    let child_owner = if is_owner {
+        let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
+        Owner::Element { name: el_name, id }
     } else {
-        owner.map(str::to_string)
+        owner
     };
-    for child in &mut el.children {
-        rewrite_element(child, child_owner.as_deref(), attr_ok, edit, changes);
+    for child in children.iter_mut() {
+        rewrite_element(child, child_owner, attr_ok, edit, changes);
     }
 }
 
@@ -1071,6 +1158,16 @@ mod tests {
         let from: IpNet = from.parse().unwrap();
         let to: IpNet = to.parse().unwrap();
         remap_ips(value, &from, &to).unwrap_or_else(|| value.to_string())
+    }
+
+    #[test]
+    fn reference_attrs_match_their_list() {
+        for name in REFERENCE_ATTRS {
+            assert!(is_reference_attr(name), "{name}");
+        }
+        for name in ["value", "name", "ids", "", "rsc-role", "template-id"] {
+            assert!(!is_reference_attr(name), "{name}");
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ use regex::Regex;
 use crate::canonical::{canonicalize, digest_of_canonical};
 use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
-use crate::xml::Element;
+use crate::IdMap;
+use crate::canonical::HashSink;
+use crate::xml::{escape_attr_into, write_element, Element, Sink};
 
 /// Root attribute naming the ticket of a published scope.
 pub const ATTR_TICKET: &str = "replicator-ticket";
@@ -81,28 +83,124 @@ impl Scope {
     /// Serializes the scope as the published `<configuration>` document.
     pub fn to_document(&self) -> Element {
         let mut doc = self.config.clone();
-        doc.attrs.clear();
-        doc.set_attr(ATTR_TICKET, self.ticket.clone());
-        if let Some(v) = &self.version {
-            doc.set_attr(ATTR_VERSION, v.clone());
-        }
-        if let Some(t) = self.term {
-            doc.set_attr(ATTR_TERM, t.to_string());
-        }
-        doc.set_attr(ATTR_DIGEST, self.digest.clone());
-        if !self.left_out.is_empty() {
-            let mut lo = Element::new(LEFT_OUT);
-            for l in &self.left_out {
-                lo.children.push(
-                    Element::new("item")
-                        .with_attr("kind", l.kind.clone())
-                        .with_attr("id", l.id.clone())
-                        .with_attr("reason", l.reason.clone()),
-                );
-            }
+        doc.attrs = self.document_attrs();
+        if let Some(lo) = self.left_out_element() {
             doc.children.push(lo);
         }
         doc
+    }
+
+    /// `self.to_document().to_xml()`, without copying the configuration.
+    pub fn to_document_xml(&self) -> String {
+        self.document_xml_with(self.document_attrs())
+    }
+
+    /// The published document with other root attributes (in this order):
+    /// `self.to_document()` with its attributes replaced, serialized.
+    pub fn document_xml_with(&self, attrs: Vec<(String, String)>) -> String {
+        let lo = self.left_out_element();
+        let mut out = String::with_capacity(self.config.children.len() * 1024);
+        write_element(
+            &mut out,
+            0,
+            &self.config.name,
+            attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &self.config.text,
+            self.config.children.iter().chain(lo.as_ref()),
+            &mut |c, out, depth| c.write_to(out, depth),
+        );
+        out
+    }
+
+    /// [`Scope::document_xml_with`], where the value of attribute
+    /// `digest_attr` (one of `attrs`) is replaced by the digest of the
+    /// content ([`crate::canonical::digest`] of the configuration), computed
+    /// while the content is written: one serialization for both.
+    pub fn document_xml_with_digest(&self, attrs: &[(String, String)], digest_attr: &str) -> String {
+        let single_pass = !self.config.children.is_empty()
+            && self.config.text.is_empty()
+            && crate::canonical::is_canonical(&self.config);
+        if !single_pass {
+            let digest = crate::canonical::digest(&self.config);
+            let attrs = attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == digest_attr { digest.clone() } else { v.clone() }))
+                .collect();
+            return self.document_xml_with(attrs);
+        }
+        // A placeholder of the digest's length, overwritten at the end.
+        const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let mut out = String::with_capacity(self.config.children.len() * 1024);
+        let mut hole = None;
+        out.push('<');
+        out.push_str(&self.config.name);
+        for (k, v) in attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            if k == digest_attr {
+                hole = Some(out.len());
+                out.push_str(PLACEHOLDER);
+            } else {
+                escape_attr_into(v, &mut out);
+            }
+            out.push('"');
+        }
+        out.push_str(">\n");
+        // The content as `digest` serializes it: the root without attributes.
+        let mut hash = HashSink::new();
+        hash.push("<");
+        hash.push(&self.config.name);
+        hash.push(">\n");
+        {
+            let mut both = Both(&mut out, &mut hash);
+            for c in &self.config.children {
+                c.write_to(&mut both, 1);
+            }
+        }
+        let end = format!("</{}>\n", self.config.name);
+        hash.push(&end);
+        if let Some(lo) = self.left_out_element() {
+            lo.write_to(&mut out, 1);
+        }
+        out.push_str(&end);
+        if let Some(at) = hole {
+            out.replace_range(at..at + PLACEHOLDER.len(), &hash.finish());
+        }
+        out
+    }
+
+    /// The root attributes of the published document, in document order:
+    /// ticket, version, term, digest.
+    pub fn document_attrs(&self) -> Vec<(String, String)> {
+        let mut attrs = vec![(ATTR_TICKET.to_string(), self.ticket.clone())];
+        if let Some(v) = &self.version {
+            attrs.push((ATTR_VERSION.to_string(), v.clone()));
+        }
+        if let Some(t) = self.term {
+            attrs.push((ATTR_TERM.to_string(), t.to_string()));
+        }
+        attrs.push((ATTR_DIGEST.to_string(), self.digest.clone()));
+        attrs
+    }
+
+    /// The `replicator-left-out` element, when something was left out.
+    fn left_out_element(&self) -> Option<Element> {
+        if self.left_out.is_empty() {
+            return None;
+        }
+        let mut lo = Element::new(LEFT_OUT);
+        lo.children = self
+            .left_out
+            .iter()
+            .map(|l| {
+                Element::new("item")
+                    .with_attr("kind", l.kind.clone())
+                    .with_attr("id", l.id.clone())
+                    .with_attr("reason", l.reason.clone())
+            })
+            .collect();
+        Some(lo)
     }
 
     /// Reads a published document back, verifying its digest and, when
@@ -162,6 +260,16 @@ impl Scope {
     }
 }
 
+/// A [`Sink`] writing to two sinks.
+struct Both<'a, A: Sink, B: Sink>(&'a mut A, &'a mut B);
+
+impl<A: Sink, B: Sink> Sink for Both<'_, A, B> {
+    fn push(&mut self, s: &str) {
+        self.0.push(s);
+        self.1.push(s);
+    }
+}
+
 /// Cuts the scope of `ticket` out of a full `<cib>` document.
 pub fn scope(cib: &Element, ticket: &str) -> Result<Scope, Error> {
     let config = cib::configuration(cib)?;
@@ -171,32 +279,152 @@ pub fn scope(cib: &Element, ticket: &str) -> Result<Scope, Error> {
     Ok(out)
 }
 
+/// [`scope`] of a CIB that is no longer needed: the elements of the scope
+/// are moved out of it instead of copied. Same result as [`scope`].
+pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
+    let version = cib::version(&cib);
+    let term = cib::ticket_state(&cib, ticket).term;
+    let config = cib::configuration_mut(&mut cib)?;
+    let selection = select(config, ticket)?;
+    let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]));
+    out.version = Some(version);
+    out.term = term;
+    Ok(out)
+}
+
 /// Cuts the scope of `ticket` out of a `<configuration>` element.
 pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, Error> {
+    Ok(select(config, ticket)?.assemble_copy(config))
+}
+
+/// What the scope of a ticket is made of, as positions in the
+/// configuration's sections (so it can be copied out, or moved out).
+struct Selection {
+    ticket: String,
+    /// Positions under `<resources>` of the top-level elements, in id order.
+    tops: Vec<usize>,
+    /// The ticket's own `rsc_ticket`s: a position under `<constraints>`, or a
+    /// copy without the fencing devices it named.
+    own: Vec<Own>,
+    /// Positions under `<constraints>` of the other constraints kept.
+    kept: Vec<usize>,
+    /// The tags, restricted to replicated members.
+    tags: Element,
+    left_out: BTreeSet<LeftOut>,
+}
+
+/// One of the ticket's own `rsc_ticket`s.
+enum Own {
+    /// Replicated as it is.
+    At(usize),
+    /// Replicated without the fencing devices it named.
+    Changed(Element),
+}
+
+impl Selection {
+    /// Builds the scope, taking each selected element with `take(section,
+    /// position)`. `take` may leave an empty element behind.
+    fn assemble(self, config: &mut Element, mut take: impl FnMut(&mut Element, usize) -> Element) -> Scope {
+        let mut resources = Element::new("resources");
+        if let Some(section) = config.child_mut("resources") {
+            resources.children = self.tops.iter().map(|&i| take(section, i)).collect();
+        }
+        let mut cons = Element::new("constraints");
+        if let Some(section) = config.child_mut("constraints") {
+            let mut list = Vec::with_capacity(self.own.len() + self.kept.len());
+            for own in self.own {
+                list.push(match own {
+                    Own::At(i) => take(section, i),
+                    Own::Changed(el) => el,
+                });
+            }
+            list.extend(self.kept.iter().map(|&i| take(section, i)));
+            cons.children = list;
+        }
+        finish(self.ticket, resources, cons, self.tags, self.left_out, config)
+    }
+
+    /// Builds the scope from a borrowed configuration, copying the selected
+    /// elements.
+    fn assemble_copy(self, src: &Element) -> Scope {
+        let child = |section: &str, i: usize| src.child(section).map(|s| s.children[i].clone()).unwrap_or_default();
+        let resources = Element {
+            children: self.tops.iter().map(|&i| child("resources", i)).collect(),
+            ..Element::new("resources")
+        };
+        let mut list = Vec::with_capacity(self.own.len() + self.kept.len());
+        for own in self.own {
+            list.push(match own {
+                Own::At(i) => child("constraints", i),
+                Own::Changed(el) => el,
+            });
+        }
+        list.extend(self.kept.iter().map(|&i| child("constraints", i)));
+        let cons = Element {
+            children: list,
+            ..Element::new("constraints")
+        };
+        finish(self.ticket, resources, cons, self.tags, self.left_out, src)
+    }
+}
+
+/// The scope from its parts: canonical, foreign `id-ref`s inlined, digested.
+fn finish(
+    ticket: String,
+    resources: Element,
+    cons: Element,
+    tags: Element,
+    left_out: BTreeSet<LeftOut>,
+    config: &Element,
+) -> Scope {
+    let mut scope_config = Element::new("configuration")
+        .with_child(resources)
+        .with_child(cons);
+    if !tags.children.is_empty() {
+        scope_config.children.push(tags);
+    }
+    canonicalize(&mut scope_config);
+    if inline_foreign_id_refs(&mut scope_config, config) {
+        canonicalize(&mut scope_config);
+    }
+    let digest = digest_of_canonical(&scope_config);
+    Scope {
+        ticket,
+        config: scope_config,
+        digest,
+        version: None,
+        term: None,
+        left_out: left_out.into_iter().collect(),
+    }
+}
+
+/// Decides what the scope of `ticket` is (PRODUCT.md rules 1–5).
+fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
     let ix = Index::new(config);
-    let constraints: Vec<&Element> = config
+    let constraints: Vec<(usize, &Element)> = config
         .child("constraints")
         .map(|c| {
             c.children
                 .iter()
-                .filter(|c| CONSTRAINT_KINDS.contains(&c.name.as_str()))
+                .enumerate()
+                .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name.as_str()))
                 .collect()
         })
         .unwrap_or_default();
     let mut left_out = BTreeSet::new();
 
     // 1 + 2: the ticket's own rsc_ticket constraints and what they name.
-    let own: Vec<&Element> = constraints
+    let own: Vec<(usize, &Element)> = constraints
         .iter()
         .copied()
-        .filter(|c| c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket))
+        .filter(|(_, c)| c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket))
         .collect();
     if own.is_empty() {
         return Err(Error::NoTicketConstraint(ticket.into()));
     }
     let mut tops: BTreeSet<String> = BTreeSet::new();
     let mut used_tags: BTreeSet<String> = BTreeSet::new();
-    for c in &own {
+    for (_, c) in &own {
         for (attr, name) in constraint_refs(c) {
             let resolved = ix.resolve(name).ok_or_else(|| Error::UnknownRef {
                 element: c.name.clone(),
@@ -236,14 +464,20 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
     tops.extend(templates);
 
     // 4: other constraints wholly inside the scope.
-    let mut kept: Vec<&Element> = Vec::new();
-    let scoped_ids: Vec<&str> = ix
-        .top_of
-        .iter()
-        .filter(|(_, top)| tops.contains(**top))
-        .map(|(id, _)| *id)
-        .collect();
-    for c in constraints.iter().copied() {
+    let mut kept: Vec<usize> = Vec::new();
+    // Ids of the replicated resources, for `rsc-pattern`s (computed only if
+    // a constraint has one).
+    let scoped_ids: std::cell::OnceCell<Vec<&str>> = std::cell::OnceCell::new();
+    let scoped_ids = || {
+        scoped_ids.get_or_init(|| {
+            ix.top_of
+                .iter()
+                .filter(|(_, top)| tops.contains(**top))
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    };
+    for (position, c) in constraints.iter().copied() {
         if c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
             continue; // one of `own`, handled above
         }
@@ -253,7 +487,7 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
             match Regex::new(pattern) {
                 Ok(re) => {
                     let mut hits: Vec<&str> =
-                        scoped_ids.iter().copied().filter(|id| re.is_match(id)).collect();
+                        scoped_ids().iter().copied().filter(|id| re.is_match(id)).collect();
                     if !hits.is_empty() {
                         hits.sort_unstable();
                         left_out.insert(LeftOut {
@@ -314,50 +548,55 @@ pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, E
             continue;
         }
         used_tags.extend(tags_here);
-        kept.push(c);
+        kept.push(position);
     }
 
-    // Assemble.
-    let mut resources = Element::new("resources");
-    for top in &tops {
-        resources.children.push(ix.top[top.as_str()].clone());
+    // Where each top-level element sits (the last one, for a duplicated id,
+    // as in the index).
+    let mut at: IdMap<&str, usize> = IdMap::default();
+    if let Some(resources) = config.child("resources") {
+        for (i, top) in resources.children.iter().enumerate() {
+            if let Some(id) = top.id() {
+                if ix.top.contains_key(id) {
+                    at.insert(id, i);
+                }
+            }
+        }
     }
-    let mut cons = Element::new("constraints");
-    cons.children = own
-        .iter()
-        .filter_map(|c| without_fencing(c, &ix, &mut left_out))
-        .chain(kept.into_iter().cloned())
-        .collect();
-    let mut scope_config = Element::new("configuration")
-        .with_child(resources)
-        .with_child(cons);
     let tags = restricted_tags(config, &used_tags, &ix, &tops);
-    if !tags.children.is_empty() {
-        scope_config.children.push(tags);
-    }
-    canonicalize(&mut scope_config);
-    if inline_foreign_id_refs(&mut scope_config, config) {
-        canonicalize(&mut scope_config);
-    }
-    let digest = digest_of_canonical(&scope_config);
-    Ok(Scope {
+    let own = own
+        .iter()
+        .filter_map(|&(i, c)| without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or(Own::At(i), Own::Changed)))
+        .collect();
+    Ok(Selection {
         ticket: ticket.into(),
-        config: scope_config,
-        digest,
-        version: None,
-        term: None,
-        left_out: left_out.into_iter().collect(),
+        tops: tops.iter().map(|t| at[t.as_str()]).collect(),
+        own,
+        kept,
+        tags,
+        left_out,
     })
 }
 
-/// A copy of one of the ticket's own `rsc_ticket`s without the fencing
-/// devices it names (`None` when nothing else is left in it).
-fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>) -> Option<Element> {
+/// One of the ticket's own `rsc_ticket`s without the fencing devices it
+/// names: `None` when nothing else is left in it, `Some(None)` when it names
+/// none (replicated as it is), else `Some(Some(copy))`.
+fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>) -> Option<Option<Element>> {
     let fencing = |name: &str| ix.top_of.get(name).is_some_and(|top| ix.fencing.contains(top));
-    let mut copy = c.clone();
-    if copy.attr("rsc").is_some_and(fencing) {
+    if c.attr("rsc").is_some_and(fencing) {
         return None;
     }
+    // A set changes when it names a fencing device; it goes when no
+    // resource_ref is left in it.
+    let changes = c.children.iter().filter(|set| set.name == "resource_set").any(|set| {
+        let mut refs = set.children.iter().filter(|r| r.name == "resource_ref");
+        refs.clone().next().is_none() || refs.any(|r| r.id().is_some_and(fencing))
+    });
+    if !changes {
+        let binds_something = c.attr("rsc").is_some() || c.children.iter().any(|s| s.name == "resource_set");
+        return binds_something.then_some(None);
+    }
+    let mut copy = c.clone();
     copy.children.retain_mut(|set| {
         if set.name != "resource_set" {
             return true;
@@ -365,15 +604,13 @@ fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>
         set.children.retain(|r| r.name != "resource_ref" || !r.id().is_some_and(fencing));
         set.children.iter().any(|r| r.name == "resource_ref")
     });
-    if copy != *c {
-        left_out.insert(LeftOut {
-            kind: c.name.clone(),
-            id: c.id().unwrap_or("").into(),
-            reason: "replicated without the fencing devices it names".into(),
-        });
-    }
+    left_out.insert(LeftOut {
+        kind: c.name.clone(),
+        id: c.id().unwrap_or("").into(),
+        reason: "replicated without the fencing devices it names".into(),
+    });
     let binds_something = copy.attr("rsc").is_some() || copy.children.iter().any(|s| s.name == "resource_set");
-    binds_something.then_some(copy)
+    binds_something.then_some(Some(copy))
 }
 
 /// The tags in `used`, each listing only members inside the scope.

@@ -5,10 +5,10 @@
 //! transform that drops a resource still named by a constraint, or renames an
 //! id twice, is caught here with the element named.
 
-use std::collections::HashMap;
 
 use crate::cib::{constraint_refs, CONSTRAINT_KINDS};
 use crate::error::Error;
+use crate::IdMap;
 use crate::xml::Element;
 
 /// Verifies that ids are unique within `fragment` and that every reference
@@ -23,8 +23,8 @@ pub fn check_fragment(fragment: &Element) -> Result<(), Error> {
 
 /// Map of every id in the subtree to the name of the element carrying it;
 /// an error on the first duplicate.
-pub fn unique_ids(root: &Element) -> Result<HashMap<&str, &str>, Error> {
-    let mut ids: HashMap<&str, &str> = HashMap::new();
+pub fn unique_ids(root: &Element) -> Result<IdMap<&str, &str>, Error> {
+    let mut ids: IdMap<&str, &str> = IdMap::default();
     let mut dup = None;
     root.walk(&mut |el| {
         // `resource_ref` and `obj_ref` carry the id they point at, not their own.
@@ -50,7 +50,7 @@ pub fn unique_ids(root: &Element) -> Result<HashMap<&str, &str>, Error> {
 fn check_refs<'a>(
     el: &'a Element,
     owner: Option<&'a Element>,
-    ids: &HashMap<&str, &str>,
+    ids: &IdMap<&str, &str>,
     result: &mut Result<(), Error>,
 ) {
     if result.is_err() {

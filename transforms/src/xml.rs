@@ -9,11 +9,17 @@
 //! or deeper than [`Limits::max_depth`] are refused, as are any DOCTYPE
 //! declaration and any entity reference other than the five predefined ones and
 //! character references. Nothing is ever fetched or expanded.
-
-use std::fmt::Write as _;
-
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
+//!
+//! The parser is a single pass over the text written for this tree (it
+//! replaced a quick-xml event loop; `tests/parser_reference.rs` checks it
+//! against that on generated inputs): every element's attribute and child
+//! lists are allocated once, at their final size. It accepts what quick-xml
+//! accepted, with the same tree, except three things that are ill-formed XML
+//! and are now refused: `<` in an attribute value, attributes not separated
+//! by whitespace, and a name running into a non-ASCII space.
+//!
+//! The writer serializes into any [`Sink`]: a `String`, or a hasher, so that
+//! digests ([`crate::canonical`]) never need the text in memory.
 
 use crate::error::Error;
 
@@ -148,7 +154,7 @@ impl Element {
     /// Serializes the subtree, indented by two spaces per level, one element
     /// per line, attributes in stored order, ending with a newline.
     pub fn to_xml(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.serialized_len_hint());
         self.write_indented(&mut out, 0);
         out
     }
@@ -156,39 +162,107 @@ impl Element {
     /// Serializes the subtree into `out` as [`Element::to_xml`] does, indented
     /// as if it sat `depth` levels deep.
     pub fn write_indented(&self, out: &mut String, depth: usize) {
-        for _ in 0..depth {
-            out.push_str("  ");
-        }
-        out.push('<');
-        out.push_str(&self.name);
-        for (k, v) in &self.attrs {
-            let _ = write!(out, " {k}=\"{}\"", escape_attr(v));
-        }
-        if self.children.is_empty() && self.text.is_empty() {
-            out.push_str("/>\n");
+        self.write_to(out, depth);
+    }
+
+    /// Serializes the subtree into any [`Sink`] (a `String`, a hasher...) as
+    /// [`Element::to_xml`] does, indented as if it sat `depth` levels deep.
+    pub fn write_to<S: Sink + ?Sized>(&self, out: &mut S, depth: usize) {
+        write_element(
+            out,
+            depth,
+            &self.name,
+            self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &self.text,
+            self.children.iter(),
+            &mut |c, out, depth| c.write_to(out, depth),
+        );
+    }
+
+    /// A rough size of the serialization, to size buffers.
+    fn serialized_len_hint(&self) -> usize {
+        let mut n = 0;
+        self.walk(&mut |e| {
+            n += 2 * e.name.len() + 8 + e.text.len();
+            n += e.attrs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>();
+        });
+        n + n / 4
+    }
+}
+
+/// Where serialized XML goes: a `String`, or a hasher fed as the text is
+/// produced (see [`crate::canonical`]), so that digests never need the whole
+/// serialization in memory.
+pub trait Sink {
+    /// Appends `s`.
+    fn push(&mut self, s: &str);
+}
+
+impl Sink for String {
+    #[inline]
+    fn push(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+const SPACES: &str = "                                                                                                                                ";
+
+/// Two spaces per level.
+pub(crate) fn indent<S: Sink + ?Sized>(out: &mut S, depth: usize) {
+    let mut n = 2 * depth;
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push(&SPACES[..k]);
+        n -= k;
+    }
+}
+
+/// Writes one element as [`Element::to_xml`] lays it out: its start tag with
+/// `attrs` (values escaped), then `/>` when it has neither children nor
+/// text, else the text, each child (written by `child`, one level deeper)
+/// and the end tag.
+pub(crate) fn write_element<'c, 'a, S: Sink + ?Sized>(
+    out: &mut S,
+    depth: usize,
+    name: &str,
+    attrs: impl Iterator<Item = (&'a str, &'a str)>,
+    text: &str,
+    children: impl Iterator<Item = &'c Element>,
+    child: &mut impl FnMut(&'c Element, &mut S, usize),
+) {
+    indent(out, depth);
+    out.push("<");
+    out.push(name);
+    for (k, v) in attrs {
+        out.push(" ");
+        out.push(k);
+        out.push("=\"");
+        escape_attr_into(v, out);
+        out.push("\"");
+    }
+    let mut children = children.peekable();
+    if children.peek().is_none() {
+        if text.is_empty() {
+            out.push("/>\n");
             return;
         }
-        out.push('>');
-        if self.children.is_empty() {
-            out.push_str(&escape_text(&self.text));
-        } else {
-            out.push('\n');
-            if !self.text.is_empty() {
-                for _ in 0..=depth {
-                    out.push_str("  ");
-                }
-                out.push_str(&escape_text(&self.text));
-                out.push('\n');
-            }
-            for c in &self.children {
-                c.write_indented(out, depth + 1);
-            }
-            for _ in 0..depth {
-                out.push_str("  ");
-            }
+        out.push(">");
+        escape_text_into(text, out);
+    } else {
+        out.push(">\n");
+        if !text.is_empty() {
+            indent(out, depth + 1);
+            escape_text_into(text, out);
+            out.push("\n");
         }
-        let _ = writeln!(out, "</{}>", self.name);
+        for c in children {
+            child(c, out, depth + 1);
+        }
+        indent(out, depth);
     }
+    out.push("</");
+    out.push(name);
+    out.push(">\n");
 }
 
 /// Escapes an attribute value so that it reads back unchanged (whitespace
@@ -196,25 +270,46 @@ impl Element {
 /// value normalization).
 pub fn escape_attr(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
-    for ch in v.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c => out.push(c),
-        }
-    }
+    escape_attr_into(v, &mut out);
     out
 }
 
-pub(crate) fn escape_text(v: &str) -> String {
-    v.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// [`escape_attr`] into a [`Sink`], without an intermediate string.
+pub fn escape_attr_into<S: Sink + ?Sized>(v: &str, out: &mut S) {
+    let mut copied = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\n' => "&#10;",
+            b'\r' => "&#13;",
+            b'\t' => "&#9;",
+            _ => continue,
+        };
+        out.push(&v[copied..i]);
+        out.push(rep);
+        copied = i + 1;
+    }
+    out.push(&v[copied..]);
+}
+
+/// Escapes character data (`&`, `<`, `>`) into a [`Sink`].
+pub(crate) fn escape_text_into<S: Sink + ?Sized>(v: &str, out: &mut S) {
+    let mut copied = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => continue,
+        };
+        out.push(&v[copied..i]);
+        out.push(rep);
+        copied = i + 1;
+    }
+    out.push(&v[copied..]);
 }
 
 /// Parses a document with the default [`Limits`], returning its root element.
@@ -224,6 +319,14 @@ pub fn parse(input: &str) -> Result<Element, Error> {
 
 /// Parses a document, refusing DOCTYPE, non-predefined entities and anything
 /// beyond `limits`. Errors carry the byte offset and the enclosing element.
+///
+/// What is accepted: one root element; attributes in single or double quotes
+/// (unique names, whitespace between them); the five predefined entities and
+/// character references in text and attribute values; CDATA sections;
+/// comments, processing instructions and the XML declaration (dropped).
+/// Attribute values are normalized as XML 1.0 requires (a literal tab, line
+/// feed or carriage return becomes a space; `\r\n` one space) and line ends
+/// in text become `\n`.
 pub fn parse_with(input: &str, limits: Limits) -> Result<Element, Error> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLarge {
@@ -231,123 +334,383 @@ pub fn parse_with(input: &str, limits: Limits) -> Result<Element, Error> {
             limit: limits.max_bytes,
         });
     }
-    let mut reader = Reader::from_str(input);
-    reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let malformed = |reader: &Reader<&[u8]>, stack: &[Element], msg: String| Error::Malformed {
-        offset: reader.buffer_position() as usize,
-        context: context_of(stack),
-        message: msg,
-    };
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| malformed(&reader, &stack, e.to_string()))?;
-        match event {
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                let _ = start;
-                return Err(malformed(
-                    &reader,
-                    &stack,
-                    "content after the root element".into(),
-                ));
-            }
-            Event::Start(start) => {
-                if stack.len() >= limits.max_depth {
-                    return Err(Error::TooDeep {
-                        limit: limits.max_depth,
-                        context: context_of(&stack),
-                    });
-                }
-                let el = element_from(&start)
-                    .map_err(|m| malformed(&reader, &stack, m))?;
-                stack.push(el);
-            }
-            Event::Empty(start) => {
-                let el = element_from(&start)
-                    .map_err(|m| malformed(&reader, &stack, m))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let Some(el) = stack.pop() else {
-                    return Err(malformed(&reader, &stack, "unexpected end tag".into()));
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                let text = t.xml_content(XmlVersion::Implicit1_0);
-                push_text(&reader, &mut stack, &text, root.is_some())
-                    .map_err(|m| malformed(&reader, &stack, m))?;
-            }
-            Event::CData(t) => {
-                let raw = t.into_inner();
-                let text = raw.into_owned();
-                push_text(&reader, &mut stack, &text, root.is_some())
-                    .map_err(|m| malformed(&reader, &stack, m))?;
-            }
-            Event::GeneralRef(r) => {
-                let resolved = if r.is_char_ref() {
-                    r.resolve_char_ref()
-                        .map_err(|e| malformed(&reader, &stack, e.to_string()))?
-                        .map(String::from)
-                } else {
-                    predefined(r.as_ref()).map(String::from)
-                };
-                let Some(text) = resolved else {
-                    return Err(Error::Entity {
-                        name: r.as_ref().to_string(),
-                        context: context_of(&stack),
-                    });
-                };
-                if stack.is_empty() {
-                    return Err(malformed(&reader, &stack, "text outside the root element".into()));
-                }
-                push_text(&reader, &mut stack, &text, root.is_some())
-                    .map_err(|m| malformed(&reader, &stack, m))?;
-            }
-            Event::DocType(_) => return Err(Error::Doctype),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
+    Parser {
+        src: input,
+        b: input.as_bytes(),
+        pos: 0,
+        limits,
+        stack: Vec::with_capacity(16),
+        kids: Vec::with_capacity(256),
+        attrs: Vec::with_capacity(16),
+        root: None,
     }
-    if !stack.is_empty() {
-        return Err(malformed(
-            &reader,
-            &stack,
-            "document ends inside an element".into(),
-        ));
-    }
-    root.ok_or(Error::Malformed {
-        offset: input.len(),
-        context: String::new(),
-        message: "no root element".into(),
-    })
+    .run()
 }
 
-fn push_text(
-    _reader: &Reader<&[u8]>,
-    stack: &mut [Element],
-    text: &str,
-    after_root: bool,
-) -> Result<(), String> {
-    match stack.last_mut() {
-        Some(el) => {
-            // Blank text between elements is layout, not content.
-            if !text.trim().is_empty() || !el.text.is_empty() {
-                el.text.push_str(text);
+/// The state of one parse. Children of open elements accumulate in `kids`
+/// (each open element remembers where its own start), so that every
+/// element's child list is allocated once, at its exact size.
+struct Parser<'a> {
+    src: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    limits: Limits,
+    stack: Vec<(Element, usize)>,
+    kids: Vec<Element>,
+    attrs: Vec<(String, String)>,
+    root: Option<Element>,
+}
+
+#[inline]
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Bytes that end a name (besides whitespace).
+#[inline]
+fn ends_name(b: u8) -> bool {
+    is_space(b) || matches!(b, b'/' | b'>' | b'=' | b'<' | b'"' | b'\'' | b'&')
+}
+
+impl Parser<'_> {
+    fn run(mut self) -> Result<Element, Error> {
+        let len = self.b.len();
+        loop {
+            let next = memchr::memchr(b'<', &self.b[self.pos..]).map_or(len, |i| self.pos + i);
+            if next > self.pos {
+                self.text_run(self.pos, next)?;
             }
-            Ok(())
+            if next == len {
+                break;
+            }
+            self.pos = next;
+            match self.b.get(next + 1) {
+                Some(b'/') => self.end_tag()?,
+                Some(b'?') => {
+                    let end = self.find(next + 2, "?>", "unterminated processing instruction")?;
+                    self.pos = end + 2;
+                }
+                Some(b'!') => self.markup_declaration()?,
+                _ => self.start_tag()?,
+            }
         }
-        None if text.trim().is_empty() => Ok(()),
-        None if after_root => Err("text after the root element".into()),
-        None => Err("text before the root element".into()),
+        if !self.stack.is_empty() {
+            return Err(self.malformed("document ends inside an element"));
+        }
+        self.root.ok_or(Error::Malformed {
+            offset: len,
+            context: String::new(),
+            message: "no root element".into(),
+        })
+    }
+
+    fn malformed(&self, message: impl Into<String>) -> Error {
+        Error::Malformed {
+            offset: self.pos,
+            context: self.context(),
+            message: message.into(),
+        }
+    }
+
+    fn context(&self) -> String {
+        context_of(self.stack.iter().map(|(e, _)| e))
+    }
+
+    /// Position of `needle` at or after `from`.
+    fn find(&self, from: usize, needle: &str, what: &str) -> Result<usize, Error> {
+        memchr::memmem::find(&self.b[from.min(self.b.len())..], needle.as_bytes())
+            .map(|i| from + i)
+            .ok_or_else(|| self.malformed(what))
+    }
+
+    /// `<!--`, `<![CDATA[`, `<!DOCTYPE` (refused) or an error.
+    fn markup_declaration(&mut self) -> Result<(), Error> {
+        let rest = &self.b[self.pos..];
+        if rest.starts_with(b"<!--") {
+            let end = self.find(self.pos + 4, "-->", "unterminated comment")?;
+            self.pos = end + 3;
+            Ok(())
+        } else if rest.starts_with(b"<![CDATA[") {
+            let start = self.pos + 9;
+            let end = self.find(start, "]]>", "unterminated CDATA section")?;
+            let src = self.src;
+            self.push_text(&src[start..end])?;
+            self.pos = end + 3;
+            Ok(())
+        } else if rest.len() >= 9 && rest[2..9].eq_ignore_ascii_case(b"DOCTYPE") {
+            Err(Error::Doctype)
+        } else {
+            Err(self.malformed("unexpected `<!`"))
+        }
+    }
+
+    /// Character data from `start` to `end` (exclusive), references resolved.
+    fn text_run(&mut self, start: usize, end: usize) -> Result<(), Error> {
+        let src = self.src;
+        let mut s = start;
+        while let Some(i) = memchr::memchr(b'&', &self.b[s..end]) {
+            let amp = s + i;
+            if amp > s {
+                self.push_text(&normalize_eols(&src[s..amp]))?;
+            }
+            self.pos = amp;
+            let Some(semi) = memchr::memchr(b';', &self.b[amp + 1..end]) else {
+                return Err(self.malformed("unterminated reference (missing `;`)"));
+            };
+            let name = &src[amp + 1..amp + 1 + semi];
+            let mut buf = [0u8; 4];
+            let resolved: &str = match name.strip_prefix('#') {
+                Some(num) => char_ref(num)
+                    .map_err(|m| self.malformed(m))?
+                    .encode_utf8(&mut buf),
+                None => predefined(name).ok_or_else(|| Error::Entity {
+                    name: name.to_string(),
+                    context: self.context(),
+                })?,
+            };
+            if self.stack.is_empty() {
+                return Err(self.malformed("text outside the root element"));
+            }
+            self.push_text(resolved)?;
+            s = amp + 2 + semi;
+        }
+        if end > s {
+            self.pos = s;
+            self.push_text(&normalize_eols(&src[s..end]))?;
+        }
+        Ok(())
+    }
+
+    fn push_text(&mut self, text: &str) -> Result<(), Error> {
+        match self.stack.last_mut() {
+            Some((el, _)) => {
+                // Blank text between elements is layout, not content.
+                if !el.text.is_empty() || !text.trim().is_empty() {
+                    el.text.push_str(text);
+                }
+                Ok(())
+            }
+            None if text.trim().is_empty() => Ok(()),
+            None if self.root.is_some() => Err(self.malformed("text after the root element")),
+            None => Err(self.malformed("text before the root element")),
+        }
+    }
+
+    /// `</name>` closing the innermost open element.
+    fn end_tag(&mut self) -> Result<(), Error> {
+        let start = self.pos + 2;
+        let Some(gt) = memchr::memchr(b'>', &self.b[start..]).map(|i| start + i) else {
+            return Err(self.malformed("unterminated end tag"));
+        };
+        let name = self.src[start..gt].trim_end_matches([' ', '\t', '\n', '\r']);
+        let Some((open, _)) = self.stack.last() else {
+            return Err(self.malformed(format!("unexpected end tag </{name}>")));
+        };
+        if open.name != name {
+            let m = format!("expected </{}>, found </{name}>", open.name);
+            return Err(self.malformed(m));
+        }
+        self.pos = gt + 1;
+        let (mut el, base) = self.stack.pop().expect("checked above");
+        el.children = self.kids.drain(base..).collect();
+        self.attach(el);
+        Ok(())
+    }
+
+    fn attach(&mut self, el: Element) {
+        if self.stack.is_empty() {
+            self.root = Some(el);
+        } else {
+            self.kids.push(el);
+        }
+    }
+
+    /// `<name attr="value"...>` or `<name .../>`.
+    fn start_tag(&mut self) -> Result<(), Error> {
+        if self.root.is_some() {
+            return Err(self.malformed("content after the root element"));
+        }
+        let b = self.b;
+        let start = self.pos + 1;
+        let mut i = start;
+        while i < b.len() && !ends_name(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return Err(self.malformed("expected an element name after `<`"));
+        }
+        let name = &self.src[start..i];
+        self.attrs.clear();
+        loop {
+            let before = i;
+            while i < b.len() && is_space(b[i]) {
+                i += 1;
+            }
+            match b.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.malformed(format!("<{name}>: unterminated start tag")));
+                }
+                Some(b'>') => {
+                    self.pos = i + 1;
+                    if self.stack.len() >= self.limits.max_depth {
+                        return Err(Error::TooDeep {
+                            limit: self.limits.max_depth,
+                            context: self.context(),
+                        });
+                    }
+                    let el = self.element(name);
+                    let base = self.kids.len();
+                    self.stack.push((el, base));
+                    return Ok(());
+                }
+                Some(b'/') => {
+                    if b.get(i + 1) != Some(&b'>') {
+                        self.pos = i;
+                        return Err(self.malformed(format!("<{name}>: expected `/>`")));
+                    }
+                    self.pos = i + 2;
+                    let el = self.element(name);
+                    self.attach(el);
+                    return Ok(());
+                }
+                Some(_) if i == before => {
+                    self.pos = i;
+                    return Err(self.malformed(format!("<{name}>: expected whitespace before an attribute")));
+                }
+                Some(_) => i = self.attribute(name, i)?,
+            }
+        }
+    }
+
+    /// One `key="value"` starting at `i`; returns the position after it.
+    fn attribute(&mut self, element: &str, mut i: usize) -> Result<usize, Error> {
+        let b = self.b;
+        let start = i;
+        while i < b.len() && !ends_name(b[i]) {
+            i += 1;
+        }
+        self.pos = i;
+        let key = &self.src[start..i];
+        if key.is_empty() {
+            return Err(self.malformed(format!("<{element}>: expected an attribute name")));
+        }
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            self.pos = i;
+            return Err(self.malformed(format!("<{element}> attribute {key}: expected `=`")));
+        }
+        i += 1;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        let quote = match b.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => {
+                self.pos = i;
+                return Err(self.malformed(format!("<{element}> attribute {key}: expected a quoted value")));
+            }
+        };
+        let vstart = i + 1;
+        let Some(vend) = memchr::memchr(quote, &b[vstart..]).map(|j| vstart + j) else {
+            self.pos = i;
+            return Err(self.malformed(format!("<{element}> attribute {key}: unterminated value")));
+        };
+        self.pos = vstart;
+        let raw = &self.src[vstart..vend];
+        let value = normalize_attr(raw).map_err(|m| self.malformed(format!("<{element}> attribute {key}: {m}")))?;
+        if self.attrs.iter().any(|(k, _)| k == key) {
+            return Err(self.malformed(format!("<{element}>: duplicate attribute {key}")));
+        }
+        self.attrs.push((key.to_string(), value));
+        Ok(vend + 1)
+    }
+
+    /// An element named `name` with the attributes collected so far.
+    fn element(&mut self, name: &str) -> Element {
+        Element {
+            name: name.to_string(),
+            attrs: self.attrs.drain(..).collect(),
+            children: Vec::new(),
+            text: String::new(),
+        }
+    }
+}
+
+/// XML 1.0 line-end normalization of character data: `\r\n` and `\r` become `\n`.
+fn normalize_eols(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\r') {
+        return text.into();
+    }
+    text.replace("\r\n", "\n").replace('\r', "\n").into()
+}
+
+/// XML 1.0 attribute-value normalization: references resolved, literal tab,
+/// line feed and carriage return (`\r\n` counting as one) become a space; a
+/// character reference stays the character it names. `<` is refused.
+fn normalize_attr(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let Some(first) = bytes.iter().position(|&c| matches!(c, b'\t' | b'\n' | b'\r' | b'&' | b'<')) else {
+        return Ok(raw.to_string());
+    };
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(&raw[..first]);
+    let mut i = first;
+    let mut copied = first;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\t' | b'\n' => {
+                out.push_str(&raw[copied..i]);
+                out.push(' ');
+                i += 1;
+                copied = i;
+            }
+            b'\r' => {
+                out.push_str(&raw[copied..i]);
+                out.push(' ');
+                i += if bytes.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                copied = i;
+            }
+            b'<' => return Err("`<` in an attribute value".into()),
+            b'&' => {
+                out.push_str(&raw[copied..i]);
+                let Some(semi) = memchr::memchr(b';', &bytes[i + 1..]) else {
+                    return Err("unterminated reference (missing `;`)".into());
+                };
+                let name = &raw[i + 1..i + 1 + semi];
+                match name.strip_prefix('#') {
+                    Some(num) => out.push(char_ref(num)?),
+                    None => out.push_str(
+                        predefined(name).ok_or_else(|| format!("entity reference &{name}; is refused"))?,
+                    ),
+                }
+                i += 2 + semi;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&raw[copied..]);
+    Ok(out)
+}
+
+/// The character of a character reference (`65` or `x41`, without `&#`
+/// and `;`).
+fn char_ref(num: &str) -> Result<char, String> {
+    let (digits, radix) = match num.strip_prefix('x') {
+        Some(hex) => (hex, 16),
+        None => (num, 10),
+    };
+    let bad = || format!("invalid character reference &#{num};");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let code = u32::from_str_radix(digits, radix).map_err(|_| bad())?;
+    match char::from_u32(code) {
+        Some(c) if code != 0 => Ok(c),
+        _ => Err(bad()),
     }
 }
 
@@ -362,28 +725,9 @@ fn predefined(name: &str) -> Option<&'static str> {
     })
 }
 
-fn element_from(start: &BytesStart<'_>) -> Result<Element, String> {
-    let name = start.name().as_ref().to_string();
-    let mut el = Element::new(name);
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| format!("<{}>: {e}", el.name))?;
-        let key = attr.key.as_ref().to_string();
-        let value = attr
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|e| format!("<{}> attribute {key}: {e}", el.name))?
-            .into_owned();
-        if el.attr(&key).is_some() {
-            return Err(format!("<{}>: duplicate attribute {key}", el.name));
-        }
-        el.attrs.push((key, value));
-    }
-    Ok(el)
-}
-
-/// "resources > group id=g1 > primitive id=p1"-style path for error messages.
-fn context_of(stack: &[Element]) -> String {
+/// "<resources> > <group id=\"g1\">"-style path for error messages.
+fn context_of<'e>(stack: impl Iterator<Item = &'e Element>) -> String {
     stack
-        .iter()
         .map(|e| match e.id() {
             Some(id) => format!("<{} id=\"{id}\">", e.name),
             None => format!("<{}>", e.name),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use cib_transforms::cib::{self, constraint_refs, Index};
-use cib_transforms::scope::{scope, Scope};
+use cib_transforms::scope::{cut, scope, Scope};
 use cib_transforms::validate::check_fragment;
 use cib_transforms::xml::{parse, Element};
 
@@ -79,6 +79,8 @@ fn every_corpus_cib_parses_and_every_ticket_scopes_correctly() {
         for t in &ts {
             let s = scope(&cib, t).unwrap_or_else(|e| panic!("{name} ticket {t}: {e}"));
             scopes += 1;
+            // Moving the elements out gives the same scope as copying them.
+            assert_eq!(cut(cib.clone(), t).as_ref(), Ok(&s), "{name} {t}: cut");
             let resources = s.config.child("resources").unwrap();
             let tops: BTreeSet<&str> = resources.children.iter().filter_map(|r| r.id()).collect();
             let cons: BTreeSet<&str> = s.config.child("constraints").unwrap().children.iter().filter_map(|c| c.id()).collect();
@@ -108,6 +110,9 @@ fn every_corpus_cib_parses_and_every_ticket_scopes_correctly() {
             check_fragment(&s.config).unwrap_or_else(|e| panic!("{name} {t}: {e}"));
             // Digest stable: through the published document, and under reordering.
             let doc = s.to_document().to_xml();
+            assert_eq!(s.to_document_xml(), doc, "{name} {t}: document without copy");
+            let digest_attr = cib_transforms::scope::ATTR_DIGEST;
+            assert_eq!(s.document_xml_with_digest(&s.document_attrs(), digest_attr), doc, "{name} {t}: digest while writing");
             let back = Scope::from_document(parse(&doc).unwrap(), Some(t)).unwrap();
             assert_eq!(back.digest, s.digest, "{name} {t}");
             let again = scope(&reordered(&cib), t).unwrap();

@@ -7,13 +7,21 @@
 //! `cib-publisher serve` does: channels, watcher on the CIB file, router,
 //! accept loop. Dropping the site cancels the server and removes the
 //! directory.
+//!
+//! The site records what the server logs ([`Logs`]): tests run on tokio's
+//! current-thread runtime, so every task of the server runs on the test's
+//! thread, where the site installs a recording `tracing` subscriber for its
+//! lifetime. [`Site::start_manual`] starts a site without the CIB watcher;
+//! the test publishes by hand ([`Site::publish`]).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -23,7 +31,7 @@ use cib_net::sse;
 use cib_net::test_pki::Pki;
 use cib_net::tls::{client_config, server_config, TlsPaths};
 use cib_publisher::metrics::Metrics;
-use cib_publisher::publication::Channels;
+use cib_publisher::publication::{Channels, Published, TicketView};
 use cib_publisher::server::{app, run, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 
@@ -41,8 +49,12 @@ pub struct Site {
     pub cib: PathBuf,
     pub addr: SocketAddr,
     pub metrics: Arc<Metrics>,
+    pub channels: Arc<Channels>,
     pub shutdown: CancellationToken,
     pub server: Option<JoinHandle<()>>,
+    /// What the server logged while the site lived.
+    pub logs: Logs,
+    _log_guard: tracing::subscriber::DefaultGuard,
 }
 
 impl Site {
@@ -53,6 +65,17 @@ impl Site {
 
     /// Starts a site; `granted` says whether `geo` is granted first.
     pub async fn start_with(granted: bool) -> Site {
+        Site::build(granted, true).await
+    }
+
+    /// Starts a site holding `geo` granted but without the CIB watcher:
+    /// nothing is served until the test publishes ([`Site::publish`]).
+    pub async fn start_manual() -> Site {
+        Site::build(true, false).await
+    }
+
+    async fn build(granted: bool, watch: bool) -> Site {
+        let (logs, log_guard) = Logs::capture();
         let dir = tempfile::tempdir().unwrap();
         let cib = dir.path().join("cib.xml");
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/offline/site-a.xml");
@@ -67,8 +90,10 @@ impl Site {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
         let channels = Arc::new(Channels::new([TICKET]));
-        let watcher = Watcher::new(Source::new(Some(&cib)), Arc::clone(&channels), Arc::clone(&metrics), Duration::from_secs(30));
-        let _watch_task = watcher.start(shutdown.clone()).await;
+        if watch {
+            let watcher = Watcher::new(Source::new(Some(&cib)), Arc::clone(&channels), Arc::clone(&metrics), Duration::from_secs(30));
+            let _watch_task = watcher.start(shutdown.clone()).await;
+        }
         let mut tickets = BTreeMap::new();
         tickets.insert(
             TICKET.to_owned(),
@@ -94,9 +119,18 @@ impl Site {
             cib,
             addr,
             metrics,
+            channels,
             shutdown,
             server: Some(server),
+            logs,
+            _log_guard: log_guard,
         }
+    }
+
+    /// Publishes `p` as the current version of `geo` (sites started with
+    /// [`Site::start_manual`]).
+    pub fn publish(&self, p: Published) {
+        self.channels.publish(TICKET, TicketView::Granted(Arc::new(p)), &self.metrics);
     }
 
     /// `https://127.0.0.1:PORT{path}`.
@@ -206,5 +240,98 @@ impl EventReader {
         })
         .await
         .expect("no event and no end of stream in time")
+    }
+}
+
+/// Log lines recorded by a [`tracing`] subscriber: `LEVEL target: message
+/// field=value ...`, one string per event.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    /// Records every event at INFO and above (and DEBUG of this project's
+    /// crates) emitted on the current thread until the guard is dropped.
+    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let recorder = Recorder {
+            logs: logs.clone(),
+            next_span: AtomicU64::new(1),
+        };
+        let guard = tracing::subscriber::set_default(recorder);
+        (logs, guard)
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 5 s) for a line containing every one of `parts`;
+    /// returns it. Panics with the whole log otherwise.
+    pub async fn wait_for(&self, parts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no log line with {parts:?}; the log:\n{}",
+                self.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The subscriber behind [`Logs::capture`].
+struct Recorder {
+    logs: Logs,
+    next_span: AtomicU64,
+}
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= tracing::Level::INFO || (meta.target().starts_with("cib_") && *meta.level() <= tracing::Level::DEBUG)
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        let mut line = LineWriter(format!("{} {}:", meta.level(), meta.target()));
+        event.record(&mut line);
+        self.logs.0.lock().unwrap().push(line.0);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Formats the fields of one event.
+struct LineWriter(String);
+
+impl tracing::field::Visit for LineWriter {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            let _ = write!(self.0, " {value}");
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, " {value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
     }
 }

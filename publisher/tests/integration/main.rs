@@ -9,11 +9,11 @@
 //! - [`harness`]: one publisher site (temporary directory, certificates, CIB
 //!   file, server) and clients.
 //! - [`tls`]: handshakes refused (no certificate, another CA, expired) and
-//!   the per-ticket allow-list (403).
+//!   the per-ticket allow-list (403), each counted and logged.
 //! - [`http`]: the scope document, its headers, 304, 404, 503, health and
 //!   metrics.
 //! - [`stream`]: server-sent events following CIB changes, resuming, ending
-//!   on revoke and on shutdown.
+//!   on revoke and on shutdown; clients that stop reading.
 
 mod cli;
 mod harness;

@@ -1,4 +1,5 @@
-//! Mutual TLS: who gets in, who is refused, and how it is recorded.
+//! Mutual TLS: who gets in, who is refused, and how it is recorded: every
+//! refusal is counted and logged with the peer's address and the reason.
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ async fn allowed_client_is_served() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "ok\n");
     assert_eq!(site.metric(HANDSHAKE_ERRORS), 0.0);
+    assert!(!site.logs.lines().iter().any(|l| l.contains("refused")), "{:?}", site.logs.lines());
 }
 
 #[tokio::test]
@@ -47,6 +49,7 @@ async fn client_without_certificate_is_refused() {
     let err = client_with(config).get(site.url("/healthz")).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     handshake_errors_reach(&site, 1.0).await;
+    refusal_logged(&site, "reason=the peer presented no certificate").await;
 }
 
 #[tokio::test]
@@ -61,6 +64,8 @@ async fn certificate_from_another_ca_is_refused() {
     let err = site_request(&site, client_config(&paths).unwrap()).await;
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     handshake_errors_reach(&site, 1.0).await;
+    // The test CAs share their name: the signature is what fails.
+    refusal_logged(&site, "reason=the peer's certificate is not signed by the configured CA").await;
 }
 
 #[tokio::test]
@@ -70,6 +75,7 @@ async fn expired_certificate_is_refused() {
     let err = site_request(&site, client_config(&paths).unwrap()).await;
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     handshake_errors_reach(&site, 1.0).await;
+    refusal_logged(&site, "reason=the peer's certificate has expired").await;
 }
 
 #[tokio::test]
@@ -80,6 +86,9 @@ async fn client_does_not_trust_a_server_from_another_ca() {
     let paths = other.write_site(dir.path(), ALLOWED);
     let err = site_request(&site, client_config(&paths).unwrap()).await;
     assert!(err.is_connect() || err.is_request(), "{err:?}");
+    // The client says why in its alert; the server logs it.
+    handshake_errors_reach(&site, 1.0).await;
+    refusal_logged(&site, "reason=the peer refused the handshake: a signature did not verify").await;
 }
 
 #[tokio::test]
@@ -98,6 +107,38 @@ async fn valid_certificate_not_in_the_allow_list_gets_403() {
     }
     assert_eq!(site.metric(r#"cib_publisher_errors_total{kind="forbidden"}"#), 2.0);
     assert_eq!(site.metric(HANDSHAKE_ERRORS), 0.0);
+    let refused: Vec<String> = site
+        .logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("client certificate not allowed for this ticket"))
+        .collect();
+    assert_eq!(refused.len(), 2, "one line per refused request: {refused:?}");
+    for line in &refused {
+        assert!(line.starts_with("WARN "), "{line}");
+        assert!(line.contains("ticket=geo") && line.contains("site-c.example"), "{line}");
+        assert!(line.contains("peer=127.0.0.1:"), "the peer address is logged: {line}");
+    }
+    assert!(
+        !site.logs.lines().iter().any(|l| l.contains("stream opened")),
+        "no stream was opened for the refused client"
+    );
+    no_secrets_logged(&site);
+}
+
+/// Waits for the server's `TLS handshake refused` line naming the peer and
+/// `reason`; checks no key or certificate material went to the log.
+async fn refusal_logged(site: &Site, reason: &str) {
+    let line = site.logs.wait_for(&["TLS handshake refused", reason]).await;
+    assert!(line.starts_with("WARN "), "{line}");
+    assert!(line.contains("peer=127.0.0.1:"), "the peer address is logged: {line}");
+    no_secrets_logged(site);
+}
+
+fn no_secrets_logged(site: &Site) {
+    for line in site.logs.lines() {
+        assert!(!line.contains("-----BEGIN") && !line.contains("PRIVATE KEY"), "{line}");
+    }
 }
 
 async fn site_request(site: &Site, config: rustls::ClientConfig) -> reqwest::Error {

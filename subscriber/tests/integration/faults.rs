@@ -1,10 +1,16 @@
-//! Faults: a publisher killed mid-stream, altered documents, signals.
+//! Faults: a publisher killed between and in the middle of events,
+//! truncated and altered documents, signals. The CIB is never changed by a
+//! broken or altered document, and the daemon reconnects.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use cib_net::protocol::{stream_path, EVENT_SCOPE};
 use cib_publisher::publication::Published;
 
-use crate::harness::{grant, set_web_ip, Publisher, Subscriber, World, TICKET};
+use crate::harness::{
+    chunk, document_of, grant, set_web_ip, stream_head, FakePublisher, Gate, Publisher, Reply, Subscriber, World, TICKET,
+};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -110,4 +116,130 @@ async fn an_invalid_configuration_is_refused_before_connecting() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("adopt"), "{err}");
     assert!(!b.state_dir.exists(), "the daemon started despite the error");
+}
+
+/// Site A's document (`geo` granted, term 5), as the real publisher frames
+/// it, for a [`FakePublisher`] to send whole or in part.
+fn site_a_document(world: &World) -> Arc<Published> {
+    let cib = world.cib("site-a", "site-a.xml");
+    grant(&cib, 5);
+    document_of(&cib)
+}
+
+/// B in auto mode following `fake`; returns it with its CIB as it was.
+fn follow(world: &World, fake: &FakePublisher) -> (Subscriber, Vec<u8>) {
+    let b = Subscriber::configure_full(world, world.cib("site-b", "site-b.xml"), "auto", &[fake.url()], &world.client);
+    let before = std::fs::read(&b.cib).unwrap();
+    (b.start(), before)
+}
+
+/// Waits until the `n`-th stream request was followed by another (the
+/// follower reconnects only once the stream is down, and reports why
+/// first), then checks nothing was received or changed; returns the peer's
+/// error.
+async fn went_down_unchanged(b: &Subscriber, fake: &FakePublisher, n: usize, before: &[u8]) -> String {
+    fake.wait_for_requests(n + 1).await;
+    let url = fake.url();
+    b.wait_for("the broken stream seen", LIMIT, |s, _| s.peers.get(&url).is_some_and(|p| !p.streaming && p.error.is_some()))
+        .await;
+    let s = b.state();
+    assert!(s.received.is_none() && s.applied.is_none(), "{s:?}");
+    assert_eq!(std::fs::read(&b.cib).unwrap(), before, "B's CIB changed");
+    s.peers[&url].error.clone().unwrap()
+}
+
+/// Checks that no document reached the daemon's coordinator: a part of an
+/// event is never handed on.
+fn nothing_handed_on(b: &Subscriber) {
+    let s = b.state();
+    assert!(s.last_error.is_none() && s.last_result.is_none(), "{s:?}");
+}
+
+#[tokio::test]
+async fn a_publisher_killed_in_the_middle_of_an_event_changes_nothing() {
+    let world = World::new();
+    let doc = site_a_document(&world);
+    let half = &doc.frame[..doc.frame.len() / 2];
+    // Killed after sending half the event in a chunk of a chunked body.
+    let mut chunked = stream_head("transfer-encoding: chunked");
+    chunked.extend(chunk(half));
+    // Killed after half the event of a body that ends with the connection.
+    let mut until_close = stream_head("");
+    until_close.extend_from_slice(half);
+    // Then a publisher that sends the whole event. Each answer waits for
+    // its gate, so the test sees each connection's outcome.
+    let gates = [Gate::default(), Gate::default()];
+    let mut whole = stream_head("transfer-encoding: chunked");
+    whole.extend(chunk(&doc.frame));
+    let fake = FakePublisher::start(
+        &world,
+        vec![
+            Reply::killed_after(chunked),
+            Reply::killed_after(until_close).when(&gates[0]),
+            Reply::held_after(whole).when(&gates[1]),
+        ],
+    );
+    let (b, before) = follow(&world, &fake);
+
+    let error = went_down_unchanged(&b, &fake, 1, &before).await;
+    assert!(error.contains("the stream broke"), "{error}");
+    nothing_handed_on(&b);
+    gates[0].open();
+    went_down_unchanged(&b, &fake, 2, &before).await;
+    nothing_handed_on(&b);
+    // The half event's id was never taken as received.
+    for request in fake.requests() {
+        assert!(request.starts_with(&format!("GET {} HTTP/1.1", stream_path(TICKET))), "{request}");
+        assert!(!request.to_ascii_lowercase().contains("last-event-id"), "{request}");
+    }
+
+    gates[1].open();
+    b.wait_for("the whole event applied", LIMIT, |s, cib| {
+        s.applied.as_ref().is_some_and(|a| a.digest == doc.digest) && cib.contains("10.2.1.10")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn truncated_bodies_change_nothing() {
+    let world = World::new();
+    let doc = site_a_document(&world);
+    // A body shorter than its Content-Length.
+    let mut short = stream_head(&format!("content-length: {}", doc.frame.len()));
+    short.extend_from_slice(&doc.frame[..doc.frame.len() / 2]);
+    // A whole event whose document was cut short (at a line end), under
+    // the id of the whole one.
+    let lines: Vec<&str> = doc.document_str().lines().collect();
+    let cut = lines[..lines.len() / 2].join("\n");
+    let cut_event = cib_net::sse::frame(EVENT_SCOPE, &doc.etag, &cut).unwrap();
+    let mut cut_short = stream_head("transfer-encoding: chunked");
+    cut_short.extend(chunk(cut_event.as_bytes()));
+    let gates = [Gate::default(), Gate::default()];
+    let mut whole = stream_head("transfer-encoding: chunked");
+    whole.extend(chunk(&doc.frame));
+    let fake = FakePublisher::start(
+        &world,
+        vec![
+            Reply::killed_after(short),
+            Reply::killed_after(cut_short).when(&gates[0]),
+            Reply::held_after(whole).when(&gates[1]),
+        ],
+    );
+    let (b, before) = follow(&world, &fake);
+
+    let error = went_down_unchanged(&b, &fake, 1, &before).await;
+    assert!(error.contains("the stream broke"), "{error}");
+    nothing_handed_on(&b);
+    gates[0].open();
+    b.wait_for("the cut-short document refused", LIMIT, |s, _| {
+        s.last_error.as_ref().is_some_and(|e| e.text.contains("refused") && e.text.contains("parsing the document"))
+    })
+    .await;
+    went_down_unchanged(&b, &fake, 2, &before).await;
+
+    gates[1].open();
+    b.wait_for("the whole event applied", LIMIT, |s, cib| {
+        s.applied.as_ref().is_some_and(|a| a.digest == doc.digest) && cib.contains("10.2.1.10")
+    })
+    .await;
 }

@@ -6,16 +6,24 @@
 //! given `cib_file`, which it passes to `cibadmin` through `Cib::file`).
 //!
 //! Dropping a [`Publisher`] kills it (the server task is aborted, as if the
-//! process died); dropping a [`Subscriber`] cancels the daemon.
+//! process died); dropping a [`Subscriber`] cancels the daemon, or kills
+//! the `cib-subscriber run` process started by [`Subscriber::spawn`].
+//!
+//! A [`FakePublisher`] is a TLS endpoint with the test CA's certificate that
+//! answers each stream request with scripted bytes ([`Reply`]): broken and
+//! truncated bodies the real publisher never sends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -81,6 +89,17 @@ pub fn set_web_ip(cib: &Path, ip: &str) {
     );
 }
 
+/// What a publisher would publish from the CIB file `cib` (`geo` granted).
+pub fn document_of(cib: &Path) -> Arc<Published> {
+    let out = Command::new(tool("cibadmin")).arg("--query").env("CIB_file", cib).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let views = cib_publisher::publication::views(&text, &[TICKET.into()], &Metrics::new()).unwrap();
+    match &views[0].1 {
+        TicketView::Granted(p) => Arc::clone(p),
+        other => panic!("{} does not publish: {other:?}", cib.display()),
+    }
+}
+
 /// One test's world: a directory, a CA, and site B's client certificate.
 pub struct World {
     pub dir: TempDir,
@@ -123,13 +142,19 @@ impl Publisher {
     /// publishes by hand through [`Publisher::publish`].
     pub async fn start(world: &World, site: &str, cib: PathBuf, watch: bool) -> Publisher {
         let paths = world.pki.write_site(world.dir.path(), &format!("{site}.example"));
+        Publisher::start_on(site, cib, watch, &paths, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// As [`Publisher::start`], presenting the certificate of `tls` and
+    /// verifying clients against its CA, listening on `addr`.
+    pub async fn start_on(site: &str, cib: PathBuf, watch: bool, tls: &TlsPaths, addr: SocketAddr) -> Publisher {
         let mut p = Publisher {
             site: site.to_owned(),
             cib,
-            addr: "127.0.0.1:0".parse().unwrap(),
+            addr,
             channels: Arc::new(Channels::new([TICKET])),
             metrics: Arc::new(Metrics::new()),
-            tls: server_config(&paths).unwrap(),
+            tls: server_config(tls).unwrap(),
             watch,
             token: CancellationToken::new(),
             server: None,
@@ -183,18 +208,22 @@ impl Publisher {
 
     /// What this publisher would publish from its CIB file now.
     pub fn document(&self) -> Arc<Published> {
-        let out = Command::new(tool("cibadmin")).arg("--query").env("CIB_file", &self.cib).output().unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let views = cib_publisher::publication::views(&text, &[TICKET.into()], &self.metrics).unwrap();
-        match &views[0].1 {
-            TicketView::Granted(p) => Arc::clone(p),
-            other => panic!("{} does not publish: {other:?}", self.site),
-        }
+        document_of(&self.cib)
     }
 
     /// Publishes `p` by hand (publishers started with `watch = false`).
     pub fn publish(&self, p: Published) {
         self.channels.publish(TICKET, TicketView::Granted(Arc::new(p)), &self.metrics);
+    }
+
+    /// A counter of the publisher's metrics, e.g.
+    /// `cib_publisher_errors_total{kind="forbidden"}` (0 when absent).
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
     }
 
     /// The digest currently served (watching publishers).
@@ -222,6 +251,7 @@ pub struct Subscriber {
     pub config: PathBuf,
     token: CancellationToken,
     task: Option<JoinHandle<Result<(), cib_subscriber::Error>>>,
+    process: Option<Daemon>,
 }
 
 impl Subscriber {
@@ -235,8 +265,15 @@ impl Subscriber {
 
     /// As [`Subscriber::configure`], with an existing CIB file.
     pub fn configure_with(world: &World, cib: PathBuf, mode: &str, peers: &[&Publisher]) -> Subscriber {
+        let urls: Vec<String> = peers.iter().map(|p| p.url()).collect();
+        Subscriber::configure_full(world, cib, mode, &urls, &world.client)
+    }
+
+    /// B's configuration with peers given by URL and B presenting the
+    /// certificate of `tls` (and trusting its CA).
+    pub fn configure_full(world: &World, cib: PathBuf, mode: &str, urls: &[String], tls: &TlsPaths) -> Subscriber {
         let state_dir = world.dir.path().join("state-b");
-        let peers: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.url())).collect();
+        let peers: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
         let text = format!(
             r#"site = "site-b"
 state_dir = "state-b"
@@ -256,9 +293,9 @@ peers = [{peers}]
 rules = ["{rules}"]
 "#,
             cib = cib.display(),
-            cert = world.client.cert.display(),
-            key = world.client.key.display(),
-            ca = world.client.ca.display(),
+            cert = tls.cert.display(),
+            key = tls.key.display(),
+            ca = tls.ca.display(),
             peers = peers.join(", "),
             rules = example("site-b-rules.toml").display(),
         );
@@ -270,6 +307,61 @@ rules = ["{rules}"]
             config,
             token: CancellationToken::new(),
             task: None,
+            process: None,
+        }
+    }
+
+    /// Starts the daemon as a process, `cib-subscriber run --config …`,
+    /// logging at debug level into [`Subscriber::log`]; killed on drop.
+    pub fn spawn(mut self) -> Subscriber {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cib-subscriber"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("CIB_file")
+            .env_remove("CIB_shadow")
+            .env("RUST_LOG", "info,cib_subscriber=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let reader = tokio::spawn({
+            let log = Arc::clone(&log);
+            async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        self.process = Some(Daemon { child, log, reader });
+        self
+    }
+
+    /// What the daemon process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(|d| d.log.lock().unwrap().clone()).unwrap_or_default()
+    }
+
+    /// The lines of the daemon process's log holding every one of `parts`.
+    pub fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.log().lines().filter(|l| parts.iter().all(|p| l.contains(p))).map(str::to_owned).collect()
+    }
+
+    /// Waits (up to `limit`) for a log line holding every one of `parts`.
+    pub async fn wait_for_log(&self, parts: &[&str], limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.log_lines(parts).into_iter().next() {
+                return line;
+            }
+            assert!(start.elapsed() < limit, "no log line with {parts:?} after {limit:?}; the log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -348,5 +440,196 @@ rules = ["{rules}"]
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.token.cancel();
+        if let Some(mut d) = self.process.take() {
+            let _ = d.child.start_kill();
+            d.reader.abort();
+        }
     }
+}
+
+/// A `cib-subscriber run` process and its captured stderr.
+struct Daemon {
+    child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+    reader: JoinHandle<()>,
+}
+
+/// What a [`FakePublisher`] does with one stream request, after reading
+/// its head: wait for a gate (if any), write the bytes (response head
+/// included), then drop the connection without a TLS close — a publisher
+/// killed at that point — or keep it open until the fake is dropped.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    gate: Option<Gate>,
+    bytes: Vec<u8>,
+    hold: bool,
+}
+
+impl Reply {
+    /// Writes `bytes`, then drops the connection.
+    pub fn killed_after(bytes: Vec<u8>) -> Reply {
+        Reply { gate: None, bytes, hold: false }
+    }
+
+    /// Writes `bytes`, then keeps the connection open.
+    pub fn held_after(bytes: Vec<u8>) -> Reply {
+        Reply { gate: None, bytes, hold: true }
+    }
+
+    /// The same, once `gate` is open.
+    pub fn when(self, gate: &Gate) -> Reply {
+        Reply {
+            gate: Some(gate.clone()),
+            ..self
+        }
+    }
+}
+
+/// A gate a [`FakePublisher`] connection waits at.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until the gate is open (true) or `stop` is set (false).
+    fn wait(&self, stop: &AtomicBool) -> bool {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            open = self.0 .1.wait_timeout(open, Duration::from_millis(20)).unwrap().0;
+        }
+        true
+    }
+}
+
+/// A TLS endpoint with the test CA's `site-a.example` certificate (client
+/// certificates required, HTTP/1.1 only) that answers the n-th request
+/// with the n-th [`Reply`] of its script, and `503` once the script is
+/// used up. Records the request heads it read. Runs on its own threads
+/// with blocking I/O (rustls' `StreamOwned`), all of which stop when it is
+/// dropped.
+pub struct FakePublisher {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakePublisher {
+    pub fn start(world: &World, script: Vec<Reply>) -> FakePublisher {
+        let paths = world.pki.write_site(world.dir.path(), "site-a.example");
+        let mut config = (*server_config(&paths).unwrap()).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut script: VecDeque<Reply> = script.into();
+        std::thread::spawn({
+            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((tcp, _)) => {
+                            let reply = script.pop_front();
+                            let (config, requests, stop) = (Arc::clone(&config), Arc::clone(&requests), Arc::clone(&stop));
+                            std::thread::spawn(move || fake_connection(tcp, config, reply, &requests, &stop));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+                        Err(e) => panic!("accepting: {e}"),
+                    }
+                }
+            }
+        });
+        FakePublisher { addr, requests, stop }
+    }
+
+    /// The base URL subscribers are configured with.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The request heads read so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 15 s) until `n` requests were read.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let start = Instant::now();
+        while self.requests().len() < n {
+            assert!(start.elapsed() < Duration::from_secs(15), "{} requests, expected {n}", self.requests().len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for FakePublisher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One connection of a [`FakePublisher`]: handshake, request head, reply.
+fn fake_connection(
+    tcp: std::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    reply: Option<Reply>,
+    requests: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+) {
+    tcp.set_nonblocking(false).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn = rustls::ServerConnection::new(config).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tls.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return, // a refused handshake, or the client left
+        }
+    }
+    requests.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+    match reply {
+        Some(reply) => {
+            if reply.gate.is_some_and(|g| !g.wait(stop)) {
+                return;
+            }
+            let _ = tls.write_all(&reply.bytes).and_then(|()| tls.flush());
+            while reply.hold && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Dropped here: no close_notify, as when the process dies.
+        }
+        None => {
+            let _ = tls.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    }
+}
+
+/// The head of a `200` event-stream response, announcing `X-Site: site-a`,
+/// with `framing` (`transfer-encoding: chunked`, `content-length: N`, or
+/// nothing: the body ends with the connection).
+pub fn stream_head(framing: &str) -> Vec<u8> {
+    let framing = if framing.is_empty() { String::new() } else { format!("{framing}\r\n") };
+    format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-site: site-a\r\n{framing}\r\n").into_bytes()
+}
+
+/// `bytes` as one chunk of a chunked body.
+pub fn chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", bytes.len()).into_bytes();
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+    out
 }

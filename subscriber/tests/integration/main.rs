@@ -6,7 +6,10 @@
 //! - `follow`: the daemon following real publishers — auto, manual,
 //!   revoke, two publishers and grant terms, the local site holding the
 //!   ticket.
-//! - `faults`: a publisher killed mid-stream, altered documents, signals.
+//! - `faults`: a publisher killed mid-stream, truncated and altered
+//!   documents, signals.
+//! - `tls`: the daemon process with certificates the other end refuses, or
+//!   against a publisher it must not trust.
 //!
 //! They need the Pacemaker command-line tools (`cibadmin`, `crm_ticket`,
 //! `crm_verify`, `crm_diff`; `./scripts/setup` installs them).
@@ -15,3 +18,4 @@ mod faults;
 mod fetch;
 mod follow;
 mod harness;
+mod tls;
