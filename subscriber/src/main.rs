@@ -372,11 +372,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             }
             let (state_dir, cib) = local.resolve()?;
             let (_, cib_now) = apply::read_local(&cib)?;
-            let status = if state::state_path(&state_dir, &ticket).is_file() {
-                state::load(&state_dir, &ticket)?
-            } else {
-                state::TicketStatus::default()
-            };
+            let status = state::load(&state_dir, &ticket)?;
             let verdict = cib_subscriber::gate::decide(&cib_now, &ticket, &status);
             println!("cib-subscriber gate: ticket {ticket}: {verdict}");
             Ok(if verdict.allows() { ExitCode::SUCCESS } else { ExitCode::from(1) })

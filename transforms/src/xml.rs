@@ -276,35 +276,36 @@ pub fn escape_attr(v: &str) -> String {
 
 /// [`escape_attr`] into a [`Sink`], without an intermediate string.
 pub fn escape_attr_into<S: Sink + ?Sized>(v: &str, out: &mut S) {
-    let mut copied = 0;
-    for (i, b) in v.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\n' => "&#10;",
-            b'\r' => "&#13;",
-            b'\t' => "&#9;",
-            _ => continue,
-        };
-        out.push(&v[copied..i]);
-        out.push(rep);
-        copied = i + 1;
-    }
-    out.push(&v[copied..]);
+    escape_into(v, out, |b| match b {
+        b'"' => Some("&quot;"),
+        b'\n' => Some("&#10;"),
+        b'\r' => Some("&#13;"),
+        b'\t' => Some("&#9;"),
+        _ => escape_text_byte(b),
+    });
 }
 
 /// Escapes character data (`&`, `<`, `>`) into a [`Sink`].
 pub(crate) fn escape_text_into<S: Sink + ?Sized>(v: &str, out: &mut S) {
+    escape_into(v, out, escape_text_byte);
+}
+
+fn escape_text_byte(b: u8) -> Option<&'static str> {
+    match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        _ => None,
+    }
+}
+
+/// Copies `v` into `out`, each byte `replace` knows replaced by its
+/// reference (only ASCII bytes are replaced, so cuts fall on characters).
+#[inline]
+fn escape_into<S: Sink + ?Sized>(v: &str, out: &mut S, replace: impl Fn(u8) -> Option<&'static str>) {
     let mut copied = 0;
     for (i, b) in v.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            _ => continue,
-        };
+        let Some(rep) = replace(b) else { continue };
         out.push(&v[copied..i]);
         out.push(rep);
         copied = i + 1;
