@@ -19,7 +19,8 @@
 //! ticket, and nothing starts there with an old configuration.
 //!
 //! The value is derived from the state file once a second and handed to
-//! `geostore set` when it changes (and again after a failure).
+//! `geostore set` when it changes (after a failure: again 10 s later, or at
+//! once when the value changes).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub const STALE: &str = "stale";
 
 /// How often the state is looked at.
 const PERIOD: Duration = Duration::from_secs(1);
+/// How long a failed `geostore set` of the same value waits to be tried again.
+const RETRY: Duration = Duration::from_secs(10);
 /// How long one `geostore` call may take.
 const GEOSTORE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,6 +53,9 @@ pub fn is_valid_attribute(name: &str) -> bool {
 /// the state in `state_dir`, until `shutdown`.
 pub async fn keep_attribute(state_dir: PathBuf, ticket: String, attribute: String, shutdown: CancellationToken) {
     let mut told: Option<&'static str> = None;
+    // After a failure, the same value is tried again only after RETRY (a
+    // changed value at once), so a missing booth does not flood the log.
+    let mut failed: Option<(&'static str, tokio::time::Instant)> = None;
     loop {
         let value = match state::load(&state_dir, &ticket) {
             Ok(s) if replica_is_current(&s) => CURRENT,
@@ -59,13 +65,18 @@ pub async fn keep_attribute(state_dir: PathBuf, ticket: String, attribute: Strin
                 STALE
             }
         };
-        if told != Some(value) {
+        let backing_off = failed.is_some_and(|(v, at)| v == value && at.elapsed() < RETRY);
+        if told != Some(value) && !backing_off {
             match geostore_set(&ticket, &attribute, value).await {
                 Ok(()) => {
                     tracing::info!(%ticket, %attribute, %value, "booth attribute set");
                     told = Some(value);
+                    failed = None;
                 }
-                Err(e) => tracing::warn!(%ticket, %attribute, %value, error = %e, "geostore set failed; trying again"),
+                Err(e) => {
+                    tracing::warn!(%ticket, %attribute, %value, error = %e, retry_in_s = RETRY.as_secs(), "geostore set failed");
+                    failed = Some((value, tokio::time::Instant::now()));
+                }
             }
         }
         tokio::select! {
