@@ -141,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .block_on(serve(cfg, tls))
         }
         Command::Scope { ticket } => {
-            let text = Cib::from_env().query().context("reading the local CIB")?;
+            let text = Cib::from_env().read().context("reading the local CIB")?;
             let cib = xml::parse(&text).context("parsing the local CIB")?;
             // Scope errors name the ticket and the element already.
             let s = scope::cut(cib, &ticket)?;

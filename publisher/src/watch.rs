@@ -4,13 +4,17 @@
 //! keeps the events that name the file — Pacemaker (and editors) replace
 //! `cib.xml` by renaming a new file over it, which a watch on the file itself
 //! would miss after the first time; `cibadmin` in `CIB_file` mode rewrites it
-//! in place. Events are debounced ([`DEBOUNCE`]) so one commit (several
-//! writes) costs one query. A periodic re-check (`recheck_seconds`) catches
+//! in place. A close after writing or a rename into place means a complete
+//! new version: the CIB is read at once. Other events (data written,
+//! created, removed) wait for one of those, or [`DEBOUNCE`] at most; events
+//! that arrive meanwhile coalesce, so one commit (several writes) costs one
+//! read. A periodic re-check (`recheck_seconds`) catches
 //! what no file event announces — on a live cluster the ticket grants live
 //! in the status section, which Pacemaker keeps in memory and does not write
 //! to `cib.xml` — and covers a watch that could not be set up.
 //!
-//! Each refresh runs `cibadmin --query` (through `cib-tools`) and the
+//! Each refresh reads the CIB (`Cib::read` of `cib-tools`: the file itself
+//! in `CIB_file` mode, `cibadmin --query` on a live cluster) and runs the
 //! parsing and scoping on the blocking thread pool, then publishes through
 //! [`Channels`], which wakes streams only on observable changes. Refreshes
 //! run one at a time; events arriving meanwhile coalesce into one more.
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -39,13 +43,26 @@ use crate::publication::{views, Channels, TicketView};
 
 /// The CIB file a live cluster writes on every configuration change.
 pub const LIVE_CIB_FILE: &str = "/var/lib/pacemaker/cib/cib.xml";
-/// Quiet time after a file event before the CIB is read.
+/// Longest wait, after an event saying the CIB file is being written, for
+/// the event saying it is complete (closed after writing, or renamed into
+/// place) before the CIB is read anyway.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// What a file event says about the CIB file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A complete new version is in place: closed after writing, or renamed
+    /// over the old one. Read it now.
+    Settled,
+    /// It is being written, created or removed: wait for [`Change::Settled`]
+    /// (or [`DEBOUNCE`]).
+    Busy,
+}
 
 /// Where the CIB is read from and which file announces its changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// The handle `cibadmin --query` runs through.
+    /// The handle the CIB is read through.
     pub cib: Cib,
     /// The file whose changes trigger a refresh.
     pub file: PathBuf,
@@ -113,7 +130,7 @@ impl Watcher {
     /// `shutdown`. A watch that cannot be set up is logged; the periodic
     /// re-check still runs.
     pub async fn start(mut self, shutdown: CancellationToken) -> JoinHandle<()> {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let fs_watch = match watch_file(&self.source.file, tx) {
             Ok(w) => {
                 tracing::info!(file = %self.source.file.display(), "watching the CIB file");
@@ -129,7 +146,7 @@ impl Watcher {
         tokio::spawn(self.run(rx, fs_watch, shutdown))
     }
 
-    async fn run(mut self, mut events: mpsc::Receiver<()>, fs_watch: Option<notify::RecommendedWatcher>, shutdown: CancellationToken) {
+    async fn run(mut self, mut events: mpsc::Receiver<Change>, fs_watch: Option<notify::RecommendedWatcher>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.recheck, self.recheck);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watching = fs_watch.is_some();
@@ -137,13 +154,29 @@ impl Watcher {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 ev = events.recv(), if watching => {
-                    if ev.is_none() {
+                    let Some(first) = ev else {
                         watching = false;
                         continue;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(DEBOUNCE) => {}
+                    };
+                    if first == Change::Busy {
+                        // Being written: wait for the writer to close or
+                        // rename it, or for DEBOUNCE at most.
+                        let quiet = tokio::time::sleep(DEBOUNCE);
+                        tokio::pin!(quiet);
+                        loop {
+                            tokio::select! {
+                                () = shutdown.cancelled() => return,
+                                () = &mut quiet => break,
+                                next = events.recv() => match next {
+                                    Some(Change::Settled) => break,
+                                    Some(Change::Busy) => {}
+                                    None => {
+                                        watching = false;
+                                        break;
+                                    }
+                                },
+                            }
+                        }
                     }
                     while events.try_recv().is_ok() {}
                     tracing::debug!("CIB file changed");
@@ -165,7 +198,7 @@ impl Watcher {
         let tickets = self.tickets.clone();
         let metrics = Arc::clone(&self.metrics);
         let result = tokio::task::spawn_blocking(move || -> Result<Vec<(String, TicketView)>, (&'static str, String)> {
-            let text = cib.query().map_err(|e| ("cib_query", e.to_string()))?;
+            let text = cib.read().map_err(|e| ("cib_query", e.to_string()))?;
             views(&text, &tickets, &metrics).map_err(|e| ("cib_parse", e.to_string()))
         })
         .await;
@@ -196,16 +229,23 @@ impl Watcher {
     }
 }
 
-/// Watches the directory of `file` and sends `()` (coalescing) for every
-/// event that names `file` and may have changed its content.
-fn watch_file(file: &Path, tx: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher, Error> {
+/// Events queued between the watch thread and the loop; when it is full
+/// the loop has enough to do already and further events are dropped (a
+/// dropped [`Change::Settled`] costs at most [`DEBOUNCE`]).
+const EVENT_QUEUE: usize = 64;
+
+/// Watches the directory of `file` and sends a [`Change`] for every event
+/// that names `file` and may have changed its content.
+fn watch_file(file: &Path, tx: mpsc::Sender<Change>) -> Result<notify::RecommendedWatcher, Error> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
     let name: OsString = file.file_name().map(ToOwned::to_owned).unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(event) => {
-            if relevant(&event.kind) && event.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
-                // Full means a refresh is already pending: coalesce.
-                let _ = tx.try_send(());
+            if let Some(change) = classify(&event.kind) {
+                if event.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
+                    // Full means a refresh is already pending: coalesce.
+                    let _ = tx.try_send(change);
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "file watch error"),
@@ -220,33 +260,41 @@ fn watch_file(file: &Path, tx: mpsc::Sender<()>) -> Result<notify::RecommendedWa
     Ok(watcher)
 }
 
-/// Whether an event kind may mean new content: creation, removal, renames,
-/// data writes, close-after-write. Not opens and reads (our own `cibadmin
-/// --query` opens the file) nor metadata-only changes.
-fn relevant(kind: &EventKind) -> bool {
+/// What an event kind says about new content, if anything: a close after
+/// writing or a rename into place is a complete version; creation,
+/// removal, data writes and unknown events are a version in the making.
+/// Opens and reads (our own reads of the file) and metadata-only changes
+/// say nothing.
+fn classify(kind: &EventKind) -> Option<Change> {
     match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        EventKind::Modify(ModifyKind::Metadata(_)) => false,
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Settled),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => Some(Change::Settled),
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => None,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => {
+            Some(Change::Busy)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use notify::event::{CreateKind, MetadataKind, RenameMode};
+    use notify::event::{CreateKind, MetadataKind};
 
     use super::*;
 
     #[test]
     fn event_filter() {
-        assert!(relevant(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
-        assert!(relevant(&EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))));
-        assert!(relevant(&EventKind::Create(CreateKind::File)));
-        assert!(relevant(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
-        assert!(!relevant(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!relevant(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
-        assert!(!relevant(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        let settled = Some(Change::Settled);
+        let busy = Some(Change::Busy);
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::To))), settled);
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::Both))), settled);
+        assert_eq!(classify(&EventKind::Access(AccessKind::Close(AccessMode::Write))), settled);
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Name(RenameMode::From))), busy);
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))), busy);
+        assert_eq!(classify(&EventKind::Create(CreateKind::File)), busy);
+        assert_eq!(classify(&EventKind::Access(AccessKind::Open(AccessMode::Any))), None);
+        assert_eq!(classify(&EventKind::Access(AccessKind::Close(AccessMode::Read))), None);
+        assert_eq!(classify(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))), None);
     }
 
     #[test]
@@ -261,10 +309,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cib.xml");
         std::fs::write(&file, "a").unwrap();
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         let _w = watch_file(&file, tx).unwrap();
-        async fn wait(rx: &mut mpsc::Receiver<()>) -> bool {
-            tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.is_ok()
+        // Whether a Settled event arrives (after any Busy ones): both an
+        // in-place write (close after writing) and a rename into place
+        // must end with one, or every change would wait for DEBOUNCE.
+        async fn wait(rx: &mut mpsc::Receiver<Change>) -> bool {
+            tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(change) = rx.recv().await {
+                    if change == Change::Settled {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await
+            .unwrap_or(false)
         }
         // Another file in the directory: nothing.
         std::fs::write(dir.path().join("cib.xml.sig"), "x").unwrap();

@@ -47,7 +47,7 @@ impl Color {
 
 /// Reads and parses the local CIB.
 pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
-    let text = cib.query().context("reading the local CIB")?;
+    let text = cib.read().context("reading the local CIB")?;
     let parsed = xml::parse(&text).context("parsing the local CIB")?;
     Ok((text, parsed))
 }

@@ -88,6 +88,16 @@ pub enum Error {
         stderr: String,
     },
 
+    /// A CIB file stayed incomplete (it does not end with `</cib>`): it is
+    /// being rewritten for longer than `waited`, or it is truncated.
+    #[error("the CIB file {} is incomplete (no closing </cib> after waiting {waited:?}): being written, or truncated", path.display())]
+    Incomplete {
+        /// The file.
+        path: PathBuf,
+        /// How long the reader waited for it to be complete.
+        waited: Duration,
+    },
+
     /// An XSLT transform failed: `xsltproc` exited non-zero or printed
     /// anything on stderr (warnings and `xsl:message` included).
     #[error("XSLT transform with {} failed: {message}", stylesheet.display())]

@@ -22,7 +22,8 @@
 //!
 //! - [`process`]: [`process::run`], the child-process wrapper (timeout,
 //!   concurrent capture, kill and reap), and [`process::run_checked`].
-//! - [`cib`]: Pacemaker operations — [`cib::Cib::query`],
+//! - [`cib`]: Pacemaker operations — [`cib::Cib::read`] (a `CIB_file`
+//!   read directly), [`cib::Cib::query`],
 //!   [`cib::Cib::patch`] (with stale detection), [`cib::verify`],
 //!   [`cib::diff`], [`cib::simulate`].
 //! - [`xslt`]: [`xslt::run_xslt`] through `xsltproc`, with DOCTYPE/ENTITY

@@ -44,6 +44,63 @@ fn query_of_missing_file_fails_with_stderr() {
 }
 
 #[test]
+fn read_is_the_file_itself_and_matches_query() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let cib = Cib::file(&path);
+    let text = cib.read().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text, read(&path), "read() must return the file's bytes");
+    // Same document as cibadmin loads (cibadmin reformats it, so compare
+    // without whitespace between tags).
+    let queried = cib.query().unwrap_or_else(|e| panic!("{e}"));
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    assert_eq!(squash(&text), squash(&queried));
+    assert_eq!(cib.backing_file().as_deref(), Some(path.as_path()));
+    assert_eq!(Cib::live().backing_file(), None);
+}
+
+#[test]
+fn read_of_missing_file_names_it() {
+    let dir = tmp();
+    let missing = dir.path().join("missing.xml");
+    let err = Cib::file(&missing).read().unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn read_waits_for_a_file_being_rewritten() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let full = read(&path);
+    // Half written, as cibadmin leaves it between truncating and closing.
+    std::fs::write(&path, &full[..full.len() / 2]).expect("truncate");
+    let writer = {
+        let (path, full) = (path.clone(), full.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            std::fs::write(&path, full).expect("complete");
+        })
+    };
+    let text = Cib::file(&path).read().unwrap_or_else(|e| panic!("{e}"));
+    writer.join().expect("writer");
+    assert_eq!(text, full);
+}
+
+#[test]
+fn read_of_a_truncated_file_fails_after_waiting() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let full = read(&path);
+    std::fs::write(&path, &full[..full.len() - 10]).expect("truncate");
+    let started = std::time::Instant::now();
+    let err = Cib::file(&path).read().unwrap_err();
+    assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
+    assert!(started.elapsed() >= cib::INCOMPLETE_WAIT);
+    assert!(err.to_string().contains("incomplete"), "{err}");
+}
+
+#[test]
 fn file_path_accessor() {
     assert_eq!(
         Cib::file("/x.xml").file_path(),
