@@ -9,9 +9,10 @@
 //! from just before `cibadmin` starts to the poll that sees the value.
 //!
 //! The daemons log at debug level; their timestamps split each change into
-//! stages (file event and debounce, the publisher's refresh, the
-//! subscriber's apply). The Pacemaker tools the daemons run are then timed
-//! alone on the same files, with the daemons stopped.
+//! stages (A's `cibadmin` until the publisher reads the file, the
+//! publisher's refresh, the subscriber's own work, its `crm_verify`, its
+//! patch and `cibadmin --patch`). The Pacemaker tools the daemons run are
+//! then timed alone on the same files, with the daemons stopped.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -65,14 +66,34 @@ struct Sample {
 /// One change split by the daemons' log timestamps.
 #[derive(Debug, Clone, Copy)]
 struct Stages {
-    /// `cibadmin` exited → the publisher starts reading the CIB (file event
-    /// and debounce).
+    /// The change starts → the publisher starts reading the CIB: A's
+    /// `cibadmin --modify` until it has written the file, and the file
+    /// event.
     to_refresh: Duration,
     /// The publisher reads the CIB, cuts and frames the scope → the event
     /// goes out on the stream.
     publisher: Duration,
     /// Event sent → the new value is in site B's CIB file.
     subscriber: Duration,
+    /// The part of `subscriber` the subscriber's log splits, when found.
+    apply: Option<Apply>,
+}
+
+/// The subscriber's debug line "merged CIB verified and applied": the
+/// durations it reports, and the time it was logged.
+#[derive(Debug, Clone, Copy)]
+struct Apply {
+    /// Event sent → `crm_verify` starts: receiving, checking the digest,
+    /// transforming, reading B's CIB, merging.
+    before_verify: Duration,
+    /// `crm_verify` of the merged CIB.
+    verify: Duration,
+    /// Computing the patch.
+    patch: Duration,
+    /// `cibadmin --patch`.
+    cibadmin: Duration,
+    /// `cibadmin --patch` returned → the poll sees the value in B's file.
+    to_seen: Duration,
 }
 
 /// Runs the benchmark; returns the markdown report.
@@ -89,7 +110,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     let (samples, scope_bytes) = {
         let started = sites.start_publisher(&bins, "info,cib_publisher=debug");
         let mut publisher = sites.keep_on_error(started)?;
-        let started = sites.start_subscriber(&bins, "info");
+        let started = sites.start_subscriber(&bins, "info,cib_subscriber::apply=debug");
         let mut subscriber = sites.keep_on_error(started)?;
         let samples = measure(opts, &sites, &mut publisher, &mut subscriber);
         // Stops both daemons, also on error.
@@ -100,7 +121,8 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     let load_after = sites::load_average();
     let mut samples = samples;
     let log = std::fs::read_to_string(sites.dir.path().join("publisher.log")).unwrap_or_default();
-    attach_stages(&mut samples, &log);
+    let sub_log = std::fs::read_to_string(sites.dir.path().join("subscriber.log")).unwrap_or_default();
+    attach_stages(&mut samples, &log, &sub_log);
     let tools = if opts.tool_runs > 0 {
         Some(time_tools(&sites, opts.tool_runs)?)
     } else {
@@ -180,9 +202,10 @@ fn scope_size(sites: &Sites) -> usize {
 }
 
 /// Fills [`Sample::stages`] from the publisher's log: the first "CIB file
-/// changed" after the change started (logged after the debounce, as the
-/// refresh starts) and the first "stream: sending version" after that.
-fn attach_stages(samples: &mut [Sample], log: &str) {
+/// changed" after the change started (logged as the refresh starts) and the
+/// first "stream: sending version" after that; and from the subscriber's
+/// log, the first "merged CIB verified and applied" after that.
+fn attach_stages(samples: &mut [Sample], log: &str, sub_log: &str) {
     let events = |what: &str| -> Vec<SystemTime> {
         log.lines()
             .filter(|l| l.contains(what))
@@ -191,6 +214,18 @@ fn attach_stages(samples: &mut [Sample], log: &str) {
     };
     let changed = events("CIB file changed");
     let sent = events("stream: sending version");
+    let applied: Vec<(SystemTime, [Duration; 3])> = sub_log
+        .lines()
+        .filter(|l| l.contains("merged CIB verified and applied"))
+        .filter_map(|l| {
+            let at = l.split_whitespace().next().and_then(parse_utc)?;
+            let field = |name: &str| -> Option<Duration> {
+                let v = l.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('='))?;
+                Some(Duration::from_secs_f64(v.parse::<f64>().ok()? / 1000.0))
+            };
+            Some((at, [field("verify_ms")?, field("patch_ms")?, field("cibadmin_ms")?]))
+        })
+        .collect();
     let starts: Vec<SystemTime> = samples.iter().map(|s| s.start).collect();
     for (k, s) in samples.iter_mut().enumerate() {
         let end = starts.get(k + 1).copied();
@@ -201,13 +236,23 @@ fn attach_stages(samples: &mut [Sample], log: &str) {
         let Some(e) = sent.iter().find(|t| *t >= c).filter(within) else {
             continue;
         };
-        let cib_end = s.start + s.cibadmin;
         let seen = s.start + s.latency;
         let gap = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+        let apply = applied.iter().find(|(t, _)| t >= e).filter(|(t, _)| within(&t)).map(|&(at, [verify, patch, cibadmin])| {
+            let verify_start = at.checked_sub(verify + patch + cibadmin).unwrap_or(at);
+            Apply {
+                before_verify: gap(*e, verify_start),
+                verify,
+                patch,
+                cibadmin,
+                to_seen: gap(at, seen),
+            }
+        });
         s.stages = Some(Stages {
-            to_refresh: gap(cib_end, *c),
+            to_refresh: gap(s.start, *c),
             publisher: gap(*c, *e),
             subscriber: gap(*e, seen),
+            apply,
         });
     }
 }
@@ -288,14 +333,14 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
     let specs = [
         ToolSpec {
             what: "`cibadmin --query` (site A's CIB)",
-            per_change: "1 (publisher)",
+            per_change: "0: the publisher reads the file (1 on a live cluster)",
             argv: vec!["cibadmin".into(), "--query".into()],
             cib_file: Some(sites.cib_a.clone()),
             fresh_from: None,
         },
         ToolSpec {
             what: "`cibadmin --query` (site B's CIB)",
-            per_change: "1 (subscriber)",
+            per_change: "0: the subscriber reads the file (1 on a live cluster)",
             argv: vec!["cibadmin".into(), "--query".into()],
             cib_file: Some(b_path.clone()),
             fresh_from: None,
@@ -314,7 +359,7 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
         },
         ToolSpec {
             what: "`crm_diff` (site B's CIB before and after)",
-            per_change: "1 (subscriber)",
+            per_change: "0: the subscriber computes the patch (`crm_diff` only for a CIB with comments)",
             argv: vec![
                 "crm_diff".into(),
                 "--original".into(),
@@ -489,19 +534,35 @@ fn report(
             |f: fn(&Stages) -> Duration| Summary::new(staged.iter().map(|s| ms(f(s))).collect());
         row(
             &mut out,
-            "`cibadmin` returned → publisher starts reading (file event, 50 ms debounce from it)",
+            "change starts → publisher starts reading (A's `cibadmin` until it wrote the file, the file event)",
             &pick(|s| s.to_refresh),
         );
         row(
             &mut out,
-            "publisher: `cibadmin --query`, parse, scope, digest → event sent",
+            "publisher: read A's CIB, parse, scope, digest → event sent",
             &pick(|s| s.publisher),
         );
         row(
             &mut out,
-            "subscriber: verify, transform, merge, `crm_verify`, `crm_diff`, `cibadmin --patch` → value in B's file",
+            "subscriber: event sent → value in B's file (all of the rows below)",
             &pick(|s| s.subscriber),
         );
+        let split: Vec<Apply> = staged.iter().filter_map(|s| s.apply).collect();
+        if !split.is_empty() {
+            let pick = |f: fn(&Apply) -> Duration| Summary::new(split.iter().map(|a| ms(f(a))).collect());
+            row(
+                &mut out,
+                "… receive, check digest, transform, read B's CIB, merge",
+                &pick(|a| a.before_verify),
+            );
+            row(&mut out, "… `crm_verify` of the merged CIB", &pick(|a| a.verify));
+            row(&mut out, "… compute the patch", &pick(|a| a.patch));
+            row(&mut out, "… `cibadmin --patch`", &pick(|a| a.cibadmin));
+            row(&mut out, "… `cibadmin` returned → seen by the poll", &pick(|a| a.to_seen));
+            if split.len() < staged.len() {
+                let _ = writeln!(out, "\n({} of {} changes matched in the subscriber's log.)", split.len(), staged.len());
+            }
+        }
     }
     if let Some(tools) = tools {
         let runs = tools.first().map_or(0, |t| t.times.len());

@@ -8,6 +8,7 @@
 
 use std::io::IsTerminal as _;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
@@ -16,6 +17,7 @@ use cib_transforms::canonical::element_digest;
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
 use cib_transforms::merge::{self, Options, Ownership, Plan, Report};
+use cib_transforms::patch::{self, Patch};
 use cib_transforms::scope::Scope;
 use cib_transforms::xml::{self, Element};
 
@@ -135,12 +137,19 @@ pub fn replicate_now_from(
             });
         }
         let merged = p.cib.to_xml();
+        let started = Instant::now();
         cib_tools::cib::verify(&merged).context("the merged CIB does not validate; nothing was applied")?;
-        let Some(patch) = cib_tools::cib::diff(&text, &merged).context("computing the patch")? else {
-            bail!("internal error: the merge changed nothing crm_diff can see");
-        };
+        let verified = Instant::now();
+        let patch = versioned_patch(&text, &local, &p.cib, &merged)?;
+        let patched = Instant::now();
         match cib.patch(&patch) {
             Ok(()) => {
+                tracing::debug!(
+                    verify_ms = ms(verified - started),
+                    patch_ms = ms(patched - verified),
+                    cibadmin_ms = ms(patched.elapsed()),
+                    "merged CIB verified and applied"
+                );
                 return Ok(Applied {
                     changed: true,
                     report: p.report,
@@ -153,6 +162,29 @@ pub fn replicate_now_from(
         }
     }
     bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
+}
+
+/// The versioned patch from the local CIB (`text`, parsed as `local`) to
+/// the merged one (`merged`, serialized as `merged_xml`): computed here
+/// ([`patch::versioned_patch`]), or by `crm_diff` for the few differences
+/// the native patch cannot address (e.g. creating an element in a CIB with
+/// comments, which Pacemaker counts in a patch's positions).
+fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &str) -> anyhow::Result<String> {
+    match patch::versioned_patch(text, local, merged) {
+        Patch::Xml(xml) => return Ok(xml),
+        Patch::Unchanged => bail!("internal error: the merge changed nothing a patch can express"),
+        Patch::Unsupported(reason) => {
+            tracing::debug!(%reason, "computing the patch with crm_diff");
+        }
+    }
+    match cib_tools::cib::diff(text, merged_xml).context("computing the patch")? {
+        Some(patch) => Ok(patch),
+        None => bail!("internal error: the merge changed nothing crm_diff can see"),
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Prints the ownership record of `ticket` and the state of each owned

@@ -13,6 +13,8 @@
 //! - [`scope`]: the configuration of a ticket, and its published document.
 //! - [`diff`]: unified diff of two configurations for the dry run.
 //! - [`merge`]: ownership, conflicts, drift and pruning at a subscriber.
+//! - [`patch`]: Pacemaker's versioned format-2 patch between two CIBs
+//!   (what `crm_diff` computes for `cibadmin --patch`), natively.
 //! - [`validate`]: unique ids and closed references in a fragment.
 //! - [`error`]: the crate's error enum.
 
@@ -21,6 +23,7 @@ pub mod cib;
 pub mod diff;
 pub mod error;
 pub mod merge;
+pub mod patch;
 pub mod rules;
 pub mod scope;
 pub mod validate;

@@ -18,10 +18,13 @@
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
 //! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
+//! - [`patch`]: the native format-2 patch applied by the real
+//!   `cibadmin --patch`: corpus sample, random edits, stale versions.
 
 mod corpus;
 mod gate;
 mod ocf;
+mod patch;
 mod publisher;
 mod refusals;
 mod replicate;

@@ -261,6 +261,13 @@ impl Site {
         site
     }
 
+    /// A site whose CIB is `text` (a new, writable file).
+    pub fn with_cib(text: &str) -> Site {
+        let site = Site::new();
+        site.write("cib.xml", text);
+        site
+    }
+
     /// A site with an empty CIB (`cibadmin --empty`) and `stonith-enabled`
     /// false, as a fresh test cluster without fencing devices.
     pub fn empty() -> Site {
