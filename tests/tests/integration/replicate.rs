@@ -413,3 +413,32 @@ fn an_unrelated_change_at_the_origin_changes_nothing_at_the_copy() {
         "an unrelated change at A rewrote B's CIB"
     );
 }
+
+#[test]
+fn a_site_cib_with_comments_gets_the_copy_too() {
+    // Pacemaker counts comments in a patch's positions and the parser drops
+    // them: creating elements in such a CIB goes through crm_diff instead
+    // of the native patch. The result must be the same copy.
+    let (_a, scope, b) = two_sites();
+    let text = String::from_utf8(b.bytes()).unwrap();
+    let commented = text.replacen("<resources>", "<resources><!-- site B's own resources first -->", 1);
+    assert_ne!(commented, text, "site B's fixture has no <resources>");
+    b.write("cib.xml", &commented);
+    let local_before = local_elements(&b);
+
+    b.subscriber(replicate_args(&scope, &site_b_rules()))
+        .expect_ok()
+        .expect_stdout(&["applied scope", "added: 5"]);
+    b.expect_verify_clean();
+    assert_eq!(local_elements(&b), local_before);
+    assert_eq!(b.nvpair_value("web-ip-ip").as_deref(), Some("10.2.1.10"));
+    for id in ["web", "backup", "web-needs-geo", "backup-needs-geo"] {
+        assert!(b.element(id).is_some(), "replicated element {id} missing at B");
+    }
+    // A second run changes nothing.
+    let before = b.bytes();
+    b.subscriber(replicate_args(&scope, &site_b_rules()))
+        .expect_ok()
+        .expect_stdout(&["up to date"]);
+    assert_eq!(b.bytes(), before);
+}
