@@ -1114,44 +1114,23 @@ mod tests {
     // -----------------------------------------------------------------
     // Random trees and random edits, applied with the model.
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // splitmix64
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn chance(&mut self, percent: usize) -> bool {
-            self.below(100) < percent
-        }
-    }
-
     /// A random element; with `unique`, sibling keys are unique (fresh ids,
     /// and no id only for a tag no sibling has).
-    fn random_element(rng: &mut Rng, depth: usize, unique: bool, fresh: &mut usize) -> Element {
-        let mut el = Element::new(["a", "b", "c"][rng.below(3)]);
-        if unique || rng.chance(70) {
+    fn random_element(rng: &mut fastrand::Rng, depth: usize, unique: bool, fresh: &mut usize) -> Element {
+        let mut el = Element::new(["a", "b", "c"][rng.usize(..3)]);
+        if unique || rng.usize(..100) < 70 {
             *fresh += 1;
-            let id = if unique { format!("i{fresh}") } else { format!("i{}", rng.below(3)) };
+            let id = if unique { format!("i{fresh}") } else { format!("i{}", rng.usize(..3)) };
             el.set_attr("id", id);
         }
-        for _ in 0..rng.below(3) {
-            el.set_attr(&format!("k{}", rng.below(4)), format!("v{}", rng.below(3)));
+        for _ in 0..rng.usize(..3) {
+            el.set_attr(&format!("k{}", rng.usize(..4)), format!("v{}", rng.usize(..3)));
         }
-        if rng.chance(8) {
-            el.text = format!("t{}", rng.below(3));
+        if rng.usize(..100) < 8 {
+            el.text = format!("t{}", rng.usize(..3));
         }
         if depth > 0 {
-            for _ in 0..rng.below(5) {
+            for _ in 0..rng.usize(..5) {
                 let c = random_element(rng, depth - 1, unique, fresh);
                 el.children.push(c);
             }
@@ -1186,15 +1165,15 @@ mod tests {
         path.iter().fold(el, |e, &i| &mut e.children[i])
     }
 
-    fn random_edit(rng: &mut Rng, root: &mut Element, unique: bool, fresh: &mut usize) {
+    fn random_edit(rng: &mut fastrand::Rng, root: &mut Element, unique: bool, fresh: &mut usize) {
         let mut all = vec![Vec::new()];
         paths(root, &mut Vec::new(), &mut all);
-        let el = at(root, &all[rng.below(all.len())]);
-        match rng.below(9) {
-            0 | 1 => el.set_attr(&format!("k{}", rng.below(5)), format!("w{}", rng.below(3))),
+        let el = at(root, &all[rng.usize(..all.len())]);
+        match rng.usize(..9) {
+            0 | 1 => el.set_attr(&format!("k{}", rng.usize(..5)), format!("w{}", rng.usize(..3))),
             2 => {
                 if !el.attrs.is_empty() {
-                    let i = rng.below(el.attrs.len());
+                    let i = rng.usize(..el.attrs.len());
                     if el.attrs[i].0 != "id" {
                         el.attrs.remove(i);
                     }
@@ -1202,7 +1181,7 @@ mod tests {
             }
             3 | 4 => {
                 let c = random_element(rng, 2, unique, fresh);
-                let i = rng.below(el.children.len() + 1);
+                let i = rng.usize(..el.children.len() + 1);
                 el.children.insert(i, c);
                 if unique {
                     dedupe(&mut el.children);
@@ -1210,14 +1189,14 @@ mod tests {
             }
             5 => {
                 if !el.children.is_empty() {
-                    let i = rng.below(el.children.len());
+                    let i = rng.usize(..el.children.len());
                     el.children.remove(i);
                 }
             }
             6 => {
                 if !el.children.is_empty() {
-                    let c = el.children.remove(rng.below(el.children.len()));
-                    let i = rng.below(el.children.len() + 1);
+                    let c = el.children.remove(rng.usize(..el.children.len()));
+                    let i = rng.usize(..el.children.len() + 1);
                     el.children.insert(i, c);
                 }
             }
@@ -1225,14 +1204,14 @@ mod tests {
             7 => {
                 // A copy of a child next to it: siblings with one key.
                 if !el.children.is_empty() {
-                    let i = rng.below(el.children.len());
+                    let i = rng.usize(..el.children.len());
                     let c = el.children[i].clone();
-                    el.children.insert(i + rng.below(2), c);
+                    el.children.insert(i + rng.usize(..2), c);
                 }
             }
             _ => {
-                if rng.chance(30) {
-                    el.text = if el.text.is_empty() { format!("t{}", rng.below(3)) } else { String::new() };
+                if rng.usize(..100) < 30 {
+                    el.text = if el.text.is_empty() { format!("t{}", rng.usize(..3)) } else { String::new() };
                 } else {
                     el.attrs.reverse();
                 }
@@ -1241,7 +1220,7 @@ mod tests {
     }
 
     fn random_case(seed: u64, unique: bool) {
-        let mut rng = Rng(seed);
+        let mut rng = fastrand::Rng::with_seed(seed);
         let mut fresh = 0;
         let mut config = random_element(&mut rng, 3, unique, &mut fresh);
         config.name = "configuration".into();
@@ -1254,7 +1233,7 @@ mod tests {
         let text = old.to_xml();
         let mut new = old.clone();
         new.set_attr("epoch", "2");
-        for _ in 0..1 + rng.below(6) {
+        for _ in 0..1 + rng.usize(..6) {
             let config = &mut new.children[0];
             random_edit(&mut rng, config, unique, &mut fresh);
         }

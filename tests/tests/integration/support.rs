@@ -242,6 +242,21 @@ pub fn corpus_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// [`corpus_dir`] for a test that sweeps the corpus: fails in CI (`CI`
+/// set) when the corpus is missing, otherwise says that `test` is skipped
+/// and returns `None`.
+pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = corpus_dir();
+    if dir.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the corpus is missing (set CIB_CORPUS, or check out ../shared/corpus/pacemaker-scheduler)"
+        );
+        eprintln!("corpus not found (CIB_CORPUS or ../../shared/corpus/pacemaker-scheduler): skipping {test}");
+    }
+    dir
+}
+
 // ---------------------------------------------------------------------------
 // Sites
 
