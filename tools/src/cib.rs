@@ -171,8 +171,8 @@ impl Cib {
     ///
     /// In file mode `cibadmin` rewrites the file in place (truncate, then
     /// write), so a reader can catch it half written. A text that does not
-    /// end with `</cib>` is read again every 10 ms for up to
-    /// [`INCOMPLETE_WAIT`].
+    /// end with `</cib>` (and perhaps comments) is read again every 10 ms for
+    /// up to [`INCOMPLETE_WAIT`].
     ///
     /// # Errors
     ///
@@ -396,7 +396,7 @@ fn read_cib_file(path: &Path) -> Result<String> {
     let deadline = std::time::Instant::now() + INCOMPLETE_WAIT;
     loop {
         let text = read_bounded(path)?;
-        if text.trim_end().ends_with("</cib>") {
+        if is_complete(&text) {
             return Ok(text);
         }
         if std::time::Instant::now() >= deadline {
@@ -407,6 +407,19 @@ fn read_cib_file(path: &Path) -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a CIB file's text is complete: it ends with `</cib>`, possibly
+/// followed by comments and whitespace.
+fn is_complete(text: &str) -> bool {
+    let mut rest = text.trim_end();
+    while let Some(before) = rest.strip_suffix("-->") {
+        match before.rfind("<!--") {
+            Some(start) => rest = before[..start].trim_end(),
+            None => return false,
+        }
+    }
+    rest.ends_with("</cib>")
 }
 
 fn read_bounded(path: &Path) -> Result<String> {
@@ -447,4 +460,20 @@ fn into_string(cmd: &Command, bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
         program: process::program_name(cmd),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_complete;
+
+    #[test]
+    fn complete_cib_texts() {
+        assert!(is_complete("<cib>\n</cib>\n"));
+        assert!(is_complete("<cib></cib>\n<!-- kept by an admin -->\n<!-- two -->  \n"));
+        assert!(!is_complete("<cib>\n  <configuration>"));
+        assert!(!is_complete("<cib></ci"));
+        assert!(!is_complete("<cib></cib><!-- unterminated"));
+        assert!(!is_complete("-->"));
+        assert!(!is_complete(""));
+    }
 }
