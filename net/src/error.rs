@@ -5,11 +5,23 @@ use std::path::PathBuf;
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong building TLS configurations or reading
-/// certificates.
+/// Everything that can go wrong reading a daemon's configuration, building
+/// TLS configurations or reading certificates.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A daemon's configuration file could not be read.
+    #[error("reading configuration {}: {source}", path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A daemon's configuration is not valid TOML or has unknown or missing
+    /// keys.
+    #[error("configuration: {0}")]
+    Toml(#[from] toml::de::Error),
     /// A PEM file could not be read.
     #[error("reading {what} {}: {source}", path.display())]
     Read {

@@ -23,6 +23,7 @@
 //! - [`identity`]: [`identity::ClientIdentity`], the names a verified peer
 //!   certificate asserts (SAN DNS names, else the subject CN), matched
 //!   against per-ticket allow-lists.
+//! - [`config`]: reading a daemon's TOML configuration file.
 //! - [`daemon`]: logging and SIGTERM/SIGINT handling shared by both daemons.
 //! - [`error`]: the crate's one error enum, [`Error`].
 //! - `test_pki` (feature `test-pki`, for tests only): a CA and site
@@ -30,6 +31,7 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod identity;

@@ -167,7 +167,7 @@ impl FromStr for Config {
 
     /// Parses the TOML text; paths stay as written. Does not validate.
     fn from_str(text: &str) -> Result<Config, Error> {
-        Ok(toml::from_str(text)?)
+        Ok(cib_net::config::parse_toml(text)?)
     }
 }
 
@@ -178,13 +178,10 @@ impl FromStr for Config {
 ///
 /// # Errors
 ///
-/// [`Error::ReadConfig`], [`Error::Toml`].
+/// [`Error::Net`] with [`cib_net::Error::ReadConfig`] or
+/// [`cib_net::Error::Toml`].
 pub fn read_config(path: &Path) -> Result<Config, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut config: Config = text.parse()?;
+    let mut config: Config = cib_net::config::read_toml(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let join = |p: &mut PathBuf| {
         if p.is_relative() {

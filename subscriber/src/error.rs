@@ -15,21 +15,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration file could not be read.
-    #[error("reading configuration {}: {source}", path.display())]
-    ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The configuration is not valid TOML or has unknown or missing keys.
-    #[error("configuration: {0}")]
-    Toml(#[from] toml::de::Error),
     /// The configuration parsed but makes no sense (the message says why).
     #[error("configuration: {0}")]
     Invalid(String),
-    /// TLS files could not be loaded.
+    /// The configuration file could not be read or parsed, or TLS files
+    /// could not be loaded.
     #[error(transparent)]
     Net(#[from] cib_net::Error),
     /// The HTTPS client could not be built.
