@@ -83,6 +83,9 @@ struct Stages {
 /// durations it reports, and the time it was logged.
 #[derive(Debug, Clone, Copy)]
 struct Apply {
+    /// Event sent → the whole document is received and parsed out of the
+    /// stream (the subscriber's "document received"), when found.
+    received: Option<Duration>,
     /// Event sent → `crm_verify` starts: receiving, checking the digest,
     /// transforming, reading B's CIB, merging.
     before_verify: Duration,
@@ -110,7 +113,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     let (samples, scope_bytes) = {
         let started = sites.start_publisher(&bins, "info,cib_publisher=debug");
         let mut publisher = sites.keep_on_error(started)?;
-        let started = sites.start_subscriber(&bins, "info,cib_subscriber::apply=debug");
+        let started = sites.start_subscriber(&bins, "info,cib_subscriber::apply=debug,cib_subscriber::follow=debug");
         let mut subscriber = sites.keep_on_error(started)?;
         let samples = measure(opts, &sites, &mut publisher, &mut subscriber);
         // Stops both daemons, also on error.
@@ -226,6 +229,11 @@ fn attach_stages(samples: &mut [Sample], log: &str, sub_log: &str) {
             Some((at, [field("verify_ms")?, field("patch_ms")?, field("cibadmin_ms")?]))
         })
         .collect();
+    let received: Vec<SystemTime> = sub_log
+        .lines()
+        .filter(|l| l.contains("document received"))
+        .filter_map(|l| l.split_whitespace().next().and_then(parse_utc))
+        .collect();
     let starts: Vec<SystemTime> = samples.iter().map(|s| s.start).collect();
     for (k, s) in samples.iter_mut().enumerate() {
         let end = starts.get(k + 1).copied();
@@ -241,6 +249,7 @@ fn attach_stages(samples: &mut [Sample], log: &str, sub_log: &str) {
         let apply = applied.iter().find(|(t, _)| t >= e).filter(|(t, _)| within(&t)).map(|&(at, [verify, patch, cibadmin])| {
             let verify_start = at.checked_sub(verify + patch + cibadmin).unwrap_or(at);
             Apply {
+                received: received.iter().find(|t| *t >= e && **t <= verify_start).map(|t| gap(*e, *t)),
                 before_verify: gap(*e, verify_start),
                 verify,
                 patch,
@@ -550,11 +559,22 @@ fn report(
         let split: Vec<Apply> = staged.iter().filter_map(|s| s.apply).collect();
         if !split.is_empty() {
             let pick = |f: fn(&Apply) -> Duration| Summary::new(split.iter().map(|a| ms(f(a))).collect());
-            row(
-                &mut out,
-                "… receive, check digest, transform, read B's CIB, merge",
-                &pick(|a| a.before_verify),
-            );
+            let got: Vec<&Apply> = split.iter().filter(|a| a.received.is_some()).collect();
+            if got.len() == split.len() {
+                let recv = |f: fn(&Apply) -> Duration| Summary::new(got.iter().map(|a| ms(f(a))).collect());
+                row(&mut out, "… receive the event (TLS, HTTP/2, SSE framing)", &recv(|a| a.received.unwrap_or_default()));
+                row(
+                    &mut out,
+                    "… check digest, transform, read B's CIB, merge, serialize",
+                    &recv(|a| a.before_verify.saturating_sub(a.received.unwrap_or_default())),
+                );
+            } else {
+                row(
+                    &mut out,
+                    "… receive, check digest, transform, read B's CIB, merge",
+                    &pick(|a| a.before_verify),
+                );
+            }
             row(&mut out, "… `crm_verify` of the merged CIB", &pick(|a| a.verify));
             row(&mut out, "… compute the patch", &pick(|a| a.patch));
             row(&mut out, "… `cibadmin --patch`", &pick(|a| a.cibadmin));

@@ -331,6 +331,7 @@ async fn stream_once(
                 tracing::debug!(peer = %url, event = %event.event, "ignoring an event of another type");
                 continue;
             }
+            tracing::debug!(peer = %url, id = ?event.id, bytes = event.data.len(), "document received");
             last_id.clone_from(&event.id);
             *delivered = true;
             send(
