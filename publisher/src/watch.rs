@@ -241,9 +241,17 @@ fn watch_file(file: &Path, tx: mpsc::Sender<Change>) -> Result<notify::Recommend
     let name: OsString = file.file_name().map(ToOwned::to_owned).unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(event) => {
-            if let Some(change) = classify(&event.kind) {
-                if event.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
-                    // Full means a refresh is already pending: coalesce.
+            let names_file = |p: &PathBuf| p.file_name() == Some(name.as_os_str());
+            if let Some(mut change) = classify(&event.kind) {
+                if event.paths.iter().any(names_file) {
+                    // A rename reported with both paths settles the file
+                    // only when it is the destination (moved away: gone).
+                    if event.kind == EventKind::Modify(ModifyKind::Name(RenameMode::Both))
+                        && !event.paths.last().is_some_and(names_file)
+                    {
+                        change = Change::Busy;
+                    }
+                    // Full means enough is pending already: coalesce.
                     let _ = tx.try_send(change);
                 }
             }
@@ -343,6 +351,19 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
         }
+        // Renamed away: not a new version (the read would find no file).
+        let away = dir.path().join("cib.xml.old");
+        std::fs::rename(&file, &away).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got = Vec::new();
+        while let Ok(change) = rx.try_recv() {
+            got.push(change);
+        }
+        assert!(!got.is_empty() && !got.contains(&Change::Settled), "{got:?}");
+        std::fs::rename(&away, &file).unwrap();
+        assert!(wait(&mut rx).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
         // Reading it: nothing.
         let _ = std::fs::read(&file).unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err());
