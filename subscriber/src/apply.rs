@@ -123,11 +123,24 @@ pub fn replicate_now_from(
     on_retry: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Applied> {
     let mut first = Some(first);
+    // The version the last refused patch was computed from, and why it was
+    // refused.
+    let mut refused: Option<(String, cib_tools::Error)> = None;
     for attempt in 1..=ATTEMPTS {
         let (text, local) = match first.take() {
             Some(read) => read,
             None => read_local(cib)?,
         };
+        if let Some((version, error)) = refused.take() {
+            if cib::version(&local) == version {
+                // Not a concurrent change: cibadmin refuses this patch for
+                // another reason (e.g. a crm_diff format-1 patch of a CIB
+                // with an old feature set); trying again would not help.
+                return Err(error).context(format!(
+                    "cibadmin refused the patch although the CIB is still at version {version}; nothing was applied"
+                ));
+            }
+        }
         let p = merge::plan(&local, scope, opts)?;
         p.refuse_conflicts()?;
         if !p.changed {
@@ -155,8 +168,9 @@ pub fn replicate_now_from(
                     report: p.report,
                 })
             }
-            Err(cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
-                on_retry(&format!("the CIB changed while applying (attempt {attempt}/{ATTEMPTS}); retrying"));
+            Err(e @ cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
+                on_retry(&format!("cibadmin refused the patch as stale (attempt {attempt}/{ATTEMPTS}); reading the CIB again"));
+                refused = Some((cib::version(&local), e));
             }
             Err(e) => return Err(e).context("applying the patch"),
         }

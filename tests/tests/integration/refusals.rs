@@ -356,3 +356,23 @@ fn scope_with_a_fencing_device_is_refused() {
     let path = b.write("forged.xml", forged);
     b.expect_refusal(&args(&path, &[]), &["forged-fence", "fencing"]);
 }
+
+#[test]
+fn a_patch_cibadmin_refuses_without_a_concurrent_change_is_reported_at_once() {
+    // Pacemaker 2.1.5 refuses, as if the CIB had moved on, the patch that
+    // crm_diff writes for a CIB with comments (so the native patch is not
+    // used) and an old feature set (so crm_diff writes format 1). Nothing
+    // changed the CIB meanwhile: the subscriber must say so after one try
+    // instead of retrying and blaming concurrent changes.
+    let (_a, scope, b) = two_sites();
+    let text = String::from_utf8(b.bytes()).unwrap();
+    let (head, rest) = text.split_once("crm_feature_set=\"").expect("site B's fixture has a feature set");
+    let (_, rest) = rest.split_once('"').unwrap();
+    let old = format!("{head}crm_feature_set=\"3.0.5\"{rest}").replacen("<resources>", "<resources><!-- local -->", 1);
+    b.write("cib.xml", &old);
+    let r = b.expect_refusal(
+        &args(&scope, &rules(&site_b_rules())),
+        &["cibadmin refused the patch although the CIB is still at version", "Application of update diff failed"],
+    );
+    assert_eq!(r.stderr.matches("reading the CIB again").count(), 1, "{r}");
+}

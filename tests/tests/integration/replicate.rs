@@ -442,3 +442,31 @@ fn a_site_cib_with_comments_gets_the_copy_too() {
         .expect_stdout(&["up to date"]);
     assert_eq!(b.bytes(), before);
 }
+
+#[test]
+fn a_cib_changed_between_read_and_patch_is_read_again_and_the_change_kept() {
+    use cib_subscriber::apply::{read_local, replicate_now_from};
+    use cib_subscriber::pipeline::{load_scope_file, load_steps, transform, StepArg};
+
+    let (_a, scope_path, b) = two_sites();
+    let steps = load_steps(vec![(0, StepArg::Rules(site_b_rules()))]).unwrap();
+    let (scope, _) = transform(load_scope_file(&scope_path, Some(TICKET)).unwrap(), &steps).unwrap();
+    let cib = cib_tools::cib::Cib::file(b.cib_path());
+    // Read, then a local edit moves the CIB on before the patch is applied.
+    let first = read_local(&cib).unwrap();
+    b.cibadmin([
+        "--create",
+        "-o",
+        "resources",
+        "--xml-text",
+        r#"<primitive id="local-late" class="ocf" provider="heartbeat" type="Dummy"/>"#,
+    ]);
+    let mut retries = Vec::new();
+    let applied = replicate_now_from(&cib, first, &scope, Default::default(), &mut |m| retries.push(m.to_owned())).unwrap();
+    assert!(applied.changed);
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    // Both the local edit and the copy are there.
+    assert!(b.element("local-late").is_some(), "the concurrent local edit was overwritten");
+    assert!(b.element("web").is_some());
+    b.expect_verify_clean();
+}
