@@ -13,20 +13,6 @@ use cib_transforms::merge::{self, Options};
 use cib_transforms::rules::RuleSet;
 use cib_transforms::{diff, scope, xml, Element, Scope};
 
-/// An empty site CIB, as `cibadmin --empty` makes it, with two nodes.
-const EMPTY_SITE: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
-  <configuration>
-    <crm_config/>
-    <nodes>
-      <node id="1" uname="node-b1"/>
-      <node id="2" uname="node-b2"/>
-    </nodes>
-    <resources/>
-    <constraints/>
-  </configuration>
-  <status/>
-</cib>"#;
-
 /// Times `f`, storing the duration under `name`.
 fn timed<T>(
     samples: &mut Vec<(&'static str, Vec<Duration>)>,
@@ -57,7 +43,7 @@ pub fn run(
     against: Option<&Path>,
     iterations: usize,
 ) -> anyhow::Result<String> {
-    let empty = xml::parse(EMPTY_SITE).context("parsing the empty site CIB")?;
+    let empty = xml::parse(crate::sites::SITE_B_CIB).context("parsing the empty site CIB")?;
     let mut samples = Vec::new();
     let mut diff_samples = Vec::new();
     let mut facts = String::new();

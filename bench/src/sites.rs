@@ -37,7 +37,7 @@ pub const NVPAIR_ID: &str = "fs-1-instance_attributes-directory";
 pub const NVPAIR_NAME: &str = "directory";
 
 /// Site B before anything is replicated: an empty two-node cluster.
-const SITE_B_CIB: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0" have-quorum="1" dc-uuid="1">
+pub(crate) const SITE_B_CIB: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0" have-quorum="1" dc-uuid="1">
   <configuration>
     <crm_config>
       <cluster_property_set id="cib-bootstrap-options">
