@@ -18,6 +18,7 @@ use std::cmp::Ordering;
 
 use sha2::{Digest, Sha256};
 
+use crate::node::Node;
 use crate::xml::{write_element, Element, Sink};
 
 /// Elements whose children are unordered and keyed by `id`.
@@ -42,76 +43,90 @@ enum ChildOrder {
     ByName,
 }
 
-fn child_order(el: &Element) -> ChildOrder {
-    if SORT_BY_ID.contains(&el.name.as_str()) {
+fn child_order(name: &str) -> ChildOrder {
+    if SORT_BY_ID.contains(&name) {
         ChildOrder::ById
-    } else if NVSETS.contains(&el.name.as_str()) {
+    } else if NVSETS.contains(&name) {
         ChildOrder::ByName
     } else {
         ChildOrder::Kept
     }
 }
 
-fn by_id(a: &Element, b: &Element) -> Ordering {
-    (a.id().unwrap_or(""), a.name.as_str()).cmp(&(b.id().unwrap_or(""), b.name.as_str()))
+fn by_id<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
+    (a.id().unwrap_or(""), a.name()).cmp(&(b.id().unwrap_or(""), b.name()))
 }
 
-fn by_name(a: &Element, b: &Element) -> Ordering {
-    fn key(e: &Element) -> (bool, &str) {
-        (e.name != "nvpair", e.attr("name").unwrap_or(""))
+fn by_name<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
+    fn key<'a, N: Node<'a>>(e: N) -> (bool, &'a str) {
+        (e.name() != "nvpair", e.attr("name").unwrap_or(""))
     }
-    key(a).cmp(&key(b))
+    key(*a).cmp(&key(*b))
 }
 
-/// Whether `v` is non-decreasing under `cmp`, i.e. a stable sort would leave
-/// it as it is.
-fn is_sorted_by<T>(v: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> bool {
-    v.windows(2).all(|w| cmp(&w[0], &w[1]) != Ordering::Greater)
-}
-
-fn attrs_sorted(el: &Element) -> bool {
-    is_sorted_by(&el.attrs, |a, b| a.0.cmp(&b.0))
-}
-
-/// The comparison that puts `el`'s children in canonical order, or `None`
-/// when they are already in it (or must keep their order).
-fn children_cmp(el: &Element) -> Option<fn(&Element, &Element) -> Ordering> {
-    let cmp: fn(&Element, &Element) -> Ordering = match child_order(el) {
-        ChildOrder::Kept => return None,
-        ChildOrder::ById => by_id,
-        ChildOrder::ByName => by_name,
+/// Whether the items are non-decreasing under `cmp`, i.e. a stable sort
+/// would leave them as they are.
+fn is_sorted_by<T>(mut items: impl Iterator<Item = T>, cmp: impl Fn(&T, &T) -> Ordering) -> bool {
+    let Some(mut prev) = items.next() else {
+        return true;
     };
-    if is_sorted_by(&el.children, cmp) {
+    for next in items {
+        if cmp(&prev, &next) == Ordering::Greater {
+            return false;
+        }
+        prev = next;
+    }
+    true
+}
+
+fn attrs_sorted<'a, N: Node<'a>>(el: N) -> bool {
+    is_sorted_by(el.attrs(), |a, b| a.0.cmp(b.0))
+}
+
+/// How `el`'s children must be sorted to be in canonical form, or `None`
+/// when they are already in it (or must keep their order).
+fn needed_sort<'a, N: Node<'a>>(el: N) -> Option<ChildOrder> {
+    let order = child_order(el.name());
+    if order == ChildOrder::Kept || is_sorted_by(el.children(), |a, b| compare(order, a, b)) {
         return None;
     }
-    if child_order(el) == ChildOrder::ByName && !nvpair_names_unique(el) {
+    if order == ChildOrder::ByName && !nvpair_names_unique(el) {
         return None;
     }
-    Some(cmp)
+    Some(order)
+}
+
+/// Canonical order of two children of one element.
+fn compare<'a, N: Node<'a>>(order: ChildOrder, a: &N, b: &N) -> Ordering {
+    match order {
+        ChildOrder::Kept => Ordering::Equal,
+        ChildOrder::ById => by_id(a, b),
+        ChildOrder::ByName => by_name(a, b),
+    }
 }
 
 /// Puts `el` (and its whole subtree) into canonical form, in place.
 pub fn canonicalize(el: &mut Element) {
-    if !attrs_sorted(el) {
+    if !attrs_sorted(&*el) {
         el.attrs.sort_by(|a, b| a.0.cmp(&b.0));
     }
     for c in &mut el.children {
         canonicalize(c);
     }
-    if let Some(cmp) = children_cmp(el) {
-        el.children.sort_by(cmp);
+    if let Some(order) = needed_sort(&*el) {
+        el.children.sort_by(|a, b| compare(order, &a, &b));
     }
 }
 
 /// Whether `el`'s subtree is in canonical form ([`canonicalize`] would not
 /// change it).
-pub fn is_canonical(el: &Element) -> bool {
-    attrs_sorted(el) && children_cmp(el).is_none() && el.children.iter().all(is_canonical)
+pub fn is_canonical<'a, N: Node<'a>>(el: N) -> bool {
+    attrs_sorted(el) && needed_sort(el).is_none() && el.children().all(is_canonical)
 }
 
-fn nvpair_names_unique(set: &Element) -> bool {
-    let names = || set.children.iter().filter(|c| c.name == "nvpair").map(|c| c.attr("name").unwrap_or(""));
-    if set.children.len() <= 16 {
+fn nvpair_names_unique<'a, N: Node<'a>>(set: N) -> bool {
+    let names = || set.children().filter(|c| c.name() == "nvpair").map(|c| c.attr("name").unwrap_or(""));
+    if set.children().len_hint() <= 16 {
         return names().enumerate().all(|(i, a)| names().skip(i + 1).all(|b| a != b));
     }
     let mut all: Vec<&str> = names().collect();
@@ -121,30 +136,45 @@ fn nvpair_names_unique(set: &Element) -> bool {
     all.len() == n
 }
 
+/// A cheap upper bound on an iterator's length (exact for slices).
+trait LenHint {
+    fn len_hint(&self) -> usize;
+}
+
+impl<I: Iterator> LenHint for I {
+    fn len_hint(&self) -> usize {
+        match self.size_hint() {
+            (_, Some(n)) => n,
+            _ => usize::MAX,
+        }
+    }
+}
+
 /// Writes `el`'s subtree in canonical form (as [`canonicalize`] followed by
 /// [`Element::write_to`] would), without copying or reordering the tree.
-/// With `attrs` false, `el`'s own attributes are left out.
-pub fn write_canonical<S: Sink + ?Sized>(el: &Element, out: &mut S, depth: usize, attrs: bool) {
-    let sorted_attrs: Vec<&(String, String)>;
-    let attr_list: &mut dyn Iterator<Item = &(String, String)> = if !attrs {
-        &mut [].iter()
-    } else if attrs_sorted(el) {
-        &mut el.attrs.iter()
-    } else {
-        let mut v: Vec<&(String, String)> = el.attrs.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        sorted_attrs = v;
-        &mut sorted_attrs.iter().copied()
-    };
-    let attr_list = attr_list.map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut child = |c: &Element, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
-    match children_cmp(el) {
-        None => write_element(out, depth, &el.name, attr_list, &el.text, el.children.iter(), &mut child),
-        Some(cmp) => {
-            let mut sorted: Vec<&Element> = el.children.iter().collect();
-            sorted.sort_by(|a, b| cmp(a, b));
-            write_element(out, depth, &el.name, attr_list, &el.text, sorted.into_iter(), &mut child);
+/// With `attrs` false, `el`'s own attributes are left out. `el` may belong
+/// to either tree ([`Node`]).
+pub fn write_canonical<'a, N: Node<'a>, S: Sink + ?Sized>(el: N, out: &mut S, depth: usize, attrs: bool) {
+    let mut child = |c: N, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
+    let write = |attr_list: &mut dyn Iterator<Item = (&'a str, &'a str)>, out: &mut S, child: &mut dyn FnMut(N, &mut S, usize)| {
+        let mut child = |c: N, out: &mut S, depth: usize| child(c, out, depth);
+        match needed_sort(el) {
+            None => write_element(out, depth, el.name(), attr_list, el.text(), el.children(), &mut child),
+            Some(order) => {
+                let mut sorted: Vec<N> = el.children().collect();
+                sorted.sort_by(|a, b| compare(order, a, b));
+                write_element(out, depth, el.name(), attr_list, el.text(), sorted.into_iter(), &mut child);
+            }
         }
+    };
+    if !attrs {
+        write(&mut std::iter::empty(), out, &mut child);
+    } else if attrs_sorted(el) {
+        write(&mut el.attrs(), out, &mut child);
+    } else {
+        let mut v: Vec<(&'a str, &'a str)> = el.attrs().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        write(&mut v.into_iter(), out, &mut child);
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::error::Error;
 use crate::IdMap;
+use crate::node::Node;
 use crate::xml::Element;
 
 /// Elements that may appear directly under `<resources>`.
@@ -39,7 +40,7 @@ pub fn configuration_mut(cib: &mut Element) -> Result<&mut Element, Error> {
 }
 
 /// `admin_epoch.epoch.num_updates` of a `<cib>`, e.g. `0.42.7`.
-pub fn version(cib: &Element) -> String {
+pub fn version<'a, N: Node<'a>>(cib: N) -> String {
     let get = |k| cib.attr(k).unwrap_or("0");
     format!("{}.{}.{}", get("admin_epoch"), get("epoch"), get("num_updates"))
 }
@@ -54,15 +55,11 @@ pub struct TicketState {
 }
 
 /// Reads the state of ticket `ticket` from a full CIB (default: not granted).
-pub fn ticket_state(cib: &Element, ticket: &str) -> TicketState {
+pub fn ticket_state<'a, N: Node<'a>>(cib: N, ticket: &str) -> TicketState {
     let state = cib
         .child("status")
         .and_then(|s| s.child("tickets"))
-        .and_then(|t| {
-            t.children
-                .iter()
-                .find(|c| c.name == "ticket_state" && c.id() == Some(ticket))
-        });
+        .and_then(|t| t.children().find(|c| c.name() == "ticket_state" && c.id() == Some(ticket)));
     match state {
         None => TicketState::default(),
         Some(s) => TicketState {
@@ -77,15 +74,15 @@ pub fn ticket_state(cib: &Element, ticket: &str) -> TicketState {
 
 /// Every resource name a constraint uses, with the attribute it came from
 /// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`).
-pub fn constraint_refs(constraint: &Element) -> Vec<(&'static str, &str)> {
+pub fn constraint_refs<'a, N: Node<'a>>(constraint: N) -> Vec<(&'static str, &'a str)> {
     let mut out = Vec::new();
     for attr in CONSTRAINT_REF_ATTRS {
         if let Some(v) = constraint.attr(attr) {
             out.push((*attr, v));
         }
     }
-    for set in constraint.children.iter().filter(|c| c.name == "resource_set") {
-        for r in set.children.iter().filter(|c| c.name == "resource_ref") {
+    for set in constraint.children().filter(|c| c.name() == "resource_set") {
+        for r in set.children().filter(|c| c.name() == "resource_ref") {
             if let Some(id) = r.id() {
                 out.push(("resource_ref", id));
             }
@@ -95,8 +92,8 @@ pub fn constraint_refs(constraint: &Element) -> Vec<(&'static str, &str)> {
 }
 
 /// Whether a primitive is a fencing device.
-pub fn is_stonith(el: &Element) -> bool {
-    el.name == "primitive" && el.attr("class") == Some("stonith")
+pub fn is_stonith<'a, N: Node<'a>>(el: N) -> bool {
+    el.name() == "primitive" && el.attr("class") == Some("stonith")
 }
 
 /// What a name used by a constraint stands for.
@@ -109,10 +106,11 @@ pub struct Resolved {
 }
 
 /// Lookup tables over one `<configuration>`.
-#[derive(Debug, Default)]
-pub struct Index<'a> {
+/// Lookup tables over one `<configuration>`, of either tree ([`Node`]).
+#[derive(Debug)]
+pub struct Index<'a, N = &'a Element> {
     /// Top-level resources and templates by id.
-    pub top: IdMap<&'a str, &'a Element>,
+    pub top: IdMap<&'a str, N>,
     /// Any resource id (nested ones included) → id of its top-level element.
     pub top_of: IdMap<&'a str, &'a str>,
     /// Template id → top-level ids of the resources whose primitives use it.
@@ -123,23 +121,31 @@ pub struct Index<'a> {
     pub fencing: BTreeSet<&'a str>,
 }
 
-impl<'a> Index<'a> {
+impl<'a, N: Node<'a>> Index<'a, N> {
     /// Builds the index of a `<configuration>` element.
-    pub fn new(config: &'a Element) -> Index<'a> {
-        let mut ix = Index::default();
+    pub fn new(config: N) -> Index<'a, N> {
+        let mut ix = Index {
+            top: IdMap::default(),
+            top_of: IdMap::default(),
+            template_users: IdMap::default(),
+            tags: IdMap::default(),
+            fencing: BTreeSet::new(),
+        };
         if let Some(resources) = config.child("resources") {
             // Sized up front: growing tables of ten thousand entries costs
             // more than filling them.
-            ix.top.reserve(resources.children.len());
-            ix.top_of.reserve(2 * resources.children.len());
-            for top in &resources.children {
+            let n = resources.children().size_hint().1.unwrap_or(0);
+            ix.top.reserve(n);
+            ix.top_of.reserve(2 * n);
+            for top in resources.children() {
                 let Some(top_id) = top.id() else { continue };
-                if !TOP_LEVEL_RESOURCES.contains(&top.name.as_str()) {
+                if !TOP_LEVEL_RESOURCES.contains(&top.name()) {
                     continue;
                 }
                 ix.top.insert(top_id, top);
                 top.walk(&mut |el| {
-                    if !RESOURCE_KINDS.contains(&el.name.as_str()) && el.name != "template" {
+                    let name = el.name();
+                    if !RESOURCE_KINDS.contains(&name) && name != "template" {
                         return;
                     }
                     if let Some(id) = el.id() {
@@ -148,7 +154,7 @@ impl<'a> Index<'a> {
                     if is_stonith(el) {
                         ix.fencing.insert(top_id);
                     }
-                    if el.name == "primitive" {
+                    if name == "primitive" {
                         if let Some(t) = el.attr("template") {
                             ix.template_users.entry(t).or_default().insert(top_id);
                         }
@@ -157,12 +163,11 @@ impl<'a> Index<'a> {
             }
         }
         if let Some(tags) = config.child("tags") {
-            for tag in tags.children.iter().filter(|t| t.name == "tag") {
+            for tag in tags.children().filter(|t| t.name() == "tag") {
                 if let Some(id) = tag.id() {
                     let refs = tag
-                        .children
-                        .iter()
-                        .filter(|c| c.name == "obj_ref")
+                        .children()
+                        .filter(|c| c.name() == "obj_ref")
                         .filter_map(|c| c.id())
                         .collect();
                     ix.tags.insert(id, refs);

@@ -7,6 +7,9 @@
 //! # Layout
 //!
 //! - [`xml`]: hardened parser and writer for a small owned element tree.
+//! - [`doc`]: the same parser building a compact tree that borrows the
+//!   text, for whole CIBs read once (publisher, transform path).
+//! - [`node`]: read access common to both trees.
 //! - [`cib`]: schema knowledge — resource kinds, constraint references,
 //!   versions, ticket state, a name index.
 //! - [`canonical`]: canonical form and SHA-256 digests.
@@ -21,8 +24,10 @@
 pub mod canonical;
 pub mod cib;
 pub mod diff;
+pub mod doc;
 pub mod error;
 pub mod merge;
+pub mod node;
 pub mod patch;
 pub mod rules;
 pub mod scope;
@@ -31,6 +36,8 @@ pub mod xml;
 
 pub use error::Error;
 pub use scope::Scope;
+pub use doc::Doc;
+pub use node::Node;
 pub use xml::Element;
 
 /// The hash map of this crate's lookup tables (ids to elements): foldhash,

@@ -448,7 +448,7 @@ fn empty_element(out: &mut String, depth: usize, name: &str, attrs: &[(&str, &st
         name,
         attrs.iter().copied(),
         "",
-        std::iter::empty(),
+        std::iter::empty::<&Element>(),
         &mut |_, _, _| {},
     );
 }

@@ -31,6 +31,7 @@ use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
 use crate::IdMap;
 use crate::canonical::HashSink;
+use crate::node::Node;
 use crate::xml::{escape_attr_into, write_element, Element, Sink};
 
 /// Root attribute naming the ticket of a published scope.
@@ -285,7 +286,7 @@ pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
     let version = cib::version(&cib);
     let term = cib::ticket_state(&cib, ticket).term;
     let config = cib::configuration_mut(&mut cib)?;
-    let selection = select(config, ticket)?;
+    let selection = select(&*config, ticket)?;
     let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]));
     out.version = Some(version);
     out.term = term;
@@ -341,7 +342,7 @@ impl Selection {
             list.extend(self.kept.iter().map(|&i| take(section, i)));
             cons.children = list;
         }
-        finish(self.ticket, resources, cons, self.tags, self.left_out, config)
+        finish(self.ticket, resources, cons, self.tags, self.left_out, &*config)
     }
 
     /// Builds the scope from a borrowed configuration, copying the selected
@@ -369,13 +370,13 @@ impl Selection {
 }
 
 /// The scope from its parts: canonical, foreign `id-ref`s inlined, digested.
-fn finish(
+fn finish<'a, N: Node<'a>>(
     ticket: String,
     resources: Element,
     cons: Element,
     tags: Element,
     left_out: BTreeSet<LeftOut>,
-    config: &Element,
+    config: N,
 ) -> Scope {
     let mut scope_config = Element::new("configuration")
         .with_child(resources)
@@ -399,25 +400,24 @@ fn finish(
 }
 
 /// Decides what the scope of `ticket` is (PRODUCT.md rules 1–5).
-fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
+fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> {
     let ix = Index::new(config);
-    let constraints: Vec<(usize, &Element)> = config
+    let constraints: Vec<(usize, N)> = config
         .child("constraints")
         .map(|c| {
-            c.children
-                .iter()
+            c.children()
                 .enumerate()
-                .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name.as_str()))
+                .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name()))
                 .collect()
         })
         .unwrap_or_default();
     let mut left_out = BTreeSet::new();
 
     // 1 + 2: the ticket's own rsc_ticket constraints and what they name.
-    let own: Vec<(usize, &Element)> = constraints
+    let own: Vec<(usize, N)> = constraints
         .iter()
         .copied()
-        .filter(|(_, c)| c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket))
+        .filter(|(_, c)| c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket))
         .collect();
     if own.is_empty() {
         return Err(Error::NoTicketConstraint(ticket.into()));
@@ -425,9 +425,9 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
     let mut tops: BTreeSet<String> = BTreeSet::new();
     let mut used_tags: BTreeSet<String> = BTreeSet::new();
     for (_, c) in &own {
-        for (attr, name) in constraint_refs(c) {
+        for (attr, name) in constraint_refs(*c) {
             let resolved = ix.resolve(name).ok_or_else(|| Error::UnknownRef {
-                element: c.name.clone(),
+                element: c.name().to_string(),
                 owner: c.id().unwrap_or("").into(),
                 attr: attr.into(),
                 target: name.into(),
@@ -436,7 +436,7 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
             for top in resolved.tops {
                 if ix.fencing.contains(top.as_str()) {
                     left_out.insert(LeftOut {
-                        kind: ix.top[top.as_str()].name.clone(),
+                        kind: ix.top[top.as_str()].name().to_string(),
                         id: top,
                         reason: format!(
                             "fencing device named by rsc_ticket `{}`: fencing is never replicated",
@@ -454,7 +454,7 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
     let mut templates = BTreeSet::new();
     for top in &tops {
         ix.top[top.as_str()].walk(&mut |el| {
-            if el.name == "primitive" {
+            if el.name() == "primitive" {
                 if let Some(t) = el.attr("template") {
                     templates.insert(t.to_string());
                 }
@@ -478,11 +478,11 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
         })
     };
     for (position, c) in constraints.iter().copied() {
-        if c.name == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
+        if c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
             continue; // one of `own`, handled above
         }
         let id = c.id().unwrap_or("").to_string();
-        let kind = c.name.clone();
+        let kind = c.name().to_string();
         if let Some(pattern) = c.attr("rsc-pattern") {
             match Regex::new(pattern) {
                 Ok(re) => {
@@ -555,7 +555,7 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
     // as in the index).
     let mut at: IdMap<&str, usize> = IdMap::default();
     if let Some(resources) = config.child("resources") {
-        for (i, top) in resources.children.iter().enumerate() {
+        for (i, top) in resources.children().enumerate() {
             if let Some(id) = top.id() {
                 if ix.top.contains_key(id) {
                     at.insert(id, i);
@@ -581,22 +581,22 @@ fn select(config: &Element, ticket: &str) -> Result<Selection, Error> {
 /// One of the ticket's own `rsc_ticket`s without the fencing devices it
 /// names: `None` when nothing else is left in it, `Some(None)` when it names
 /// none (replicated as it is), else `Some(Some(copy))`.
-fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>) -> Option<Option<Element>> {
+fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTreeSet<LeftOut>) -> Option<Option<Element>> {
     let fencing = |name: &str| ix.top_of.get(name).is_some_and(|top| ix.fencing.contains(top));
     if c.attr("rsc").is_some_and(fencing) {
         return None;
     }
     // A set changes when it names a fencing device; it goes when no
     // resource_ref is left in it.
-    let changes = c.children.iter().filter(|set| set.name == "resource_set").any(|set| {
-        let mut refs = set.children.iter().filter(|r| r.name == "resource_ref");
+    let changes = c.children().filter(|set| set.name() == "resource_set").any(|set| {
+        let mut refs = set.children().filter(|r| r.name() == "resource_ref");
         refs.clone().next().is_none() || refs.any(|r| r.id().is_some_and(fencing))
     });
     if !changes {
-        let binds_something = c.attr("rsc").is_some() || c.children.iter().any(|s| s.name == "resource_set");
+        let binds_something = c.attr("rsc").is_some() || c.children().any(|s| s.name() == "resource_set");
         return binds_something.then_some(None);
     }
-    let mut copy = c.clone();
+    let mut copy = c.to_element();
     copy.children.retain_mut(|set| {
         if set.name != "resource_set" {
             return true;
@@ -605,7 +605,7 @@ fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>
         set.children.iter().any(|r| r.name == "resource_ref")
     });
     left_out.insert(LeftOut {
-        kind: c.name.clone(),
+        kind: c.name().to_string(),
         id: c.id().unwrap_or("").into(),
         reason: "replicated without the fencing devices it names".into(),
     });
@@ -614,13 +614,13 @@ fn without_fencing(c: &Element, ix: &Index<'_>, left_out: &mut BTreeSet<LeftOut>
 }
 
 /// The tags in `used`, each listing only members inside the scope.
-fn restricted_tags(config: &Element, used: &BTreeSet<String>, ix: &Index<'_>, tops: &BTreeSet<String>) -> Element {
+fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<String>, ix: &Index<'a, N>, tops: &BTreeSet<String>) -> Element {
     let mut out = Element::new("tags");
     let Some(tags) = config.child("tags") else {
         return out;
     };
-    for tag in tags.children.iter().filter(|t| t.id().is_some_and(|id| used.contains(id))) {
-        let mut t = tag.clone();
+    for tag in tags.children().filter(|t| t.id().is_some_and(|id| used.contains(id))) {
+        let mut t = tag.to_element();
         t.children.retain(|r| {
             r.name != "obj_ref"
                 || r.id().is_some_and(|id| {
@@ -639,8 +639,8 @@ fn restricted_tags(config: &Element, used: &BTreeSet<String>, ix: &Index<'_>, to
 
 /// The node a location constraint pins to, directly or through a `#uname`
 /// rule expression.
-fn names_node(c: &Element) -> Option<String> {
-    if c.name != "rsc_location" {
+fn names_node<'a, N: Node<'a>>(c: N) -> Option<String> {
+    if c.name() != "rsc_location" {
         return None;
     }
     if let Some(node) = c.attr("node") {
@@ -648,7 +648,7 @@ fn names_node(c: &Element) -> Option<String> {
     }
     let mut found = None;
     c.walk(&mut |el| {
-        if found.is_none() && el.name == "expression" && el.attr("attribute") == Some("#uname") {
+        if found.is_none() && el.name() == "expression" && el.attr("attribute") == Some("#uname") {
             found = Some(el.attr("value").unwrap_or("").to_string());
         }
     });
@@ -658,7 +658,7 @@ fn names_node(c: &Element) -> Option<String> {
 /// Replaces the first element of `scope` that `id-ref`s an element outside
 /// the scope by a copy of that element; later references then point inside.
 /// Returns whether anything was inlined.
-fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> bool {
+fn inline_foreign_id_refs<'a, N: Node<'a>>(scope: &mut Element, config: N) -> bool {
     let mut any_ref = false;
     scope.walk(&mut |el| any_ref |= el.attr("id-ref").is_some());
     if !any_ref {
@@ -679,8 +679,8 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> bool {
             return;
         }
         if let Some(found) = config.find_id(&target) {
-            if found.name == el.name {
-                *el = found.clone();
+            if found.name() == el.name {
+                *el = found.to_element();
                 canonicalize(el);
                 inlined.insert(target);
             }

@@ -21,6 +21,8 @@
 //! The writer serializes into any [`Sink`]: a `String`, or a hasher, so that
 //! digests ([`crate::canonical`]) never need the text in memory.
 
+use std::borrow::Cow;
+
 use crate::error::Error;
 
 /// One XML element with its attributes, child elements and text.
@@ -221,14 +223,14 @@ pub(crate) fn indent<S: Sink + ?Sized>(out: &mut S, depth: usize) {
 /// `attrs` (values escaped), then `/>` when it has neither children nor
 /// text, else the text, each child (written by `child`, one level deeper)
 /// and the end tag.
-pub(crate) fn write_element<'c, 'a, S: Sink + ?Sized>(
+pub(crate) fn write_element<'a, C, S: Sink + ?Sized>(
     out: &mut S,
     depth: usize,
     name: &str,
     attrs: impl Iterator<Item = (&'a str, &'a str)>,
     text: &str,
-    children: impl Iterator<Item = &'c Element>,
-    child: &mut impl FnMut(&'c Element, &mut S, usize),
+    children: impl Iterator<Item = C>,
+    child: &mut impl FnMut(C, &mut S, usize),
 ) {
     indent(out, depth);
     out.push("<");
@@ -329,6 +331,32 @@ pub fn parse(input: &str) -> Result<Element, Error> {
 /// feed or carriage return becomes a space; `\r\n` one space) and line ends
 /// in text become `\n`.
 pub fn parse_with(input: &str, limits: Limits) -> Result<Element, Error> {
+    run_parser(input, limits, OwnedBuilder::default())
+}
+
+/// What a parse builds: the parser reports each start tag (with its
+/// attributes, values normalized), each end, and each run of character data
+/// of the innermost open element, and the builder makes a tree of them — an
+/// owned [`Element`] here, a compact [`crate::doc::Doc`] there. Both trees
+/// therefore come from the same checks.
+pub(crate) trait Builder<'a> {
+    /// The finished tree.
+    type Out;
+    /// An element starts; `attrs` (drained by the builder) are its
+    /// attributes in document order, names unique.
+    fn start(&mut self, name: &'a str, attrs: &mut Vec<(&'a str, Cow<'a, str>)>);
+    /// The innermost open element ends.
+    fn end(&mut self);
+    /// Whether the innermost open element has text already.
+    fn has_text(&self) -> bool;
+    /// Appends character data to the innermost open element.
+    fn text(&mut self, text: &str);
+    /// The root element, once the document is complete.
+    fn finish(self) -> Self::Out;
+}
+
+/// Runs the parser over `input` with `builder`.
+pub(crate) fn run_parser<'a, B: Builder<'a>>(input: &'a str, limits: Limits, builder: B) -> Result<B::Out, Error> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLarge {
             size: input.len(),
@@ -340,26 +368,78 @@ pub fn parse_with(input: &str, limits: Limits) -> Result<Element, Error> {
         b: input.as_bytes(),
         pos: 0,
         limits,
-        stack: Vec::with_capacity(16),
-        kids: Vec::with_capacity(256),
+        open: Vec::with_capacity(16),
         attrs: Vec::with_capacity(16),
-        root: None,
+        done: false,
+        builder,
     }
     .run()
 }
 
-/// The state of one parse. Children of open elements accumulate in `kids`
+/// Builds the owned tree. Children of open elements accumulate in `kids`
 /// (each open element remembers where its own start), so that every
 /// element's child list is allocated once, at its exact size.
-struct Parser<'a> {
+#[derive(Default)]
+struct OwnedBuilder {
+    stack: Vec<(Element, usize)>,
+    kids: Vec<Element>,
+    root: Option<Element>,
+}
+
+impl<'a> Builder<'a> for OwnedBuilder {
+    type Out = Element;
+
+    fn start(&mut self, name: &'a str, attrs: &mut Vec<(&'a str, Cow<'a, str>)>) {
+        let el = Element {
+            name: name.to_string(),
+            attrs: attrs.drain(..).map(|(k, v)| (k.to_string(), v.into_owned())).collect(),
+            children: Vec::new(),
+            text: String::new(),
+        };
+        let base = self.kids.len();
+        self.stack.push((el, base));
+    }
+
+    fn end(&mut self) {
+        let Some((mut el, base)) = self.stack.pop() else {
+            return;
+        };
+        el.children = self.kids.drain(base..).collect();
+        if self.stack.is_empty() {
+            self.root = Some(el);
+        } else {
+            self.kids.push(el);
+        }
+    }
+
+    fn has_text(&self) -> bool {
+        self.stack.last().is_some_and(|(el, _)| !el.text.is_empty())
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some((el, _)) = self.stack.last_mut() {
+            el.text.push_str(text);
+        }
+    }
+
+    fn finish(self) -> Element {
+        self.root.unwrap_or_default()
+    }
+}
+
+/// The state of one parse: the open elements (name and id, for matching
+/// end tags and for error context) and the attributes of the current start
+/// tag.
+struct Parser<'a, B> {
     src: &'a str,
     b: &'a [u8],
     pos: usize,
     limits: Limits,
-    stack: Vec<(Element, usize)>,
-    kids: Vec<Element>,
-    attrs: Vec<(String, String)>,
-    root: Option<Element>,
+    open: Vec<(&'a str, Option<Cow<'a, str>>)>,
+    attrs: Vec<(&'a str, Cow<'a, str>)>,
+    /// Whether the root element has ended.
+    done: bool,
+    builder: B,
 }
 
 #[inline]
@@ -373,8 +453,8 @@ fn ends_name(b: u8) -> bool {
     is_space(b) || matches!(b, b'/' | b'>' | b'=' | b'<' | b'"' | b'\'' | b'&')
 }
 
-impl Parser<'_> {
-    fn run(mut self) -> Result<Element, Error> {
+impl<'a, B: Builder<'a>> Parser<'a, B> {
+    fn run(mut self) -> Result<B::Out, Error> {
         let len = self.b.len();
         loop {
             let next = memchr::memchr(b'<', &self.b[self.pos..]).map_or(len, |i| self.pos + i);
@@ -395,14 +475,17 @@ impl Parser<'_> {
                 _ => self.start_tag()?,
             }
         }
-        if !self.stack.is_empty() {
+        if !self.open.is_empty() {
             return Err(self.malformed("document ends inside an element"));
         }
-        self.root.ok_or(Error::Malformed {
-            offset: len,
-            context: String::new(),
-            message: "no root element".into(),
-        })
+        if !self.done {
+            return Err(Error::Malformed {
+                offset: len,
+                context: String::new(),
+                message: "no root element".into(),
+            });
+        }
+        Ok(self.builder.finish())
     }
 
     fn malformed(&self, message: impl Into<String>) -> Error {
@@ -414,7 +497,7 @@ impl Parser<'_> {
     }
 
     fn context(&self) -> String {
-        context_of(self.stack.iter().map(|(e, _)| e))
+        context_of(self.open.iter().map(|(name, id)| (*name, id.as_deref())))
     }
 
     /// Position of `needle` at or after `from`.
@@ -469,7 +552,7 @@ impl Parser<'_> {
                     context: self.context(),
                 })?,
             };
-            if self.stack.is_empty() {
+            if self.open.is_empty() {
                 return Err(self.malformed("text outside the root element"));
             }
             self.push_text(resolved)?;
@@ -483,17 +566,19 @@ impl Parser<'_> {
     }
 
     fn push_text(&mut self, text: &str) -> Result<(), Error> {
-        match self.stack.last_mut() {
-            Some((el, _)) => {
-                // Blank text between elements is layout, not content.
-                if !el.text.is_empty() || !text.trim().is_empty() {
-                    el.text.push_str(text);
-                }
-                Ok(())
+        if !self.open.is_empty() {
+            // Blank text between elements is layout, not content.
+            if self.builder.has_text() || !text.trim().is_empty() {
+                self.builder.text(text);
             }
-            None if text.trim().is_empty() => Ok(()),
-            None if self.root.is_some() => Err(self.malformed("text after the root element")),
-            None => Err(self.malformed("text before the root element")),
+            return Ok(());
+        }
+        if text.trim().is_empty() {
+            Ok(())
+        } else if self.done {
+            Err(self.malformed("text after the root element"))
+        } else {
+            Err(self.malformed("text before the root element"))
         }
     }
 
@@ -504,31 +589,30 @@ impl Parser<'_> {
             return Err(self.malformed("unterminated end tag"));
         };
         let name = self.src[start..gt].trim_end_matches([' ', '\t', '\n', '\r']);
-        let Some((open, _)) = self.stack.last() else {
+        let Some((open, _)) = self.open.last() else {
             return Err(self.malformed(format!("unexpected end tag </{name}>")));
         };
-        if open.name != name {
-            let m = format!("expected </{}>, found </{name}>", open.name);
+        if *open != name {
+            let m = format!("expected </{open}>, found </{name}>");
             return Err(self.malformed(m));
         }
         self.pos = gt + 1;
-        let (mut el, base) = self.stack.pop().expect("checked above");
-        el.children = self.kids.drain(base..).collect();
-        self.attach(el);
+        self.open.pop();
+        self.close();
         Ok(())
     }
 
-    fn attach(&mut self, el: Element) {
-        if self.stack.is_empty() {
-            self.root = Some(el);
-        } else {
-            self.kids.push(el);
+    /// Ends the innermost element in the builder.
+    fn close(&mut self) {
+        self.builder.end();
+        if self.open.is_empty() {
+            self.done = true;
         }
     }
 
     /// `<name attr="value"...>` or `<name .../>`.
     fn start_tag(&mut self) -> Result<(), Error> {
-        if self.root.is_some() {
+        if self.done {
             return Err(self.malformed("content after the root element"));
         }
         let b = self.b;
@@ -554,15 +638,13 @@ impl Parser<'_> {
                 }
                 Some(b'>') => {
                     self.pos = i + 1;
-                    if self.stack.len() >= self.limits.max_depth {
+                    if self.open.len() >= self.limits.max_depth {
                         return Err(Error::TooDeep {
                             limit: self.limits.max_depth,
                             context: self.context(),
                         });
                     }
-                    let el = self.element(name);
-                    let base = self.kids.len();
-                    self.stack.push((el, base));
+                    self.open(name);
                     return Ok(());
                 }
                 Some(b'/') => {
@@ -571,8 +653,9 @@ impl Parser<'_> {
                         return Err(self.malformed(format!("<{name}>: expected `/>`")));
                     }
                     self.pos = i + 2;
-                    let el = self.element(name);
-                    self.attach(el);
+                    self.open(name);
+                    self.open.pop();
+                    self.close();
                     return Ok(());
                 }
                 Some(_) if i == before => {
@@ -582,6 +665,13 @@ impl Parser<'_> {
                 Some(_) => i = self.attribute(name, i)?,
             }
         }
+    }
+
+    /// Starts element `name` with the attributes collected so far.
+    fn open(&mut self, name: &'a str) {
+        let id = self.attrs.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.clone());
+        self.open.push((name, id));
+        self.builder.start(name, &mut self.attrs);
     }
 
     /// One `key="value"` starting at `i`; returns the position after it.
@@ -622,26 +712,16 @@ impl Parser<'_> {
         self.pos = vstart;
         let raw = &self.src[vstart..vend];
         let value = normalize_attr(raw).map_err(|m| self.malformed(format!("<{element}> attribute {key}: {m}")))?;
-        if self.attrs.iter().any(|(k, _)| k == key) {
+        if self.attrs.iter().any(|(k, _)| *k == key) {
             return Err(self.malformed(format!("<{element}>: duplicate attribute {key}")));
         }
-        self.attrs.push((key.to_string(), value));
+        self.attrs.push((key, value));
         Ok(vend + 1)
-    }
-
-    /// An element named `name` with the attributes collected so far.
-    fn element(&mut self, name: &str) -> Element {
-        Element {
-            name: name.to_string(),
-            attrs: self.attrs.drain(..).collect(),
-            children: Vec::new(),
-            text: String::new(),
-        }
     }
 }
 
 /// XML 1.0 line-end normalization of character data: `\r\n` and `\r` become `\n`.
-fn normalize_eols(text: &str) -> std::borrow::Cow<'_, str> {
+fn normalize_eols(text: &str) -> Cow<'_, str> {
     if !text.contains('\r') {
         return text.into();
     }
@@ -651,10 +731,10 @@ fn normalize_eols(text: &str) -> std::borrow::Cow<'_, str> {
 /// XML 1.0 attribute-value normalization: references resolved, literal tab,
 /// line feed and carriage return (`\r\n` counting as one) become a space; a
 /// character reference stays the character it names. `<` is refused.
-fn normalize_attr(raw: &str) -> Result<String, String> {
+fn normalize_attr(raw: &str) -> Result<Cow<'_, str>, String> {
     let bytes = raw.as_bytes();
     let Some(first) = bytes.iter().position(|&c| matches!(c, b'\t' | b'\n' | b'\r' | b'&' | b'<')) else {
-        return Ok(raw.to_string());
+        return Ok(Cow::Borrowed(raw));
     };
     let mut out = String::with_capacity(raw.len());
     out.push_str(&raw[..first]);
@@ -694,7 +774,7 @@ fn normalize_attr(raw: &str) -> Result<String, String> {
         }
     }
     out.push_str(&raw[copied..]);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// The character of a character reference (`65` or `x41`, without `&#`
@@ -727,11 +807,11 @@ fn predefined(name: &str) -> Option<&'static str> {
 }
 
 /// "<resources> > <group id=\"g1\">"-style path for error messages.
-fn context_of<'e>(stack: impl Iterator<Item = &'e Element>) -> String {
+fn context_of<'e>(stack: impl Iterator<Item = (&'e str, Option<&'e str>)>) -> String {
     stack
-        .map(|e| match e.id() {
-            Some(id) => format!("<{} id=\"{id}\">", e.name),
-            None => format!("<{}>", e.name),
+        .map(|(name, id)| match id {
+            Some(id) => format!("<{name} id=\"{id}\">"),
+            None => format!("<{name}>"),
         })
         .collect::<Vec<_>>()
         .join(" > ")
