@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 
 use cib_transforms::canonical::{canonicalize, digest};
 use cib_transforms::rules::RuleSet;
-use cib_transforms::{diff, scope, xml, Element};
+use cib_transforms::scope::{self, DocScope};
+use cib_transforms::{diff, xml, Doc, Element};
 
 use generate::{Variant, TICKET};
 
@@ -232,13 +233,26 @@ fn main() -> anyhow::Result<()> {
             rules,
             ticket,
         } => {
+            // What the publisher and the subscriber do to a change, in one
+            // process: cut the scope (compact tree), rewrite it, digest it.
             let rules = load_rules(&file, rules.as_deref())?;
-            let cib = load_cib(&file)?;
-            let mut s =
-                scope::cut(cib, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
-            rules.apply(&mut s.config).context("applying the rules")?;
-            canonicalize(&mut s.config);
-            println!("{}", digest(&s.config));
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut doc = Doc::parse(&text).with_context(|| format!("parsing {}", file.display()))?;
+            let s = DocScope::cut(&mut doc, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
+            let roots: Vec<u32> = s.elements(&doc).iter().map(|n| n.index()).collect();
+            let digest = match rules.apply_doc(&mut doc, &roots) {
+                Some(changes) => {
+                    changes.context("applying the rules")?;
+                    s.content_digest(&doc)
+                }
+                None => {
+                    let mut s = s.to_scope(&doc);
+                    rules.apply(&mut s.config).context("applying the rules")?;
+                    canonicalize(&mut s.config);
+                    digest(&s.config)
+                }
+            };
+            println!("{digest}");
             Ok(())
         }
         Command::Diff { old, new } => {

@@ -53,7 +53,9 @@ fn child_order(name: &str) -> ChildOrder {
     }
 }
 
-fn by_id<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
+/// Canonical order of the children of `<resources>`, `<constraints>` and
+/// `<tags>`: by (`id`, element name).
+pub(crate) fn compare_by_id<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
     (a.id().unwrap_or(""), a.name()).cmp(&(b.id().unwrap_or(""), b.name()))
 }
 
@@ -100,8 +102,21 @@ fn needed_sort<'a, N: Node<'a>>(el: N) -> Option<ChildOrder> {
 fn compare<'a, N: Node<'a>>(order: ChildOrder, a: &N, b: &N) -> Ordering {
     match order {
         ChildOrder::Kept => Ordering::Equal,
-        ChildOrder::ById => by_id(a, b),
+        ChildOrder::ById => compare_by_id(a, b),
         ChildOrder::ByName => by_name(a, b),
+    }
+}
+
+/// Calls `f` on each child of `el` in canonical order (the order
+/// [`canonicalize`] would give them), without reordering the tree.
+pub(crate) fn for_each_canonical_child<'a, N: Node<'a>>(el: N, f: impl FnMut(N)) {
+    match needed_sort(el) {
+        None => el.children().for_each(f),
+        Some(order) => {
+            let mut sorted: Vec<N> = el.children().collect();
+            sorted.sort_by(|a, b| compare(order, a, b));
+            sorted.into_iter().for_each(f);
+        }
     }
 }
 

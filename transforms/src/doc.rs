@@ -168,6 +168,36 @@ impl<'s> Doc<'s> {
         self.str(self.attrs[a.0 as usize].value)
     }
 
+    /// Appends a copy of `el` as a detached subtree (a child of no element,
+    /// reachable through the returned index only).
+    pub fn append(&mut self, el: &Element) -> Result<u32, Error> {
+        let ix = self.nodes.len() as u32;
+        let attr_start = self.attrs.len() as u32;
+        for (k, v) in &el.attrs {
+            let name = self.side_str(k)?;
+            let value = self.side_str(v)?;
+            self.attrs.push(AttrData { name, value });
+        }
+        let name = self.side_str(&el.name)?;
+        let text = if el.text.is_empty() {
+            Str::default()
+        } else {
+            self.side_str(&el.text)?
+        };
+        self.nodes.push(NodeData {
+            name,
+            attr_start,
+            attr_len: el.attrs.len() as u32,
+            end: ix + 1,
+            text,
+        });
+        for c in &el.children {
+            self.append(c)?;
+        }
+        self.nodes[ix as usize].end = self.nodes.len() as u32;
+        Ok(ix)
+    }
+
     /// Replaces the value of attribute `a`.
     pub fn set_value(&mut self, a: AttrId, value: &str) -> Result<(), Error> {
         let v = self.side_str(value)?;
@@ -424,6 +454,16 @@ mod tests {
         let n = doc.root().children().next().unwrap();
         assert_eq!(n.attr("value"), Some("new & improved"));
         assert_eq!(n.id(), Some("n"));
+    }
+
+    #[test]
+    fn append_adds_a_detached_copy() {
+        let mut doc = Doc::parse(r#"<r><a id="a"/></r>"#).unwrap();
+        let el = parse(r#"<x id="x" v="1 &amp; 2"><y>t</y></x>"#).unwrap();
+        let ix = doc.append(&el).unwrap();
+        assert_eq!(doc.node(ix).to_element(), el);
+        assert_eq!(doc.root().children().count(), 1, "not a child of the root");
+        assert_eq!(doc.root().to_element(), parse(r#"<r><a id="a"/></r>"#).unwrap());
     }
 
     #[test]

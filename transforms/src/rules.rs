@@ -74,7 +74,10 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::canonical::for_each_canonical_child;
+use crate::doc::{AttrId, Doc, DocNode};
 use crate::error::Error;
+use crate::node::Node;
 use crate::xml::Element;
 
 /// Attributes that the value-rewriting rules (`ip`, `path`, `regex`) never
@@ -329,17 +332,66 @@ impl RuleSet {
         if self.rules.iter().all(|r| r.action.infallible()) {
             // Nothing can fail half-way: rewrite in place, no copy.
             for rule in &self.rules {
-                changes.extend(rule.apply(config)?);
+                changes.extend(rule.apply(&mut Target::Owned(config))?);
             }
             return Ok(changes);
         }
         let mut work = config.clone();
         for rule in &self.rules {
-            changes.extend(rule.apply(&mut work)?);
+            changes.extend(rule.apply(&mut Target::Owned(&mut work))?);
         }
         *config = work;
         Ok(changes)
     }
+
+    /// [`RuleSet::apply`] on a compact tree: rewrites the elements `roots`
+    /// of `doc` (the [`crate::DocScope::elements`] of a scope) and their
+    /// subtrees in place, with the same change lines in the same order.
+    ///
+    /// Only value rewrites over the whole content (`ip`, `path`, `regex`
+    /// without `resource`) run here; `None` when a rule needs the owned
+    /// tree (`set`, `drop`, a `resource` restriction), and the caller uses
+    /// [`RuleSet::apply`] on an owned copy instead.
+    pub fn apply_doc(&self, doc: &mut Doc<'_>, roots: &[u32]) -> Option<Result<Vec<String>, Error>> {
+        if !self.rules.iter().all(|r| r.action.infallible()) {
+            return None;
+        }
+        let mut changes = Vec::new();
+        for rule in &self.rules {
+            let mut target = Target::Doc {
+                doc,
+                roots,
+                edits: Vec::new(),
+            };
+            let lines = match rule.apply(&mut target) {
+                Ok(lines) => lines,
+                Err(e) => return Some(Err(e)),
+            };
+            let Target::Doc { edits, .. } = target else {
+                unreachable!("the target stays a Doc")
+            };
+            for (a, value) in edits {
+                if let Err(e) = doc.set_value(a, &value) {
+                    return Some(Err(e));
+                }
+            }
+            changes.extend(lines);
+        }
+        Some(Ok(changes))
+    }
+}
+
+/// What a rule rewrites: an owned tree in place, or elements of a [`Doc`],
+/// read while the edits are collected (and applied by the caller).
+enum Target<'t, 'd> {
+    /// An owned configuration.
+    Owned(&'t mut Element),
+    /// Elements of a compact tree, and the edits found so far.
+    Doc {
+        doc: &'t Doc<'d>,
+        roots: &'t [u32],
+        edits: Vec<(AttrId, String)>,
+    },
 }
 
 /// "rules.toml rule #2 (ip)": how errors name a rule.
@@ -362,7 +414,7 @@ impl RawRule {
 
 impl Rule {
     /// Applies this rule, prefixing each change line with the rule.
-    fn apply(&self, config: &mut Element) -> Result<Vec<String>, Error> {
+    fn apply(&self, config: &mut Target<'_, '_>) -> Result<Vec<String>, Error> {
         let kind = self.action.kind();
         let changes = self.action.apply(config).map_err(|message| Error::Rule {
             rule: label(&self.origin, self.number, kind),
@@ -447,7 +499,28 @@ impl Action {
 
     /// Applies the action; changes are described without the rule prefix,
     /// errors are bare messages.
-    fn apply(&self, config: &mut Element) -> Result<Vec<String>, String> {
+    fn apply(&self, target: &mut Target<'_, '_>) -> Result<Vec<String>, String> {
+        let config = match (self, &mut *target) {
+            (Action::Set { .. } | Action::Drop { .. }, Target::Owned(config)) => &mut **config,
+            (Action::Set { .. } | Action::Drop { .. }, Target::Doc { .. }) => {
+                return Err("this rule needs the owned tree".into());
+            }
+            _ => return self.rewrite(target),
+        };
+        match self {
+            Action::Set {
+                resource,
+                name,
+                value,
+                kind,
+            } => set_nvpair(config, resource, name, value, *kind),
+            Action::Drop { id, missing_ok } => drop_element(config, id, *missing_ok),
+            _ => unreachable!("value rewrites are handled above"),
+        }
+    }
+
+    /// Applies a value-rewriting action (`ip`, `path`, `regex`).
+    fn rewrite(&self, config: &mut Target<'_, '_>) -> Result<Vec<String>, String> {
         match self {
             Action::Ip { from, to, scope } => {
                 // An IPv4 address has dots, an IPv6 one colons: most values
@@ -490,13 +563,7 @@ impl Action {
                 },
                 |v| Some(re.replace_all(v, replace.as_str()).into_owned()),
             ),
-            Action::Set {
-                resource,
-                name,
-                value,
-                kind,
-            } => set_nvpair(config, resource, name, value, *kind),
-            Action::Drop { id, missing_ok } => drop_element(config, id, *missing_ok),
+            Action::Set { .. } | Action::Drop { .. } => Err("not a value rewrite".into()),
         }
     }
 }
@@ -682,11 +749,24 @@ fn owner_along(root: &Element, path: &[usize]) -> Option<String> {
 /// `attr_ok` (reference attributes never) in the subtree of the element
 /// named `scope`, or in the whole tree.
 fn rewrite_values(
-    config: &mut Element,
+    target: &mut Target<'_, '_>,
     scope: Option<&str>,
     attr_ok: impl Fn(&str) -> bool,
     edit: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, String> {
+    let mut changes = Vec::new();
+    let config = match target {
+        Target::Owned(config) => config,
+        Target::Doc { doc, roots, edits } => {
+            if scope.is_some() {
+                return Err("a rule restricted to a resource needs the owned tree".into());
+            }
+            for &root in *roots {
+                rewrite_doc(doc.node(root), Owner::None, &attr_ok, &edit, &mut changes, edits);
+            }
+            return Ok(changes);
+        }
+    };
     let (path, owner) = match scope {
         None => (Vec::new(), None),
         Some(id) => {
@@ -699,7 +779,6 @@ fn rewrite_values(
             (path, owner)
         }
     };
-    let mut changes = Vec::new();
     let start = at_path_mut(config, &path);
     let owner = owner.as_deref().map_or(Owner::None, Owner::Text);
     rewrite_element(start, owner, &attr_ok, &edit, &mut changes);
@@ -751,9 +830,7 @@ fn rewrite_element(
         children,
         ..
     } = el;
-    let is_nvpair = el_name == "nvpair";
-    let is_owner = OWNER_ELEMENTS.contains(&el_name.as_str());
-    let mut here: Option<String> = None;
+    let mut here = Here::new(el_name, owner);
     for i in 0..attrs.len() {
         let (name, value) = &attrs[i];
         if is_reference_attr(name) || !attr_ok(name) {
@@ -762,23 +839,11 @@ fn rewrite_element(
         let Some(new) = edit(value).filter(|new| new != value) else {
             continue;
         };
-        let here = here.get_or_insert_with(|| {
-            let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
-            let me = describe_parts(el_name, id);
-            match owner.render() {
-                Some(owner) if !is_owner => format!("{owner} {me}"),
-                _ => me,
-            }
-        });
-        let line = if is_nvpair && name == "value" {
-            format!("{here}: {value} -> {new}")
-        } else {
-            format!("{here} attribute `{name}`: {value} -> {new}")
-        };
-        changes.push(line);
+        let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
+        changes.push(here.line(id, name, value, &new));
         attrs[i].1 = new;
     }
-    let child_owner = if is_owner {
+    let child_owner = if here.is_owner {
         let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
         Owner::Element { name: el_name, id }
     } else {
@@ -786,6 +851,75 @@ fn rewrite_element(
     };
     for child in children.iter_mut() {
         rewrite_element(child, child_owner, attr_ok, edit, changes);
+    }
+}
+
+/// [`rewrite_element`] on an element of a [`Doc`], visiting children in
+/// canonical order (the order of the owned scope); the edits are collected
+/// for the caller to apply.
+fn rewrite_doc(
+    el: DocNode<'_>,
+    owner: Owner<'_>,
+    attr_ok: &impl Fn(&str) -> bool,
+    edit: &impl Fn(&str) -> Option<String>,
+    changes: &mut Vec<String>,
+    edits: &mut Vec<(AttrId, String)>,
+) {
+    let doc = el.doc();
+    let mut here = Here::new(el.name(), owner);
+    for a in el.attr_ids() {
+        let (name, value) = (doc.attr_name(a), doc.value(a));
+        if is_reference_attr(name) || !attr_ok(name) {
+            continue;
+        }
+        let Some(new) = edit(value).filter(|new| new != value) else {
+            continue;
+        };
+        changes.push(here.line(el.id(), name, value, &new));
+        edits.push((a, new));
+    }
+    let child_owner = if here.is_owner {
+        Owner::Element { name: el.name(), id: el.id() }
+    } else {
+        owner
+    };
+    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, attr_ok, edit, changes, edits));
+}
+
+/// How the change lines of one element name it; its location ("primitive
+/// `vip` nvpair `vip-ip`") is rendered at the first change only.
+struct Here<'o> {
+    name: &'o str,
+    owner: Owner<'o>,
+    is_owner: bool,
+    rendered: Option<String>,
+}
+
+impl<'o> Here<'o> {
+    fn new(name: &'o str, owner: Owner<'o>) -> Here<'o> {
+        Here {
+            name,
+            owner,
+            is_owner: OWNER_ELEMENTS.contains(&name),
+            rendered: None,
+        }
+    }
+
+    /// The change line of attribute `attr` going from `value` to `new`.
+    fn line(&mut self, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
+        let (name, owner, is_owner) = (self.name, self.owner, self.is_owner);
+        let here = self.rendered.get_or_insert_with(|| {
+            let me = describe_parts(name, id);
+            match owner.render() {
+                Some(owner) if !is_owner => format!("{owner} {me}"),
+                _ => me,
+            }
+        });
+        if name == "nvpair" && attr == "value" {
+            format!("{here}: {value} -> {new}")
+        } else {
+            format!("{here} attribute `{attr}`: {value} -> {new}")
+        }
     }
 }
 

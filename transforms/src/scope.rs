@@ -129,111 +129,39 @@ impl Scope {
                 .collect();
             return self.document_xml_with(attrs);
         }
-        // A placeholder of the digest's length, overwritten at the end.
-        const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-        let mut out = String::with_capacity(self.config.children.len() * 1024);
-        let mut hole = None;
-        out.push('<');
-        out.push_str(&self.config.name);
-        for (k, v) in attrs {
-            out.push(' ');
-            out.push_str(k);
-            out.push_str("=\"");
-            if k == digest_attr {
-                hole = Some(out.len());
-                out.push_str(PLACEHOLDER);
-            } else {
-                escape_attr_into(v, &mut out);
-            }
-            out.push('"');
-        }
-        out.push_str(">\n");
-        // The content as `digest` serializes it: the root without attributes.
-        let mut hash = HashSink::new();
-        hash.push("<");
-        hash.push(&self.config.name);
-        hash.push(">\n");
-        {
-            let mut both = Both(&mut out, &mut hash);
-            for c in &self.config.children {
-                c.write_to(&mut both, 1);
-            }
-        }
-        let end = format!("</{}>\n", self.config.name);
-        hash.push(&end);
-        if let Some(lo) = self.left_out_element() {
-            lo.write_to(&mut out, 1);
-        }
-        out.push_str(&end);
-        if let Some(at) = hole {
-            out.replace_range(at..at + PLACEHOLDER.len(), &hash.finish());
-        }
-        out
+        let config = &self.config;
+        document_with_digest(
+            attrs,
+            digest_attr,
+            self.left_out_element(),
+            |out| {
+                for c in &config.children {
+                    c.write_to(out, 1);
+                }
+            },
+        )
     }
 
     /// The root attributes of the published document, in document order:
     /// ticket, version, term, digest.
     pub fn document_attrs(&self) -> Vec<(String, String)> {
-        let mut attrs = vec![(ATTR_TICKET.to_string(), self.ticket.clone())];
-        if let Some(v) = &self.version {
-            attrs.push((ATTR_VERSION.to_string(), v.clone()));
-        }
-        if let Some(t) = self.term {
-            attrs.push((ATTR_TERM.to_string(), t.to_string()));
-        }
-        attrs.push((ATTR_DIGEST.to_string(), self.digest.clone()));
-        attrs
+        document_attrs(&self.ticket, self.version.as_deref(), self.term, &self.digest)
     }
 
     /// The `replicator-left-out` element, when something was left out.
     fn left_out_element(&self) -> Option<Element> {
-        if self.left_out.is_empty() {
-            return None;
-        }
-        let mut lo = Element::new(LEFT_OUT);
-        lo.children = self
-            .left_out
-            .iter()
-            .map(|l| {
-                Element::new("item")
-                    .with_attr("kind", l.kind.clone())
-                    .with_attr("id", l.id.clone())
-                    .with_attr("reason", l.reason.clone())
-            })
-            .collect();
-        Some(lo)
+        left_out_element(&self.left_out)
     }
 
     /// Reads a published document back, verifying its digest and, when
     /// `expect_ticket` is given, that it is for that ticket.
     pub fn from_document(mut doc: Element, expect_ticket: Option<&str>) -> Result<Scope, Error> {
-        if doc.name != "configuration" {
-            return Err(Error::NotCib(format!(
-                "a published scope is a <configuration> element, found <{}>",
-                doc.name
-            )));
-        }
-        let ticket = doc
-            .remove_attr(ATTR_TICKET)
-            .ok_or_else(|| Error::NotCib(format!("<configuration> has no {ATTR_TICKET} attribute: not a published scope")))?;
-        if let Some(expected) = expect_ticket {
-            if expected != ticket {
-                return Err(Error::WrongTicket {
-                    expected: expected.into(),
-                    found: ticket,
-                });
-            }
-        }
-        let claimed = doc
-            .remove_attr(ATTR_DIGEST)
-            .ok_or_else(|| Error::NotCib(format!("<configuration> has no {ATTR_DIGEST} attribute")))?;
-        let version = doc.remove_attr(ATTR_VERSION);
-        let term = match doc.remove_attr(ATTR_TERM) {
-            None => None,
-            Some(t) => Some(t.parse::<u64>().map_err(|_| {
-                Error::NotCib(format!("{ATTR_TERM}=\"{t}\" is not a number"))
-            })?),
-        };
+        let Metadata {
+            ticket,
+            digest: claimed,
+            version,
+            term,
+        } = Metadata::read(&doc, expect_ticket)?;
         let mut left_out = Vec::new();
         if let Some(pos) = doc.children.iter().position(|c| c.name == LEFT_OUT) {
             for item in doc.children.remove(pos).children {
@@ -259,6 +187,134 @@ impl Scope {
             left_out,
         })
     }
+}
+
+/// The root attributes of a published document, in document order:
+/// ticket, version, term, digest.
+fn document_attrs(ticket: &str, version: Option<&str>, term: Option<u64>, digest: &str) -> Vec<(String, String)> {
+    let mut attrs = vec![(ATTR_TICKET.to_string(), ticket.to_string())];
+    if let Some(v) = version {
+        attrs.push((ATTR_VERSION.to_string(), v.to_string()));
+    }
+    if let Some(t) = term {
+        attrs.push((ATTR_TERM.to_string(), t.to_string()));
+    }
+    attrs.push((ATTR_DIGEST.to_string(), digest.to_string()));
+    attrs
+}
+
+/// The `replicator-left-out` element, when something was left out.
+fn left_out_element(left_out: &[LeftOut]) -> Option<Element> {
+    if left_out.is_empty() {
+        return None;
+    }
+    let mut lo = Element::new(LEFT_OUT);
+    lo.children = left_out
+        .iter()
+        .map(|l| {
+            Element::new("item")
+                .with_attr("kind", l.kind.clone())
+                .with_attr("id", l.id.clone())
+                .with_attr("reason", l.reason.clone())
+        })
+        .collect();
+    Some(lo)
+}
+
+/// The root attributes of a published document.
+struct Metadata {
+    ticket: String,
+    digest: String,
+    version: Option<String>,
+    term: Option<u64>,
+}
+
+impl Metadata {
+    /// Reads them from the root of a published document, checking that it
+    /// is one, and for `expect_ticket` when given.
+    fn read<'a, N: Node<'a>>(root: N, expect_ticket: Option<&str>) -> Result<Metadata, Error> {
+        if root.name() != "configuration" {
+            return Err(Error::NotCib(format!(
+                "a published scope is a <configuration> element, found <{}>",
+                root.name()
+            )));
+        }
+        let ticket = root
+            .attr(ATTR_TICKET)
+            .ok_or_else(|| Error::NotCib(format!("<configuration> has no {ATTR_TICKET} attribute: not a published scope")))?;
+        if let Some(expected) = expect_ticket {
+            if expected != ticket {
+                return Err(Error::WrongTicket {
+                    expected: expected.into(),
+                    found: ticket.into(),
+                });
+            }
+        }
+        let digest = root
+            .attr(ATTR_DIGEST)
+            .ok_or_else(|| Error::NotCib(format!("<configuration> has no {ATTR_DIGEST} attribute")))?;
+        let term = match root.attr(ATTR_TERM) {
+            None => None,
+            Some(t) => Some(t.parse::<u64>().map_err(|_| {
+                Error::NotCib(format!("{ATTR_TERM}=\"{t}\" is not a number"))
+            })?),
+        };
+        Ok(Metadata {
+            ticket: ticket.into(),
+            digest: digest.into(),
+            version: root.attr(ATTR_VERSION).map(str::to_string),
+            term,
+        })
+    }
+}
+
+/// A published document whose content (the children of its root, written
+/// one level deep by `content`, in canonical form) is hashed while it is
+/// written: `attrs` are the root's attributes, where the value of
+/// `digest_attr` is replaced by the content's digest. `left_out` follows
+/// the content and is not part of the digest.
+fn document_with_digest(
+    attrs: &[(String, String)],
+    digest_attr: &str,
+    left_out: Option<Element>,
+    content: impl FnOnce(&mut Both<'_, String, HashSink>),
+) -> String {
+    // A placeholder of the digest's length, overwritten at the end.
+    const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const ROOT: &str = "configuration";
+    let mut out = String::with_capacity(1 << 16);
+    let mut hole = None;
+    out.push('<');
+    out.push_str(ROOT);
+    for (k, v) in attrs {
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("=\"");
+        if k == digest_attr {
+            hole = Some(out.len());
+            out.push_str(PLACEHOLDER);
+        } else {
+            escape_attr_into(v, &mut out);
+        }
+        out.push('"');
+    }
+    out.push_str(">\n");
+    // The content as `digest` serializes it: the root without attributes.
+    let mut hash = HashSink::new();
+    hash.push("<");
+    hash.push(ROOT);
+    hash.push(">\n");
+    content(&mut Both(&mut out, &mut hash));
+    let end = format!("</{ROOT}>\n");
+    hash.push(&end);
+    if let Some(lo) = left_out {
+        lo.write_to(&mut out, 1);
+    }
+    out.push_str(&end);
+    if let Some(at) = hole {
+        out.replace_range(at..at + PLACEHOLDER.len(), &hash.finish());
+    }
+    out
 }
 
 /// A [`Sink`] writing to two sinks.
@@ -688,6 +744,9 @@ fn inline_foreign_id_refs<'a, N: Node<'a>>(scope: &mut Element, config: N) -> bo
     });
     !inlined.is_empty()
 }
+
+mod compact;
+pub use compact::DocScope;
 
 #[cfg(test)]
 mod tests;

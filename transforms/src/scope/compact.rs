@@ -1,0 +1,314 @@
+//! The scope of a ticket over a compact [`Doc`]: the same selection, the
+//! same canonical content and digest as [`Scope`], without an owned copy
+//! of the configuration.
+//!
+//! A [`DocScope`] lists the elements of a `Doc` that make up the scope, in
+//! canonical order; the few elements the scope changes (an `rsc_ticket`
+//! without its fencing devices, tags restricted to replicated members) are
+//! appended to the `Doc` as detached subtrees ([`Doc::append`]). Writing
+//! the content puts each element in canonical form as it goes
+//! ([`crate::canonical::write_canonical`]), so the bytes, and the digest,
+//! are those of the owned scope.
+
+use super::*;
+use crate::canonical::{compare_by_id, write_canonical};
+use crate::doc::{Doc, DocNode};
+
+/// The scope of a ticket over a [`Doc`]: which of its elements make up the
+/// content, with the publication metadata. Methods that read the content
+/// take the `Doc` it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocScope {
+    /// The ticket.
+    pub ticket: String,
+    content: Content,
+    /// `sha256:<hex>` of the canonical content, as computed or verified
+    /// when the scope was made ([`DocScope::content_digest`] recomputes it).
+    pub digest: String,
+    /// CIB version the scope was cut from, if known.
+    pub version: Option<String>,
+    /// Grant term of the ticket at the origin, if known.
+    pub term: Option<u64>,
+    /// What touches the scope but was left out, sorted.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// The elements of the content, by their index in the `Doc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    /// Cut out of a CIB: the top-level elements of `<resources>`,
+    /// `<constraints>` and `<tags>`, each list in canonical order.
+    Cut([Vec<u32>; 3]),
+    /// Read from a published document: the children of its root.
+    Document(Vec<u32>),
+}
+
+const SECTIONS: [&str; 3] = ["resources", "constraints", "tags"];
+
+impl DocScope {
+    /// Cuts the scope of `ticket` out of a parsed `<cib>`: the same content,
+    /// digest and left-out list as [`cut`] on the owned tree.
+    pub fn cut(doc: &mut Doc<'_>, ticket: &str) -> Result<DocScope, Error> {
+        let root = doc.root();
+        if root.name() != "cib" {
+            return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", root.name())));
+        }
+        let config = root
+            .child("configuration")
+            .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))?;
+        let version = cib::version(root);
+        let term = cib::ticket_state(root, ticket).term;
+        let selection = select(config, ticket)?;
+        let section = |name: &str| -> Vec<u32> {
+            config
+                .child(name)
+                .map(|s| s.children().map(DocNode::index).collect())
+                .unwrap_or_default()
+        };
+        let (resources, constraints) = (section("resources"), section("constraints"));
+        let Selection {
+            ticket: _,
+            tops,
+            own,
+            kept,
+            tags,
+            left_out,
+        } = selection;
+        let tops: Vec<u32> = tops.iter().map(|&i| resources[i]).collect();
+        let mut cons: Vec<Result<u32, Element>> = Vec::with_capacity(own.len() + kept.len());
+        for o in own {
+            cons.push(match o {
+                Own::At(i) => Ok(constraints[i]),
+                Own::Changed(el) => Err(el),
+            });
+        }
+        cons.extend(kept.iter().map(|&i| Ok(constraints[i])));
+
+        if has_id_refs(config, &tops, &cons, &tags) {
+            // Rare: an `id-ref` may point outside the scope, and the owned
+            // scope inlines what it points at. Build that one and take its
+            // elements.
+            let copy = |i: &u32| doc.node(*i).to_element();
+            let owned = finish(
+                ticket.to_string(),
+                Element {
+                    children: tops.iter().map(copy).collect(),
+                    ..Element::new("resources")
+                },
+                Element {
+                    children: cons.iter().map(|c| c.as_ref().map_or_else(Clone::clone, copy)).collect(),
+                    ..Element::new("constraints")
+                },
+                tags,
+                left_out,
+                config,
+            );
+            let mut sections: [Vec<u32>; 3] = Default::default();
+            for (i, name) in SECTIONS.iter().enumerate() {
+                if let Some(s) = owned.config.child(name) {
+                    sections[i] = s.children.iter().map(|c| doc.append(c)).collect::<Result<_, _>>()?;
+                }
+            }
+            return Ok(DocScope {
+                ticket: owned.ticket,
+                content: Content::Cut(sections),
+                digest: owned.digest,
+                version: Some(version),
+                term,
+                left_out: owned.left_out,
+            });
+        }
+
+        let mut cons_ix = Vec::with_capacity(cons.len());
+        for c in cons {
+            cons_ix.push(match c {
+                Ok(i) => i,
+                Err(el) => doc.append(&el)?,
+            });
+        }
+        let tags_ix = tags.children.iter().map(|t| doc.append(t)).collect::<Result<Vec<u32>, _>>()?;
+        let mut sections = [tops, cons_ix, tags_ix];
+        for s in &mut sections {
+            s.sort_by(|a, b| compare_by_id(&doc.node(*a), &doc.node(*b)));
+        }
+        let mut scope = DocScope {
+            ticket: ticket.to_string(),
+            content: Content::Cut(sections),
+            digest: String::new(),
+            version: Some(version),
+            term,
+            left_out: left_out.into_iter().collect(),
+        };
+        scope.digest = scope.content_digest(doc);
+        Ok(scope)
+    }
+
+    /// Reads a published document (parsed as a `Doc`) back, verifying its
+    /// digest and, when `expect_ticket` is given, that it is for that
+    /// ticket: [`Scope::from_document`] without the owned copy.
+    pub fn from_document(doc: &Doc<'_>, expect_ticket: Option<&str>) -> Result<DocScope, Error> {
+        let root = doc.root();
+        let meta = Metadata::read(root, expect_ticket)?;
+        let mut left_out = Vec::new();
+        let mut children = Vec::new();
+        let mut seen_left_out = false;
+        for c in root.children() {
+            // The first `replicator-left-out` is the list, as for the owned
+            // tree; another one would be content.
+            if c.name() == LEFT_OUT && !seen_left_out {
+                seen_left_out = true;
+                left_out.extend(c.children().map(|item| LeftOut {
+                    kind: item.attr("kind").unwrap_or("").into(),
+                    id: item.attr("id").unwrap_or("").into(),
+                    reason: item.attr("reason").unwrap_or("").into(),
+                }));
+                continue;
+            }
+            children.push(c.index());
+        }
+        let mut scope = DocScope {
+            ticket: meta.ticket,
+            content: Content::Document(children),
+            digest: String::new(),
+            version: meta.version,
+            term: meta.term,
+            left_out,
+        };
+        let actual = scope.content_digest(doc);
+        if actual != meta.digest {
+            return Err(Error::DigestMismatch {
+                claimed: meta.digest,
+                actual,
+            });
+        }
+        scope.digest = actual;
+        Ok(scope)
+    }
+
+    /// The top-level elements of the content, in canonical order: each
+    /// section's elements for a cut scope, the sections themselves for a
+    /// document read back.
+    pub fn elements<'d>(&self, doc: &'d Doc<'_>) -> Vec<DocNode<'d>> {
+        match &self.content {
+            Content::Cut(sections) => sections.iter().flatten().map(|&i| doc.node(i)).collect(),
+            Content::Document(children) => children.iter().map(|&i| doc.node(i)).collect(),
+        }
+    }
+
+    /// Writes the content, the children of `<configuration>` one level deep,
+    /// in canonical form.
+    fn write_sections<S: Sink + ?Sized>(&self, doc: &Doc<'_>, out: &mut S) {
+        let mut element = |n: DocNode<'_>, out: &mut S, depth: usize| write_canonical(n, out, depth, true);
+        match &self.content {
+            Content::Cut(sections) => {
+                for (name, parts) in SECTIONS.iter().zip(sections) {
+                    if *name == "tags" && parts.is_empty() {
+                        continue;
+                    }
+                    let parts = parts.iter().map(|&i| doc.node(i));
+                    write_element(out, 1, name, std::iter::empty(), "", parts, &mut element);
+                }
+            }
+            Content::Document(children) => {
+                for &i in children {
+                    element(doc.node(i), out, 1);
+                }
+            }
+        }
+    }
+
+    /// `sha256:<hex>` of the canonical content as it stands in `doc` (after
+    /// rules, say): what [`crate::canonical::digest`] gives for the owned
+    /// configuration.
+    pub fn content_digest(&self, doc: &Doc<'_>) -> String {
+        let mut hash = HashSink::new();
+        let empty = matches!(&self.content, Content::Document(c) if c.is_empty());
+        if empty {
+            hash.push("<configuration/>\n");
+        } else {
+            hash.push("<configuration>\n");
+            self.write_sections(doc, &mut hash);
+            hash.push("</configuration>\n");
+        }
+        hash.finish()
+    }
+
+    /// The published document ([`Scope::to_document_xml`]), its digest
+    /// computed from the content as it stands in `doc`.
+    pub fn to_document_xml(&self, doc: &Doc<'_>) -> String {
+        self.document_xml_with_digest(doc, &document_attrs(&self.ticket, self.version.as_deref(), self.term, &self.digest), ATTR_DIGEST)
+    }
+
+    /// [`Scope::document_xml_with_digest`]: the document with root
+    /// attributes `attrs`, where the value of `digest_attr` is the content's
+    /// digest, computed while the content is written.
+    pub fn document_xml_with_digest(&self, doc: &Doc<'_>, attrs: &[(String, String)], digest_attr: &str) -> String {
+        if matches!(&self.content, Content::Document(c) if c.is_empty()) {
+            // `<configuration .../>`: nothing to write in one pass.
+            let digest = self.content_digest(doc);
+            let attrs = attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == digest_attr { digest.clone() } else { v.clone() }))
+                .collect::<Vec<_>>();
+            let mut root = Element::new("configuration");
+            root.attrs = attrs;
+            root.children.extend(left_out_element(&self.left_out));
+            return root.to_xml();
+        }
+        document_with_digest(attrs, digest_attr, left_out_element(&self.left_out), |out| self.write_sections(doc, out))
+    }
+
+    /// An owned [`Scope`] of the same content (for merging).
+    pub fn to_scope(&self, doc: &Doc<'_>) -> Scope {
+        let config = match &self.content {
+            Content::Cut(sections) => {
+                let mut config = Element::new("configuration");
+                for (name, parts) in SECTIONS.iter().zip(sections) {
+                    if *name == "tags" && parts.is_empty() {
+                        continue;
+                    }
+                    config.children.push(Element {
+                        children: parts.iter().map(|&i| doc.node(i).to_element()).collect(),
+                        ..Element::new(*name)
+                    });
+                }
+                config
+            }
+            Content::Document(children) => Element {
+                children: children.iter().map(|&i| doc.node(i).to_element()).collect(),
+                ..Element::new("configuration")
+            },
+        };
+        let mut config = config;
+        canonicalize(&mut config);
+        Scope {
+            ticket: self.ticket.clone(),
+            config,
+            digest: self.content_digest(doc),
+            version: self.version.clone(),
+            term: self.term,
+            left_out: self.left_out.clone(),
+        }
+    }
+}
+
+/// Whether any element of the scope carries an `id-ref`.
+fn has_id_refs(config: DocNode<'_>, tops: &[u32], cons: &[Result<u32, Element>], tags: &Element) -> bool {
+    let doc = config.doc();
+    let node_has = |i: u32| {
+        let mut any = false;
+        doc.node(i).walk(&mut |n| any |= n.attr("id-ref").is_some());
+        any
+    };
+    let owned_has = |el: &Element| {
+        let mut any = false;
+        el.walk(&mut |n| any |= n.attr("id-ref").is_some());
+        any
+    };
+    tops.iter().any(|&i| node_has(i))
+        || cons.iter().any(|c| match c {
+            Ok(i) => node_has(*i),
+            Err(el) => owned_has(el),
+        })
+        || owned_has(tags)
+}
