@@ -238,7 +238,7 @@ fn main() -> anyhow::Result<()> {
             let rules = load_rules(&file, rules.as_deref())?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut doc = Doc::parse(&text).with_context(|| format!("parsing {}", file.display()))?;
-            let s = DocScope::cut(&mut doc, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
+            let s = DocScope::select(&mut doc, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
             let roots: Vec<u32> = s.elements(&doc).iter().map(|n| n.index()).collect();
             let digest = match rules.apply_doc(&mut doc, &roots) {
                 Some(changes) => {

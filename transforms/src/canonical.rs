@@ -112,11 +112,7 @@ fn compare<'a, N: Node<'a>>(order: ChildOrder, a: &N, b: &N) -> Ordering {
 pub(crate) fn for_each_canonical_child<'a, N: Node<'a>>(el: N, f: impl FnMut(N)) {
     match needed_sort(el) {
         None => el.children().for_each(f),
-        Some(order) => {
-            let mut sorted: Vec<N> = el.children().collect();
-            sorted.sort_by(|a, b| compare(order, a, b));
-            sorted.into_iter().for_each(f);
-        }
+        Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| sorted.iter().copied().for_each(f)),
     }
 }
 
@@ -175,11 +171,9 @@ pub fn write_canonical<'a, N: Node<'a>, S: Sink + ?Sized>(el: N, out: &mut S, de
         let mut child = |c: N, out: &mut S, depth: usize| child(c, out, depth);
         match needed_sort(el) {
             None => write_element(out, depth, el.name(), attr_list, el.text(), el.children(), &mut child),
-            Some(order) => {
-                let mut sorted: Vec<N> = el.children().collect();
-                sorted.sort_by(|a, b| compare(order, a, b));
-                write_element(out, depth, el.name(), attr_list, el.text(), sorted.into_iter(), &mut child);
-            }
+            Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| {
+                write_element(out, depth, el.name(), attr_list, el.text(), sorted.iter().copied(), &mut child);
+            }),
         }
     };
     if !attrs {
@@ -187,10 +181,36 @@ pub fn write_canonical<'a, N: Node<'a>, S: Sink + ?Sized>(el: N, out: &mut S, de
     } else if attrs_sorted(el) {
         write(&mut el.attrs(), out, &mut child);
     } else {
-        let mut v: Vec<(&'a str, &'a str)> = el.attrs().collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        write(&mut v.into_iter(), out, &mut child);
+        with_sorted(el.attrs(), |a, b| a.0.cmp(b.0), |sorted| write(&mut sorted.iter().copied(), out, &mut child));
     }
+}
+
+/// Calls `f` with the items sorted (stably) by `cmp`: on the stack when
+/// there are few (the attributes or children of one element), else in a
+/// vector.
+fn with_sorted<T: Copy, R>(mut items: impl Iterator<Item = T>, cmp: impl Fn(&T, &T) -> Ordering, f: impl FnOnce(&[T]) -> R) -> R {
+    const STACK: usize = 16;
+    let Some(first) = items.next() else {
+        return f(&[]);
+    };
+    let mut buf = [first; STACK];
+    let mut n = 1;
+    while n < STACK {
+        match items.next() {
+            Some(item) => {
+                buf[n] = item;
+                n += 1;
+            }
+            None => {
+                buf[..n].sort_by(&cmp);
+                return f(&buf[..n]);
+            }
+        }
+    }
+    let mut all: Vec<T> = buf.to_vec();
+    all.extend(items);
+    all.sort_by(cmp);
+    f(&all)
 }
 
 /// Canonical serialization of the *children* of `el` (its own attributes are

@@ -124,13 +124,23 @@ impl<'s> Doc<'s> {
         DocNode { doc: self, ix }
     }
 
+    /// The text of `s`. Every `Str` is made by `src_str` from a slice of
+    /// `src`, or by `side_str` from a whole `&str` appended to `side`
+    /// (which only grows), so both ends are in bounds and on character
+    /// boundaries.
+    #[inline]
     fn str(&self, s: Str) -> &str {
-        let start = s.start as usize;
-        if s.len & SIDE != 0 {
-            &self.side[start..start + (s.len & !SIDE) as usize]
+        let (buf, len) = if s.len & SIDE != 0 {
+            (self.side.as_str(), s.len & !SIDE)
         } else {
-            &self.src[start..start + s.len as usize]
-        }
+            (self.src, s.len)
+        };
+        let range = s.start as usize..(s.start + len) as usize;
+        debug_assert!(buf.get(range.clone()).is_some(), "a Str is a valid range of its buffer");
+        // SAFETY: see above — `range` is in bounds of `buf` and on character
+        // boundaries by construction. This is the hottest read of the
+        // crate (every name and value goes through it).
+        unsafe { buf.get_unchecked(range) }
     }
 
     /// Appends `text` to the side buffer.
@@ -324,6 +334,18 @@ impl<'d> Node<'d> for DocNode<'d> {
 
     fn text(self) -> &'d str {
         self.doc.str(self.data().text)
+    }
+
+    #[inline]
+    fn attr(self, name: &str) -> Option<&'d str> {
+        // Compares lengths before bytes, and makes a `str` of the value only.
+        let d = self.data();
+        let (start, len) = (d.attr_start as usize, d.attr_len as usize);
+        let want = name.as_bytes();
+        self.doc.attrs[start..start + len]
+            .iter()
+            .find(|a| (a.name.len & !SIDE) as usize == want.len() && self.doc.str(a.name).as_bytes() == want)
+            .map(|a| self.doc.str(a.value))
     }
 
     fn to_element(self) -> Element {

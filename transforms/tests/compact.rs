@@ -96,7 +96,7 @@ fn compact_tree_and_scope_equal_the_owned_ones_on_the_corpus() {
                 (a, b) => panic!("{name} {ticket}: {a:?} vs {b:?}"),
             };
             scopes += 1;
-            assert_eq!(got.digest, expected.digest, "{name} {ticket}: digest");
+            assert_eq!(got.digest.as_deref(), Some(expected.digest.as_str()), "{name} {ticket}: digest");
             assert_eq!(got.left_out, expected.left_out, "{name} {ticket}: left out");
             assert_eq!((&got.version, got.term), (&expected.version, expected.term), "{name} {ticket}");
             let document = got.to_document_xml(&doc);
@@ -107,7 +107,7 @@ fn compact_tree_and_scope_equal_the_owned_ones_on_the_corpus() {
             let mut expected = Scope::from_document(parse(&document).unwrap(), Some(&ticket)).unwrap();
             let mut back = Doc::parse(&document).unwrap();
             let read = DocScope::from_document(&back, Some(&ticket)).unwrap();
-            assert_eq!(read.digest, expected.digest, "{name} {ticket}: digest read back");
+            assert_eq!(read.digest.as_deref(), Some(expected.digest.as_str()), "{name} {ticket}: digest read back");
             let want = rules.apply(&mut expected.config).unwrap();
             let roots: Vec<u32> = read.elements(&back).iter().map(|n| n.index()).collect();
             let lines = rules.apply_doc(&mut back, &roots).expect("value rules run on a Doc").unwrap();

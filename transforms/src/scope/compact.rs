@@ -11,7 +11,7 @@
 //! are those of the owned scope.
 
 use super::*;
-use crate::canonical::{compare_by_id, write_canonical};
+use crate::canonical::write_canonical;
 use crate::doc::{Doc, DocNode};
 
 /// The scope of a ticket over a [`Doc`]: which of its elements make up the
@@ -23,8 +23,10 @@ pub struct DocScope {
     pub ticket: String,
     content: Content,
     /// `sha256:<hex>` of the canonical content, as computed or verified
-    /// when the scope was made ([`DocScope::content_digest`] recomputes it).
-    pub digest: String,
+    /// when the scope was made; `None` after [`DocScope::select`]
+    /// ([`DocScope::content_digest`] computes it for the content as it
+    /// stands).
+    pub digest: Option<String>,
     /// CIB version the scope was cut from, if known.
     pub version: Option<String>,
     /// Grant term of the ticket at the origin, if known.
@@ -49,6 +51,16 @@ impl DocScope {
     /// Cuts the scope of `ticket` out of a parsed `<cib>`: the same content,
     /// digest and left-out list as [`cut`] on the owned tree.
     pub fn cut(doc: &mut Doc<'_>, ticket: &str) -> Result<DocScope, Error> {
+        let mut scope = DocScope::select(doc, ticket)?;
+        if scope.digest.is_none() {
+            scope.digest = Some(scope.content_digest(doc));
+        }
+        Ok(scope)
+    }
+
+    /// [`DocScope::cut`] without the digest, for a caller that rewrites
+    /// the content first (the digest is then that of the rewritten content).
+    pub fn select(doc: &mut Doc<'_>, ticket: &str) -> Result<DocScope, Error> {
         let root = doc.root();
         if root.name() != "cib" {
             return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", root.name())));
@@ -112,7 +124,7 @@ impl DocScope {
             return Ok(DocScope {
                 ticket: owned.ticket,
                 content: Content::Cut(sections),
-                digest: owned.digest,
+                digest: Some(owned.digest),
                 version: Some(version),
                 term,
                 left_out: owned.left_out,
@@ -129,18 +141,16 @@ impl DocScope {
         let tags_ix = tags.children.iter().map(|t| doc.append(t)).collect::<Result<Vec<u32>, _>>()?;
         let mut sections = [tops, cons_ix, tags_ix];
         for s in &mut sections {
-            s.sort_by(|a, b| compare_by_id(&doc.node(*a), &doc.node(*b)));
+            sort_by_id(doc, s);
         }
-        let mut scope = DocScope {
+        Ok(DocScope {
             ticket: ticket.to_string(),
             content: Content::Cut(sections),
-            digest: String::new(),
+            digest: None,
             version: Some(version),
             term,
             left_out: left_out.into_iter().collect(),
-        };
-        scope.digest = scope.content_digest(doc);
-        Ok(scope)
+        })
     }
 
     /// Reads a published document (parsed as a `Doc`) back, verifying its
@@ -169,7 +179,7 @@ impl DocScope {
         let mut scope = DocScope {
             ticket: meta.ticket,
             content: Content::Document(children),
-            digest: String::new(),
+            digest: None,
             version: meta.version,
             term: meta.term,
             left_out,
@@ -181,7 +191,7 @@ impl DocScope {
                 actual,
             });
         }
-        scope.digest = actual;
+        scope.digest = Some(actual);
         Ok(scope)
     }
 
@@ -236,7 +246,9 @@ impl DocScope {
     /// The published document ([`Scope::to_document_xml`]), its digest
     /// computed from the content as it stands in `doc`.
     pub fn to_document_xml(&self, doc: &Doc<'_>) -> String {
-        self.document_xml_with_digest(doc, &document_attrs(&self.ticket, self.version.as_deref(), self.term, &self.digest), ATTR_DIGEST)
+        // The digest attribute is filled in while the content is written.
+        let attrs = document_attrs(&self.ticket, self.version.as_deref(), self.term, "");
+        self.document_xml_with_digest(doc, &attrs, ATTR_DIGEST)
     }
 
     /// [`Scope::document_xml_with_digest`]: the document with root
@@ -289,6 +301,25 @@ impl DocScope {
             term: self.term,
             left_out: self.left_out.clone(),
         }
+    }
+}
+
+/// Sorts elements of `doc` in the canonical order of a section's children
+/// (stable, by id then element name), reading each key once.
+fn sort_by_id(doc: &Doc<'_>, elements: &mut [u32]) {
+    let mut keyed: Vec<(&str, &str, u32)> = elements
+        .iter()
+        .map(|&i| {
+            let n = doc.node(i);
+            (n.id().unwrap_or(""), n.name(), i)
+        })
+        .collect();
+    if keyed.is_sorted_by(|a, b| (a.0, a.1) <= (b.0, b.1)) {
+        return;
+    }
+    keyed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (slot, (_, _, i)) in elements.iter_mut().zip(keyed) {
+        *slot = i;
     }
 }
 
