@@ -98,14 +98,13 @@ pub fn is_stonith<'a, N: Node<'a>>(el: N) -> bool {
 
 /// What a name used by a constraint stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Resolved {
+pub struct Resolved<'a> {
     /// Top-level resource (or template) ids the name covers.
-    pub tops: BTreeSet<String>,
+    pub tops: BTreeSet<&'a str>,
     /// Tags crossed on the way.
-    pub tags: BTreeSet<String>,
+    pub tags: BTreeSet<&'a str>,
 }
 
-/// Lookup tables over one `<configuration>`.
 /// Lookup tables over one `<configuration>`, of either tree ([`Node`]).
 #[derive(Debug)]
 pub struct Index<'a, N = &'a Element> {
@@ -181,13 +180,13 @@ impl<'a, N: Node<'a>> Index<'a, N> {
     /// covers: a resource brings its top-level element, a template brings
     /// itself and every resource using it, a tag brings what its members
     /// bring. `None` when the name is none of these.
-    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+    pub fn resolve(&self, name: &str) -> Option<Resolved<'a>> {
         let mut out = Resolved::default();
         let mut seen = BTreeSet::new();
         self.resolve_into(name, &mut out, &mut seen).then_some(out)
     }
 
-    fn resolve_into<'n>(&self, name: &'n str, out: &mut Resolved, seen: &mut BTreeSet<&'n str>) -> bool
+    fn resolve_into<'n>(&self, name: &'n str, out: &mut Resolved<'a>, seen: &mut BTreeSet<&'n str>) -> bool
     where
         'a: 'n,
     {
@@ -195,14 +194,14 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             return true;
         }
         if let Some(top) = self.top_of.get(name) {
-            out.tops.insert((*top).to_string());
+            out.tops.insert(*top);
             if let Some(users) = self.template_users.get(name) {
-                out.tops.extend(users.iter().map(|u| u.to_string()));
+                out.tops.extend(users.iter().copied());
             }
             return true;
         }
-        if let Some(members) = self.tags.get(name) {
-            out.tags.insert(name.to_string());
+        if let Some((tag, members)) = self.tags.get_key_value(name) {
+            out.tags.insert(*tag);
             for m in members.clone() {
                 // Tags may list non-resources (e.g. constraints); those add nothing.
                 self.resolve_into(m, out, seen);
@@ -232,11 +231,11 @@ mod tests {
         .unwrap();
         let ix = Index::new(&config);
         let r = ix.resolve("a").unwrap();
-        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["g"]);
+        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["g"]);
         let r = ix.resolve("t").unwrap();
-        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["c", "g", "t"]);
+        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["c", "g", "t"]);
         let r = ix.resolve("tg").unwrap();
-        assert_eq!(r.tops.iter().collect::<Vec<_>>(), ["f", "g"]);
+        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["f", "g"]);
         assert!(r.tags.contains("tg"));
         assert!(ix.fencing.contains("f"));
         assert!(ix.resolve("nope").is_none());

@@ -157,7 +157,7 @@ pub fn check_scope(scope: &Scope) -> Result<(), Error> {
                 any = true;
                 for (_, name) in constraint_refs(c) {
                     if let Some(r) = ix.resolve(name) {
-                        bound.extend(r.tops);
+                        bound.extend(r.tops.into_iter().map(str::to_string));
                     }
                 }
             }

@@ -478,8 +478,8 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
     if own.is_empty() {
         return Err(Error::NoTicketConstraint(ticket.into()));
     }
-    let mut tops: BTreeSet<String> = BTreeSet::new();
-    let mut used_tags: BTreeSet<String> = BTreeSet::new();
+    let mut tops: BTreeSet<&'a str> = BTreeSet::new();
+    let mut used_tags: BTreeSet<&'a str> = BTreeSet::new();
     for (_, c) in &own {
         for (attr, name) in constraint_refs(*c) {
             let resolved = ix.resolve(name).ok_or_else(|| Error::UnknownRef {
@@ -490,10 +490,10 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
             })?;
             used_tags.extend(resolved.tags);
             for top in resolved.tops {
-                if ix.fencing.contains(top.as_str()) {
+                if ix.fencing.contains(top) {
                     left_out.insert(LeftOut {
-                        kind: ix.top[top.as_str()].name().to_string(),
-                        id: top,
+                        kind: ix.top[top].name().to_string(),
+                        id: top.to_string(),
                         reason: format!(
                             "fencing device named by rsc_ticket `{}`: fencing is never replicated",
                             c.id().unwrap_or("")
@@ -507,16 +507,14 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
     }
 
     // 3: templates used by replicated primitives.
-    let mut templates = BTreeSet::new();
-    for top in &tops {
-        ix.top[top.as_str()].walk(&mut |el| {
-            if el.name() == "primitive" {
-                if let Some(t) = el.attr("template") {
-                    templates.insert(t.to_string());
-                }
-            }
-        });
-    }
+    // (The index knows, per template, the top-level elements whose
+    // primitives use it.)
+    let templates: Vec<&'a str> = ix
+        .template_users
+        .iter()
+        .filter(|(_, users)| users.iter().any(|u| tops.contains(u)))
+        .map(|(t, _)| *t)
+        .collect();
     tops.extend(templates);
 
     // 4: other constraints wholly inside the scope.
@@ -626,7 +624,8 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
         .collect();
     Ok(Selection {
         ticket: ticket.into(),
-        tops: tops.iter().map(|t| at[t.as_str()]).collect(),
+        // A template named by a primitive but not defined is not in `at`.
+        tops: tops.iter().filter_map(|t| at.get(t).copied()).collect(),
         own,
         kept,
         tags,
@@ -670,7 +669,7 @@ fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTre
 }
 
 /// The tags in `used`, each listing only members inside the scope.
-fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<String>, ix: &Index<'a, N>, tops: &BTreeSet<String>) -> Element {
+fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &BTreeSet<&'a str>) -> Element {
     let mut out = Element::new("tags");
     let Some(tags) = config.child("tags") else {
         return out;

@@ -530,6 +530,11 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
 
     /// Character data from `start` to `end` (exclusive), references resolved.
     fn text_run(&mut self, start: usize, end: usize) -> Result<(), Error> {
+        // Most runs are the layout between two tags: blank, and dropped
+        // unless the element already has text.
+        if self.b[start..end].iter().all(|&c| is_space(c)) && !self.builder.has_text() {
+            return Ok(());
+        }
         let src = self.src;
         let mut s = start;
         while let Some(i) = memchr::memchr(b'&', &self.b[s..end]) {

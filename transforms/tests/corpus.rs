@@ -91,8 +91,8 @@ fn every_corpus_cib_parses_and_every_ticket_scopes_correctly() {
                     assert!(cons.contains(id), "{name} {t}: rsc_ticket {id} missing");
                     for (_, r) in constraint_refs(c) {
                         for top in ix.resolve(r).unwrap().tops {
-                            if !ix.fencing.contains(top.as_str()) {
-                                assert!(tops.contains(top.as_str()), "{name} {t}: {r} -> {top} missing");
+                            if !ix.fencing.contains(top) {
+                                assert!(tops.contains(top), "{name} {t}: {r} -> {top} missing");
                             }
                         }
                     }

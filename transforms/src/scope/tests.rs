@@ -184,3 +184,14 @@ fn document_round_trip_verifies_digest() {
         Err(Error::DigestMismatch { .. })
     ));
 }
+
+#[test]
+fn undefined_template_is_not_a_panic() {
+    let c = cib(
+        r#"<primitive id="a" template="missing"/>"#,
+        r#"<rsc_ticket id="t1" rsc="a" ticket="T"/>"#,
+        "",
+    );
+    let s = scope(&c, "T").unwrap();
+    assert_eq!(top_ids(&s), ["a"]);
+}
