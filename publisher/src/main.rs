@@ -22,8 +22,8 @@ use cib_publisher::publication::Channels;
 use cib_publisher::server::{self, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
-use cib_transforms::scope;
-use cib_transforms::xml;
+use cib_transforms::scope::DocScope;
+use cib_transforms::Doc;
 
 /// mimalloc: a 10 MB CIB becomes ~10^6 small allocations; mimalloc serves
 /// them from huge pages, with a fraction of the page faults of the system
@@ -142,14 +142,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
-            let cib = xml::parse(&text).context("parsing the local CIB")?;
+            let mut cib = Doc::parse(&text).context("parsing the local CIB")?;
             // Scope errors name the ticket and the element already.
-            let s = scope::cut(cib, &ticket)?;
+            let s = DocScope::select(&mut cib, &ticket)?;
             for l in &s.left_out {
                 eprintln!("cib-publisher: left out {l}");
             }
             let mut out = std::io::stdout().lock();
-            out.write_all(s.to_document_xml().as_bytes())?;
+            out.write_all(s.to_document_xml(&cib).as_bytes())?;
             out.flush()?;
             Ok(())
         }

@@ -21,8 +21,10 @@ use tokio::sync::watch;
 use cib_net::protocol::{entity_tag, EVENT_SCOPE};
 use cib_net::sse::{self, SseError};
 use cib_transforms::cib::{self, ticket_state};
-use cib_transforms::scope::scope;
-use cib_transforms::xml::{self, Element};
+use cib_transforms::doc::{Doc, DocNode};
+use cib_transforms::node::Node as _;
+use cib_transforms::scope::DocScope;
+use cib_transforms::xml::Element;
 
 use crate::metrics::Metrics;
 
@@ -131,29 +133,36 @@ pub struct CibParseError(#[from] cib_transforms::Error);
 /// [`CibParseError`] when the text is not a CIB; a ticket whose scope cannot
 /// be computed is a [`TicketView::Failed`], not an error.
 pub fn views(cib_text: &str, tickets: &[String], metrics: &Metrics) -> Result<Vec<(String, TicketView)>, CibParseError> {
-    let cib = xml::parse(cib_text)?;
-    cib::configuration(&cib)?;
+    // The compact tree: the CIB is read once per change and never modified.
+    let mut cib = Doc::parse(cib_text)?;
+    if cib.root().name() != "cib" || cib.root().child("configuration").is_none() {
+        // The same error as for the owned tree.
+        cib::configuration(&Element::new(cib.root().name()))?;
+    }
     Ok(tickets
         .iter()
-        .map(|t| (t.clone(), view_of(&cib, t, metrics)))
+        .map(|t| (t.clone(), view_of(&mut cib, t, metrics)))
         .collect())
 }
 
 /// The view of one ticket in a parsed CIB. The scope is computed only while
 /// the ticket is granted here.
-pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
-    let state = ticket_state(cib, ticket);
-    let standby = is_standby(cib, ticket);
+pub fn view_of(cib: &mut Doc<'_>, ticket: &str, metrics: &Metrics) -> TicketView {
+    let root = cib.root();
+    let state = ticket_state(root, ticket);
+    let standby = is_standby(root, ticket);
     if !state.granted || standby {
         return TicketView::NotGranted { standby };
     }
     metrics.computed(ticket);
-    let s = match scope(cib, ticket) {
+    let s = match DocScope::select(cib, ticket) {
         Ok(s) => s,
         Err(e) => return TicketView::Failed(e.to_string()),
     };
-    let version = s.version.clone().unwrap_or_else(|| cib::version(cib));
-    match Published::new(ticket, s.to_document_xml(), s.digest.clone(), version, s.term) {
+    // One serialization for the document and its digest.
+    let (document, digest) = s.document_and_digest(cib);
+    let version = s.version.clone().unwrap_or_else(|| cib::version(cib.root()));
+    match Published::new(ticket, document, digest, version, s.term) {
         Ok(p) => TicketView::Granted(Arc::new(p)),
         Err(e) => TicketView::Failed(e.to_string()),
     }
@@ -161,10 +170,10 @@ pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
 
 /// Whether `<ticket_state id=ticket standby="true">` is recorded.
 /// (`cib_transforms::cib::TicketState` carries `granted` and `term` only.)
-fn is_standby(cib: &Element, ticket: &str) -> bool {
+fn is_standby(cib: DocNode<'_>, ticket: &str) -> bool {
     cib.child("status")
         .and_then(|s| s.child("tickets"))
-        .and_then(|t| t.children.iter().find(|c| c.name == "ticket_state" && c.id() == Some(ticket)))
+        .and_then(|t| t.children().find(|c| c.name() == "ticket_state" && c.id() == Some(ticket)))
         .is_some_and(|s| s.attr("standby") == Some("true"))
 }
 

@@ -130,7 +130,7 @@ impl Scope {
             return self.document_xml_with(attrs);
         }
         let config = &self.config;
-        document_with_digest(
+        let (document, _) = document_with_digest(
             attrs,
             digest_attr,
             self.left_out_element(),
@@ -139,7 +139,8 @@ impl Scope {
                     c.write_to(out, 1);
                 }
             },
-        )
+        );
+        document
     }
 
     /// The root attributes of the published document, in document order:
@@ -272,13 +273,14 @@ impl Metadata {
 /// one level deep by `content`, in canonical form) is hashed while it is
 /// written: `attrs` are the root's attributes, where the value of
 /// `digest_attr` is replaced by the content's digest. `left_out` follows
-/// the content and is not part of the digest.
+/// the content and is not part of the digest. Returns the document and
+/// the digest.
 fn document_with_digest(
     attrs: &[(String, String)],
     digest_attr: &str,
     left_out: Option<Element>,
     content: impl FnOnce(&mut Both<'_, String, HashSink>),
-) -> String {
+) -> (String, String) {
     // A placeholder of the digest's length, overwritten at the end.
     const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     const ROOT: &str = "configuration";
@@ -311,10 +313,11 @@ fn document_with_digest(
         lo.write_to(&mut out, 1);
     }
     out.push_str(&end);
+    let digest = hash.finish();
     if let Some(at) = hole {
-        out.replace_range(at..at + PLACEHOLDER.len(), &hash.finish());
+        out.replace_range(at..at + PLACEHOLDER.len(), &digest);
     }
-    out
+    (out, digest)
 }
 
 /// A [`Sink`] writing to two sinks.

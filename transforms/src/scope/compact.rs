@@ -246,6 +246,12 @@ impl DocScope {
     /// The published document ([`Scope::to_document_xml`]), its digest
     /// computed from the content as it stands in `doc`.
     pub fn to_document_xml(&self, doc: &Doc<'_>) -> String {
+        self.document_and_digest(doc).0
+    }
+
+    /// The published document and its digest, from one serialization of
+    /// the content as it stands in `doc`.
+    pub fn document_and_digest(&self, doc: &Doc<'_>) -> (String, String) {
         // The digest attribute is filled in while the content is written.
         let attrs = document_attrs(&self.ticket, self.version.as_deref(), self.term, "");
         self.document_xml_with_digest(doc, &attrs, ATTR_DIGEST)
@@ -253,8 +259,8 @@ impl DocScope {
 
     /// [`Scope::document_xml_with_digest`]: the document with root
     /// attributes `attrs`, where the value of `digest_attr` is the content's
-    /// digest, computed while the content is written.
-    pub fn document_xml_with_digest(&self, doc: &Doc<'_>, attrs: &[(String, String)], digest_attr: &str) -> String {
+    /// digest, computed while the content is written; and that digest.
+    pub fn document_xml_with_digest(&self, doc: &Doc<'_>, attrs: &[(String, String)], digest_attr: &str) -> (String, String) {
         if matches!(&self.content, Content::Document(c) if c.is_empty()) {
             // `<configuration .../>`: nothing to write in one pass.
             let digest = self.content_digest(doc);
@@ -265,7 +271,7 @@ impl DocScope {
             let mut root = Element::new("configuration");
             root.attrs = attrs;
             root.children.extend(left_out_element(&self.left_out));
-            return root.to_xml();
+            return (root.to_xml(), digest);
         }
         document_with_digest(attrs, digest_attr, left_out_element(&self.left_out), |out| self.write_sections(doc, out))
     }
