@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use cib_subscriber::apply::{self, Color};
 use cib_subscriber::config::{read_config, Overrides, DEFAULT_CONFIG, DEFAULT_STATE_DIR};
 use cib_subscriber::fetch::{Source, TlsArgs};
-use cib_subscriber::pipeline::{load_and_transform_file, load_scope, load_staged, load_steps, transform, transformed_document, StepArg};
+use cib_subscriber::pipeline::{load_and_transform_file, load_scope, load_staged, load_steps, transform, transform_file_to_document, transformed_document, StepArg};
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
 use cib_tools::cib::Cib;
 use cib_transforms::merge::Options;
@@ -299,6 +299,19 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let Some(from) = &input.from else {
                 anyhow::bail!("transform needs --from FILE|URL");
             };
+            if let Source::File(path) = from {
+                // The compact tree, when every step runs on it.
+                let steps = load_steps(input.steps(matches))?;
+                if let Some((document, log)) = transform_file_to_document(path, &steps)? {
+                    for line in log {
+                        eprintln!("cib-subscriber: {line}");
+                    }
+                    let mut out = std::io::stdout().lock();
+                    std::io::Write::write_all(&mut out, document.as_bytes())?;
+                    std::io::Write::flush(&mut out)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let scope = prepare(from, &input, None, matches)?;
             // Checking and serializing only read the scope: both at once.
             let (checked, document) = std::thread::scope(|s| {

@@ -8,7 +8,9 @@ use anyhow::{bail, Context as _};
 
 use cib_transforms::canonical::canonicalize;
 use cib_transforms::rules::RuleSet;
-use cib_transforms::scope::{Scope, ATTR_DIGEST};
+use cib_transforms::node::Node as _;
+use cib_transforms::scope::{DocScope, Scope, ATTR_DIGEST};
+use cib_transforms::Doc;
 use cib_transforms::xml::{self, Element, Limits, Sink};
 
 use crate::fetch::{Source, TlsArgs};
@@ -189,6 +191,126 @@ pub fn load_and_transform_file(path: &Path, ticket: Option<&str>, steps: &[Step]
     transform_with(scope?, steps, output)
 }
 
+/// [`load_and_transform_file`], [`cib_transforms::merge::check_scope`] and
+/// [`transformed_document`] — what `cib-subscriber transform` does with a
+/// file — on the compact tree ([`Doc`], [`DocScope`]): the same document,
+/// change lines and checks, without an owned copy of the scope. As there,
+/// a first stylesheet starts at once on the content cut out of the text,
+/// and its output is used only if that content is the verified one.
+///
+/// `Ok(None)` when a step needs the owned tree (a `set` or `drop` rule, a
+/// rule restricted to one resource): use the owned functions.
+pub fn transform_file_to_document(path: &Path, steps: &[Step]) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    let compact = steps.iter().all(|s| match s {
+        Step::Rules(_, rules) => rules.runs_on_doc(),
+        Step::Xslt(_) => true,
+    });
+    if !compact {
+        return Ok(None);
+    }
+    let text = read_bounded(path, Limits::default().max_bytes)?;
+    let sheet = match steps.first() {
+        Some(Step::Xslt(sheet)) => Some(sheet),
+        _ => None,
+    };
+    let guess = sheet.and_then(|_| published_content(&text));
+    std::thread::scope(|s| {
+        let job = sheet
+            .zip(guess.as_deref())
+            .map(|(sheet, content)| s.spawn(move || cib_tools::xslt::run_xslt(sheet, content, XSLT_TIMEOUT)));
+        let verified = read_document(path, &text);
+        let same = match (&verified, guess.as_deref()) {
+            (Ok((doc, scope)), Some(content)) => {
+                let mut same = SameAs::new(content.as_bytes());
+                scope.write_content(doc, &mut same);
+                same.finish()
+            }
+            _ => false,
+        };
+        let output = job.map(|job| {
+            job.join().unwrap_or_else(|_| Err(cib_tools::Error::Io {
+                context: "running xsltproc".into(),
+                source: std::io::Error::other("the xsltproc thread panicked"),
+            }))
+        });
+        let (mut doc, scope) = verified?;
+        let mut log = Vec::new();
+        let document = run_steps(&mut doc, scope, steps, output.filter(|_| same), &mut log)?;
+        Ok(Some((document, log)))
+    })
+}
+
+/// Parses and verifies a published document (as [`scope_from_text`] does).
+fn read_document<'t>(path: &Path, text: &'t str) -> anyhow::Result<(Doc<'t>, DocScope)> {
+    let doc = Doc::parse(text).with_context(|| format!("parsing {}", path.display()))?;
+    if doc.root().attr(ATTR_SOURCE_DIGEST).is_some() {
+        bail!(
+            "{} is a document staged by the daemon (already transformed): run replicate-now or diff without --from to use it",
+            path.display()
+        );
+    }
+    let scope = DocScope::from_document(&doc, None).with_context(|| format!("reading scope {}", path.display()))?;
+    Ok((doc, scope))
+}
+
+/// Runs `steps` over the content of `scope` in `doc` (a stylesheet's
+/// output, from `first` or run here, becomes a new `Doc`), then checks the
+/// result and writes it as a [`transformed_document`], both at once.
+fn run_steps(
+    doc: &mut Doc<'_>,
+    scope: DocScope,
+    steps: &[Step],
+    first: Option<cib_tools::Result<String>>,
+    log: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let Some((step, rest)) = steps.split_first() else {
+        let doc = &*doc;
+        let (checked, document) = std::thread::scope(|s| {
+            let document = s.spawn(|| {
+                let attrs = transformed_attrs(scope.document_attrs());
+                scope.document_xml_with_digest(doc, &attrs, ATTR_TRANSFORMED_DIGEST).0
+            });
+            (scope.check(doc), document.join())
+        });
+        checked?;
+        return document.map_err(|_| anyhow::anyhow!("serializing the transformed scope failed"));
+    };
+    match step {
+        Step::Rules(path, rules) => {
+            let roots: Vec<u32> = scope.elements(doc).iter().map(|n| n.index()).collect();
+            let changes = rules
+                .apply_doc(doc, &roots)
+                .context("these rules need the owned tree")?
+                .with_context(|| format!("applying rules {}", path.display()))?;
+            log.extend(changes);
+            run_steps(doc, scope, rest, None, log)
+        }
+        Step::Xslt(path) => {
+            let output = match first {
+                Some(output) => output,
+                None => {
+                    let mut content = String::new();
+                    scope.write_content(doc, &mut content);
+                    cib_tools::xslt::run_xslt(path, &content, XSLT_TIMEOUT)
+                }
+            }
+            .with_context(|| format!("running stylesheet {}", path.display()))?;
+            let mut out = Doc::parse(&output).with_context(|| format!("output of stylesheet {}", path.display()))?;
+            if out.root().name() != "configuration" {
+                bail!(
+                    "stylesheet {} produced <{}>, expected a <configuration> element",
+                    path.display(),
+                    out.root().name()
+                );
+            }
+            out.clear_attrs(out.root().index());
+            let next = DocScope::with_content_of(&out, &scope);
+            log.push(format!("stylesheet {} applied", path.display()));
+            run_steps(&mut out, next, rest, None, log)
+        }
+    }
+}
+
 /// A [`Sink`] that tells whether what is written equals `expected`.
 struct SameAs<'a> {
     expected: &'a [u8],
@@ -254,14 +376,13 @@ pub const ATTR_SOURCE_DIGEST: &str = "replicator-source-digest";
 /// publisher's digest (the content no longer hashes to it) and with the
 /// digest of the transformed content under another name.
 pub fn transformed_document(scope: &Scope) -> String {
-    scope.document_xml_with_digest(&transformed_attrs(scope), ATTR_TRANSFORMED_DIGEST)
+    scope.document_xml_with_digest(&transformed_attrs(scope.document_attrs()), ATTR_TRANSFORMED_DIGEST)
 }
 
 /// The root attributes of a [`transformed_document`]: the published ones,
 /// [`ATTR_DIGEST`] replaced by [`ATTR_TRANSFORMED_DIGEST`] (last), whose
 /// value is filled in when the content is written.
-fn transformed_attrs(scope: &Scope) -> Vec<(String, String)> {
-    let mut attrs = scope.document_attrs();
+fn transformed_attrs(mut attrs: Vec<(String, String)>) -> Vec<(String, String)> {
     attrs.retain(|(k, _)| k != ATTR_DIGEST);
     attrs.push((ATTR_TRANSFORMED_DIGEST.to_string(), String::new()));
     attrs
@@ -271,7 +392,7 @@ fn transformed_attrs(scope: &Scope) -> Vec<(String, String)> {
 /// (`pending.xml`): the [`transformed_document`] plus the publisher's
 /// digest as [`ATTR_SOURCE_DIGEST`]. [`load_staged`] reads it back.
 pub fn staged_document(scope: &Scope) -> String {
-    let mut attrs = transformed_attrs(scope);
+    let mut attrs = transformed_attrs(scope.document_attrs());
     attrs.push((ATTR_SOURCE_DIGEST.to_string(), scope.digest.clone()));
     scope.document_xml_with_digest(&attrs, ATTR_TRANSFORMED_DIGEST)
 }

@@ -116,6 +116,13 @@ pub(crate) fn for_each_canonical_child<'a, N: Node<'a>>(el: N, f: impl FnMut(N))
     }
 }
 
+/// Visits `el` and its descendants, parents first, children in canonical
+/// order.
+pub fn walk_canonical<'a, N: Node<'a>>(el: N, f: &mut impl FnMut(N)) {
+    f(el);
+    for_each_canonical_child(el, |c| walk_canonical(c, f));
+}
+
 /// Puts `el` (and its whole subtree) into canonical form, in place.
 pub fn canonicalize(el: &mut Element) {
     if !attrs_sorted(&*el) {

@@ -123,6 +123,11 @@ pub struct Index<'a, N = &'a Element> {
 impl<'a, N: Node<'a>> Index<'a, N> {
     /// Builds the index of a `<configuration>` element.
     pub fn new(config: N) -> Index<'a, N> {
+        Index::of_sections(config.child("resources"), config.child("tags"))
+    }
+
+    /// Builds the index from a configuration's `<resources>` and `<tags>`.
+    pub fn of_sections(resources: Option<N>, tags: Option<N>) -> Index<'a, N> {
         let mut ix = Index {
             top: IdMap::default(),
             top_of: IdMap::default(),
@@ -130,7 +135,7 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             tags: IdMap::default(),
             fencing: BTreeSet::new(),
         };
-        if let Some(resources) = config.child("resources") {
+        if let Some(resources) = resources {
             // Sized up front: growing tables of ten thousand entries costs
             // more than filling them.
             let n = resources.children().size_hint().1.unwrap_or(0);
@@ -161,7 +166,7 @@ impl<'a, N: Node<'a>> Index<'a, N> {
                 });
             }
         }
-        if let Some(tags) = config.child("tags") {
+        if let Some(tags) = tags {
             for tag in tags.children().filter(|t| t.name() == "tag") {
                 if let Some(id) = tag.id() {
                     let refs = tag

@@ -208,6 +208,11 @@ impl<'s> Doc<'s> {
         Ok(ix)
     }
 
+    /// Removes every attribute of the element at `ix`.
+    pub fn clear_attrs(&mut self, ix: u32) {
+        self.nodes[ix as usize].attr_len = 0;
+    }
+
     /// Replaces the value of attribute `a`.
     pub fn set_value(&mut self, a: AttrId, value: &str) -> Result<(), Error> {
         let v = self.side_str(value)?;

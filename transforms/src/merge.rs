@@ -35,7 +35,9 @@ use crate::cib::{self, constraint_refs, Index};
 use crate::error::Error;
 use crate::IdMap;
 use crate::scope::{LeftOut, Scope};
-use crate::validate::check_fragment;
+use crate::canonical::{for_each_canonical_child, walk_canonical};
+use crate::node::Node;
+use crate::validate::check_fragments;
 use crate::xml::Element;
 
 /// Sections of `<configuration>` the replicator writes to.
@@ -135,46 +137,62 @@ impl Plan {
 /// constraints and tags, no fencing device, stands on its own, and every
 /// top-level resource is bound to its ticket by an `rsc_ticket`.
 pub fn check_scope(scope: &Scope) -> Result<(), Error> {
-    if let Some(other) = scope.config.children.iter().find(|c| !SECTIONS.contains(&c.name.as_str())) {
-        return Err(Error::ForeignSection(other.name.clone()));
+    let sections: Vec<&Element> = scope.config.children.iter().collect();
+    check_scope_sections(&sections, &scope.ticket)
+}
+
+/// [`check_scope`] on the sections of a scope's content (the children of
+/// its `<configuration>`), of either tree. Elements are visited in
+/// canonical order: the first problem found is reported, whatever the tree
+/// and the order of unordered elements.
+pub fn check_scope_sections<'a, N: Node<'a>>(sections: &[N], ticket: &str) -> Result<(), Error> {
+    if let Some(other) = sections.iter().find(|c| !SECTIONS.contains(&c.name())) {
+        return Err(Error::ForeignSection(other.name().to_string()));
     }
     let mut fencing = None;
-    scope.config.walk(&mut |el| {
-        if fencing.is_none() && cib::is_stonith(el) {
-            fencing = Some(el.id().unwrap_or("").to_string());
-        }
-    });
+    for s in sections {
+        walk_canonical(*s, &mut |el| {
+            if fencing.is_none() && cib::is_stonith(el) {
+                fencing = Some(el.id().unwrap_or("").to_string());
+            }
+        });
+    }
     if let Some(id) = fencing {
         return Err(Error::Fencing(id));
     }
-    check_fragment(&scope.config)?;
-    let ix = Index::new(&scope.config);
-    let mut bound: BTreeSet<String> = BTreeSet::new();
+    check_fragments(sections)?;
+    let section = |name: &str| sections.iter().copied().find(|s| s.name() == name);
+    let ix = Index::of_sections(section("resources"), section("tags"));
+    let mut bound: BTreeSet<&str> = BTreeSet::new();
     let mut any = false;
-    if let Some(cons) = scope.config.child("constraints") {
-        for c in &cons.children {
-            if c.name == "rsc_ticket" && c.attr("ticket") == Some(scope.ticket.as_str()) {
+    if let Some(cons) = section("constraints") {
+        for c in cons.children() {
+            if c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
                 any = true;
                 for (_, name) in constraint_refs(c) {
                     if let Some(r) = ix.resolve(name) {
-                        bound.extend(r.tops.into_iter().map(str::to_string));
+                        bound.extend(r.tops);
                     }
                 }
             }
         }
     }
     if !any {
-        return Err(Error::NoTicketConstraint(scope.ticket.clone()));
+        return Err(Error::NoTicketConstraint(ticket.to_string()));
     }
-    if let Some(resources) = scope.config.child("resources") {
-        for top in &resources.children {
-            let Some(id) = top.id() else { continue };
-            if top.name != "template" && !bound.contains(id) {
-                return Err(Error::Unbound {
-                    ticket: scope.ticket.clone(),
-                    resource: id.into(),
-                });
+    if let Some(resources) = section("resources") {
+        let mut unbound = None;
+        for_each_canonical_child(resources, |top| {
+            let Some(id) = top.id() else { return };
+            if unbound.is_none() && top.name() != "template" && !bound.contains(id) {
+                unbound = Some(id);
             }
+        });
+        if let Some(id) = unbound {
+            return Err(Error::Unbound {
+                ticket: ticket.to_string(),
+                resource: id.into(),
+            });
         }
     }
     Ok(())

@@ -344,6 +344,12 @@ impl RuleSet {
         Ok(changes)
     }
 
+    /// Whether [`RuleSet::apply_doc`] runs these rules (only value
+    /// rewrites over the whole content).
+    pub fn runs_on_doc(&self) -> bool {
+        self.rules.iter().all(|r| r.action.infallible())
+    }
+
     /// [`RuleSet::apply`] on a compact tree: rewrites the elements `roots`
     /// of `doc` (the [`crate::DocScope::elements`] of a scope) and their
     /// subtrees in place, with the same change lines in the same order.
@@ -353,7 +359,7 @@ impl RuleSet {
     /// tree (`set`, `drop`, a `resource` restriction), and the caller uses
     /// [`RuleSet::apply`] on an owned copy instead.
     pub fn apply_doc(&self, doc: &mut Doc<'_>, roots: &[u32]) -> Option<Result<Vec<String>, Error>> {
-        if !self.rules.iter().all(|r| r.action.infallible()) {
+        if !self.runs_on_doc() {
             return None;
         }
         let mut changes = Vec::new();

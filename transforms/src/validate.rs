@@ -9,70 +9,80 @@
 use crate::cib::{constraint_refs, CONSTRAINT_KINDS};
 use crate::error::Error;
 use crate::IdMap;
-use crate::xml::Element;
+use crate::canonical::{for_each_canonical_child, walk_canonical};
+use crate::node::Node;
 
 /// Verifies that ids are unique within `fragment` and that every reference
 /// (constraint resource names, `resource_ref`, `obj_ref`, `template`,
 /// `id-ref`) names an id inside it.
-pub fn check_fragment(fragment: &Element) -> Result<(), Error> {
-    let ids = unique_ids(fragment)?;
+pub fn check_fragment<'a, N: Node<'a>>(fragment: N) -> Result<(), Error> {
+    check_fragments(&[fragment])
+}
+
+/// [`check_fragment`] over several subtrees taken together (the sections
+/// of a configuration, say). Elements are visited in canonical order, so
+/// the error reported (the first one met) does not depend on the order of
+/// unordered elements, nor on the tree.
+pub fn check_fragments<'a, N: Node<'a>>(fragments: &[N]) -> Result<(), Error> {
+    let ids = unique_ids(fragments)?;
     let mut result = Ok(());
-    check_refs(fragment, None, &ids, &mut result);
+    for f in fragments {
+        check_refs(*f, None, &ids, &mut result);
+    }
     result
 }
 
-/// Map of every id in the subtree to the name of the element carrying it;
+/// Map of every id in the subtrees to the name of the element carrying it;
 /// an error on the first duplicate.
-pub fn unique_ids(root: &Element) -> Result<IdMap<&str, &str>, Error> {
+pub fn unique_ids<'a, N: Node<'a>>(roots: &[N]) -> Result<IdMap<&'a str, &'a str>, Error> {
     let mut ids: IdMap<&str, &str> = IdMap::default();
     let mut dup = None;
-    root.walk(&mut |el| {
-        // `resource_ref` and `obj_ref` carry the id they point at, not their own.
-        if el.name == "resource_ref" || el.name == "obj_ref" || dup.is_some() {
-            return;
-        }
-        if let Some(id) = el.id() {
-            if let Some(first) = ids.insert(id, el.name.as_str()) {
-                dup = Some(Error::DuplicateId {
-                    id: id.to_string(),
-                    first: first.to_string(),
-                    second: el.name.clone(),
-                });
+    for root in roots {
+        walk_canonical(*root, &mut |el| {
+            // `resource_ref` and `obj_ref` carry the id they point at, not their own.
+            let name = el.name();
+            if name == "resource_ref" || name == "obj_ref" || dup.is_some() {
+                return;
             }
-        }
-    });
+            if let Some(id) = el.id() {
+                if let Some(first) = ids.insert(id, name) {
+                    dup = Some(Error::DuplicateId {
+                        id: id.to_string(),
+                        first: first.to_string(),
+                        second: name.to_string(),
+                    });
+                }
+            }
+        });
+    }
     match dup {
         Some(e) => Err(e),
         None => Ok(ids),
     }
 }
 
-fn check_refs<'a>(
-    el: &'a Element,
-    owner: Option<&'a Element>,
-    ids: &IdMap<&str, &str>,
-    result: &mut Result<(), Error>,
-) {
+fn check_refs<'a, N: Node<'a>>(el: N, owner: Option<N>, ids: &IdMap<&str, &str>, result: &mut Result<(), Error>) {
     if result.is_err() {
         return;
     }
-    let owner = if el.id().is_some() && el.name != "resource_ref" && el.name != "obj_ref" {
+    let name = el.name();
+    let owner = if el.id().is_some() && name != "resource_ref" && name != "obj_ref" {
         Some(el)
     } else {
         owner
     };
     let unknown = |attr: &str, target: &str| Error::UnknownRef {
-        element: owner.map_or(el.name.clone(), |o| o.name.clone()),
+        element: owner.map_or(name, |o| o.name()).to_string(),
         owner: owner.and_then(|o| o.id()).unwrap_or("").to_string(),
         attr: attr.to_string(),
         target: target.to_string(),
     };
     let mut refs: Vec<(&str, &str)> = Vec::new();
-    if CONSTRAINT_KINDS.contains(&el.name.as_str()) {
+    if CONSTRAINT_KINDS.contains(&name) {
         refs.extend(constraint_refs(el).into_iter().filter(|(a, _)| *a != "resource_ref"));
     }
-    match el.name.as_str() {
-        "resource_ref" | "obj_ref" => refs.extend(el.id().map(|id| (el.name.as_str(), id))),
+    match name {
+        "resource_ref" | "obj_ref" => refs.extend(el.id().map(|id| (name, id))),
         "primitive" => refs.extend(el.attr("template").map(|t| ("template", t))),
         _ => {}
     }
@@ -83,9 +93,7 @@ fn check_refs<'a>(
             return;
         }
     }
-    for c in &el.children {
-        check_refs(c, owner, ids, result);
-    }
+    for_each_canonical_child(el, |c| check_refs(c, owner, ids, result));
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use cib_subscriber::pipeline::{
+    load_and_transform_file, load_steps, transform_file_to_document, transformed_document, Step, StepArg,
+};
+use cib_transforms::merge::check_scope;
 use cib_transforms::xml;
 
 use crate::support::{canonical_config, fixture, run, two_sites, xsltproc, Site};
@@ -150,4 +154,60 @@ fn replicate_now_with_a_stylesheet_verifies_and_is_idempotent() {
         b.bytes() == applied,
         "a second replicate-now with the same stylesheet changed the CIB"
     );
+}
+
+/// What `transform` did before the compact tree: the owned scope, checked,
+/// written as the transformed document; or the error, with its causes.
+fn owned_transform(scope: &Path, steps: &[Step]) -> Result<(String, Vec<String>), String> {
+    let (s, log) = load_and_transform_file(scope, None, steps).map_err(|e| format!("{e:#}"))?;
+    check_scope(&s).map_err(|e| format!("{e:#}"))?;
+    Ok((transformed_document(&s), log))
+}
+
+#[test]
+fn the_compact_transform_equals_the_owned_one() {
+    let (_a, scope, b) = two_sites();
+    let xsl = fixture("override-ip.xsl");
+    let meta = fixture("add-meta.xsl");
+    let remap = fixture("remap-10-0-0.toml");
+    // Site B's address and path rules (its `set` rule needs the owned tree),
+    // and a regex over values.
+    let rules = b.write(
+        "values.toml",
+        "[[rule]]\ntype = \"ip\"\nfrom = \"192.168.1.0/24\"\nto = \"10.2.1.0/24\"\n\n\
+         [[rule]]\ntype = \"path\"\nfrom = \"/srv/site-a\"\nto = \"/srv/site-b\"\n\n\
+         [[rule]]\ntype = \"regex\"\npattern = \"^([0-9]+)s$\"\nreplace = \"${1}000ms\"\n",
+    );
+    let cases: Vec<Vec<StepArg>> = vec![
+        vec![],
+        vec![StepArg::Xslt(xsl.clone())],
+        vec![StepArg::Rules(rules.clone())],
+        vec![StepArg::Rules(rules.clone()), StepArg::Xslt(meta.clone()), StepArg::Rules(remap.clone())],
+        vec![StepArg::Xslt(xsl.clone()), StepArg::Rules(remap.clone()), StepArg::Xslt(meta.clone())],
+        // Each refused after the stylesheet ran: an unbound resource, a
+        // duplicate id, a misspelled instruction (a libxslt warning).
+        vec![StepArg::Xslt(fixture("add-unbound.xsl"))],
+        vec![StepArg::Rules(remap.clone()), StepArg::Xslt(fixture("duplicate-backup.xsl"))],
+        vec![StepArg::Xslt(fixture("valueof-typo.xsl"))],
+    ];
+    let mut compared_ok = 0;
+    for case in cases {
+        let names: Vec<String> = case
+            .iter()
+            .map(|s| match s {
+                StepArg::Rules(p) | StepArg::Xslt(p) => p.file_name().unwrap().to_string_lossy().into_owned(),
+            })
+            .collect();
+        let steps = load_steps(case.into_iter().enumerate().collect()).unwrap();
+        let compact = transform_file_to_document(&scope, &steps)
+            .map(|r| r.expect("these steps run on the compact tree"))
+            .map_err(|e| format!("{e:#}"));
+        assert_eq!(compact, owned_transform(&scope, &steps), "steps {names:?}");
+        compared_ok += usize::from(compact.is_ok());
+    }
+    assert_eq!(compared_ok, 5, "the successful cases did succeed");
+
+    // Rules that need the owned tree are left to it.
+    let set = load_steps(vec![(0, StepArg::Rules(fixture("set-ip.toml")))]).unwrap();
+    assert!(transform_file_to_document(&scope, &set).unwrap().is_none());
 }

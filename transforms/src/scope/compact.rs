@@ -232,15 +232,47 @@ impl DocScope {
     /// configuration.
     pub fn content_digest(&self, doc: &Doc<'_>) -> String {
         let mut hash = HashSink::new();
-        let empty = matches!(&self.content, Content::Document(c) if c.is_empty());
-        if empty {
-            hash.push("<configuration/>\n");
-        } else {
-            hash.push("<configuration>\n");
-            self.write_sections(doc, &mut hash);
-            hash.push("</configuration>\n");
-        }
+        self.write_content(doc, &mut hash);
         hash.finish()
+    }
+
+    /// Writes the canonical content as it stands in `doc`: a
+    /// `<configuration>` without attributes around the sections, what the
+    /// digest is computed over (and what a stylesheet is given).
+    pub fn write_content<S: Sink + ?Sized>(&self, doc: &Doc<'_>, out: &mut S) {
+        if matches!(&self.content, Content::Document(c) if c.is_empty()) {
+            out.push("<configuration/>\n");
+        } else {
+            out.push("<configuration>\n");
+            self.write_sections(doc, out);
+            out.push("</configuration>\n");
+        }
+    }
+
+    /// A scope with the metadata of `like` (ticket, version, term, left
+    /// out) whose content is every child of the root of `doc` (the output
+    /// of a stylesheet, say); its digest is not computed.
+    pub fn with_content_of(doc: &Doc<'_>, like: &DocScope) -> DocScope {
+        DocScope {
+            ticket: like.ticket.clone(),
+            content: Content::Document(doc.root().children().map(DocNode::index).collect()),
+            digest: None,
+            version: like.version.clone(),
+            term: like.term,
+            left_out: like.left_out.clone(),
+        }
+    }
+
+    /// Checks that the content can be applied anywhere, as
+    /// [`crate::merge::check_scope`] does for an owned scope.
+    pub fn check(&self, doc: &Doc<'_>) -> Result<(), Error> {
+        match &self.content {
+            Content::Document(children) => {
+                let sections: Vec<DocNode<'_>> = children.iter().map(|&i| doc.node(i)).collect();
+                crate::merge::check_scope_sections(&sections, &self.ticket)
+            }
+            Content::Cut(_) => crate::merge::check_scope(&self.to_scope(doc)),
+        }
     }
 
     /// The published document ([`Scope::to_document_xml`]), its digest
@@ -253,8 +285,13 @@ impl DocScope {
     /// the content as it stands in `doc`.
     pub fn document_and_digest(&self, doc: &Doc<'_>) -> (String, String) {
         // The digest attribute is filled in while the content is written.
-        let attrs = document_attrs(&self.ticket, self.version.as_deref(), self.term, "");
-        self.document_xml_with_digest(doc, &attrs, ATTR_DIGEST)
+        self.document_xml_with_digest(doc, &self.document_attrs(), ATTR_DIGEST)
+    }
+
+    /// The root attributes of the published document, in document order:
+    /// ticket, version, term, digest (empty when not computed).
+    pub fn document_attrs(&self) -> Vec<(String, String)> {
+        document_attrs(&self.ticket, self.version.as_deref(), self.term, self.digest.as_deref().unwrap_or(""))
     }
 
     /// [`Scope::document_xml_with_digest`]: the document with root
