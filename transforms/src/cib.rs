@@ -147,23 +147,7 @@ impl<'a, N: Node<'a>> Index<'a, N> {
                     continue;
                 }
                 ix.top.insert(top_id, top);
-                top.walk(&mut |el| {
-                    let name = el.name();
-                    if !RESOURCE_KINDS.contains(&name) && name != "template" {
-                        return;
-                    }
-                    if let Some(id) = el.id() {
-                        ix.top_of.insert(id, top_id);
-                    }
-                    if is_stonith(el) {
-                        ix.fencing.insert(top_id);
-                    }
-                    if name == "primitive" {
-                        if let Some(t) = el.attr("template") {
-                            ix.template_users.entry(t).or_default().insert(top_id);
-                        }
-                    }
-                });
+                ix.add_resources(top, top_id);
             }
         }
         if let Some(tags) = tags {
@@ -179,6 +163,34 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             }
         }
         ix
+    }
+
+    /// Records `el` (a top-level element or a resource inside one) and the
+    /// resources it contains, under the top-level id `top_id`. Only
+    /// resources contain resources (a group its primitives, a clone or
+    /// bundle its group or primitive): attribute sets and operations are
+    /// not searched.
+    fn add_resources(&mut self, el: N, top_id: &'a str) {
+        let name = el.name();
+        if !RESOURCE_KINDS.contains(&name) && name != "template" {
+            return;
+        }
+        if let Some(id) = el.id() {
+            self.top_of.insert(id, top_id);
+        }
+        if name == "primitive" {
+            if el.attr("class") == Some("stonith") {
+                self.fencing.insert(top_id);
+            }
+            if let Some(t) = el.attr("template") {
+                self.template_users.entry(t).or_default().insert(top_id);
+            }
+        }
+        if matches!(name, "group" | "clone" | "master" | "bundle") {
+            for c in el.children() {
+                self.add_resources(c, top_id);
+            }
+        }
     }
 
     /// Resolves a name used by a constraint to the top-level elements it

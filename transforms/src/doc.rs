@@ -67,6 +67,8 @@ pub struct Doc<'s> {
     nodes: Vec<NodeData>,
     attrs: Vec<AttrData>,
     side: String,
+    /// Whether some element has an `id-ref` attribute.
+    id_refs: bool,
 }
 
 impl<'s> Doc<'s> {
@@ -98,10 +100,17 @@ impl<'s> Doc<'s> {
                     nodes: Vec::with_capacity(nodes),
                     attrs: Vec::with_capacity(attrs),
                     side: String::new(),
+                    id_refs: false,
                 },
                 open: Vec::with_capacity(16),
             },
         )
+    }
+
+    /// Whether any element has an `id-ref` attribute (a cheap answer for
+    /// the common case of none).
+    pub fn has_id_refs(&self) -> bool {
+        self.id_refs
     }
 
     /// The root element.
@@ -184,6 +193,7 @@ impl<'s> Doc<'s> {
         let ix = self.nodes.len() as u32;
         let attr_start = self.attrs.len() as u32;
         for (k, v) in &el.attrs {
+            self.id_refs |= k == "id-ref";
             let name = self.side_str(k)?;
             let value = self.side_str(v)?;
             self.attrs.push(AttrData { name, value });
@@ -378,6 +388,7 @@ impl<'s> Builder<'s> for DocBuilder<'s> {
         let attr_start = self.doc.attrs.len() as u32;
         let attr_len = attrs.len() as u32;
         for (k, v) in attrs.drain(..) {
+            self.doc.id_refs |= k == "id-ref";
             let name = self.doc.src_str(k);
             let value = match v {
                 Cow::Borrowed(v) => self.doc.src_str(v),

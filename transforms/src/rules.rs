@@ -67,6 +67,7 @@
 //! compressed form; IPv6 addresses embedding an IPv4 one (`::ffff:1.2.3.4`)
 //! are IPv6 addresses, left alone by IPv4 rules.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -332,13 +333,13 @@ impl RuleSet {
         if self.rules.iter().all(|r| r.action.infallible()) {
             // Nothing can fail half-way: rewrite in place, no copy.
             for rule in &self.rules {
-                changes.extend(rule.apply(&mut Target::Owned(config))?);
+                changes.extend(rule.apply(config)?);
             }
             return Ok(changes);
         }
         let mut work = config.clone();
         for rule in &self.rules {
-            changes.extend(rule.apply(&mut Target::Owned(&mut work))?);
+            changes.extend(rule.apply(&mut work)?);
         }
         *config = work;
         Ok(changes)
@@ -362,42 +363,22 @@ impl RuleSet {
         if !self.runs_on_doc() {
             return None;
         }
-        let mut changes = Vec::new();
-        for rule in &self.rules {
-            let mut target = Target::Doc {
-                doc,
-                roots,
-                edits: Vec::new(),
-            };
-            let lines = match rule.apply(&mut target) {
-                Ok(lines) => lines,
-                Err(e) => return Some(Err(e)),
-            };
-            let Target::Doc { edits, .. } = target else {
-                unreachable!("the target stays a Doc")
-            };
-            for (a, value) in edits {
-                if let Err(e) = doc.set_value(a, &value) {
-                    return Some(Err(e));
-                }
-            }
-            changes.extend(lines);
+        // Value rewrites apply to each value in turn: one walk runs them
+        // all, each on the value the previous one left, and keeps each
+        // rule's change lines apart so they come out rule after rule.
+        let rewrites: Vec<Rewrite<'_>> = self.rules.iter().filter_map(|r| r.action.rewrite_spec().map(|(rw, _)| rw)).collect();
+        let mut lines: Vec<Vec<String>> = vec![Vec::new(); rewrites.len()];
+        let mut edits = Vec::new();
+        for &root in roots {
+            rewrite_doc(doc.node(root), Owner::None, &rewrites, &mut lines, &mut edits);
         }
-        Some(Ok(changes))
+        for (a, value) in edits {
+            if let Err(e) = doc.set_value(a, &value) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(self.rules.iter().zip(lines).flat_map(|(rule, lines)| rule.prefixed(lines)).collect()))
     }
-}
-
-/// What a rule rewrites: an owned tree in place, or elements of a [`Doc`],
-/// read while the edits are collected (and applied by the caller).
-enum Target<'t, 'd> {
-    /// An owned configuration.
-    Owned(&'t mut Element),
-    /// Elements of a compact tree, and the edits found so far.
-    Doc {
-        doc: &'t Doc<'d>,
-        roots: &'t [u32],
-        edits: Vec<(AttrId, String)>,
-    },
 }
 
 /// "rules.toml rule #2 (ip)": how errors name a rule.
@@ -420,17 +401,18 @@ impl RawRule {
 
 impl Rule {
     /// Applies this rule, prefixing each change line with the rule.
-    fn apply(&self, config: &mut Target<'_, '_>) -> Result<Vec<String>, Error> {
-        let kind = self.action.kind();
+    fn apply(&self, config: &mut Element) -> Result<Vec<String>, Error> {
         let changes = self.action.apply(config).map_err(|message| Error::Rule {
-            rule: label(&self.origin, self.number, kind),
+            rule: label(&self.origin, self.number, self.action.kind()),
             message,
         })?;
-        let prefix = format!("rule #{} ({kind}) {}", self.number, self.origin);
-        Ok(changes
-            .into_iter()
-            .map(|c| format!("{prefix}: {c}"))
-            .collect())
+        Ok(self.prefixed(changes))
+    }
+
+    /// Change lines prefixed with the rule: "rule #2 (ip) site.toml: ...".
+    fn prefixed(&self, changes: Vec<String>) -> Vec<String> {
+        let prefix = format!("rule #{} ({}) {}", self.number, self.action.kind(), self.origin);
+        changes.into_iter().map(|c| format!("{prefix}: {c}")).collect()
     }
 }
 
@@ -505,14 +487,10 @@ impl Action {
 
     /// Applies the action; changes are described without the rule prefix,
     /// errors are bare messages.
-    fn apply(&self, target: &mut Target<'_, '_>) -> Result<Vec<String>, String> {
-        let config = match (self, &mut *target) {
-            (Action::Set { .. } | Action::Drop { .. }, Target::Owned(config)) => &mut **config,
-            (Action::Set { .. } | Action::Drop { .. }, Target::Doc { .. }) => {
-                return Err("this rule needs the owned tree".into());
-            }
-            _ => return self.rewrite(target),
-        };
+    fn apply(&self, config: &mut Element) -> Result<Vec<String>, String> {
+        if let Some((rewrite, scope)) = self.rewrite_spec() {
+            return rewrite_values(config, scope, &rewrite);
+        }
         match self {
             Action::Set {
                 resource,
@@ -521,55 +499,94 @@ impl Action {
                 kind,
             } => set_nvpair(config, resource, name, value, *kind),
             Action::Drop { id, missing_ok } => drop_element(config, id, *missing_ok),
-            _ => unreachable!("value rewrites are handled above"),
+            Action::Ip { .. } | Action::Path { .. } | Action::Regex { .. } => unreachable!("value rewrites are handled above"),
         }
     }
 
-    /// Applies a value-rewriting action (`ip`, `path`, `regex`).
-    fn rewrite(&self, config: &mut Target<'_, '_>) -> Result<Vec<String>, String> {
-        match self {
-            Action::Ip { from, to, scope } => {
-                // An IPv4 address has dots, an IPv6 one colons: most values
-                // have neither and are skipped without looking further.
-                let mark = if from.addr().is_ipv4() { b'.' } else { b':' };
-                rewrite_values(
-                    config,
-                    scope.as_deref(),
-                    |_| true,
-                    |v| {
-                        memchr::memchr(mark, v.as_bytes())?;
-                        remap_ips(v, from, to)
-                    },
-                )
-            }
-            Action::Path { from, to, scope } => {
-                let finder = memchr::memmem::Finder::new(from.as_bytes());
-                rewrite_values(
-                    config,
-                    scope.as_deref(),
-                    |_| true,
-                    |v| {
-                        finder.find(v.as_bytes())?;
-                        rewrite_paths(v, from, to)
-                    },
-                )
-            }
+    /// A value-rewriting action (`ip`, `path`, `regex`) ready to run, with
+    /// the id of the element it is restricted to; `None` for the others.
+    fn rewrite_spec(&self) -> Option<(Rewrite<'_>, Option<&str>)> {
+        Some(match self {
+            Action::Ip { from, to, scope } => (
+                Rewrite::Ip {
+                    // An IPv4 address has dots, an IPv6 one colons: most
+                    // values have neither and are skipped without looking
+                    // further.
+                    mark: if from.addr().is_ipv4() { b'.' } else { b':' },
+                    from,
+                    to,
+                },
+                scope.as_deref(),
+            ),
+            Action::Path { from, to, scope } => (
+                Rewrite::Path {
+                    finder: memchr::memmem::Finder::new(from.as_bytes()),
+                    from,
+                    to,
+                },
+                scope.as_deref(),
+            ),
             Action::Regex {
                 re,
                 replace,
                 attributes,
                 scope,
-            } => rewrite_values(
-                config,
-                scope.as_deref(),
-                |attr| {
-                    attributes
-                        .as_ref()
-                        .is_none_or(|a| a.iter().any(|n| n == attr))
+            } => (
+                Rewrite::Regex {
+                    re,
+                    replace,
+                    attributes: attributes.as_deref(),
                 },
-                |v| Some(re.replace_all(v, replace.as_str()).into_owned()),
+                scope.as_deref(),
             ),
-            Action::Set { .. } | Action::Drop { .. } => Err("not a value rewrite".into()),
+            Action::Set { .. } | Action::Drop { .. } => return None,
+        })
+    }
+}
+
+/// One value rewrite, ready to run: which attributes it reads and what it
+/// makes of a value (reference attributes are never given to it).
+enum Rewrite<'r> {
+    Ip {
+        mark: u8,
+        from: &'r IpNet,
+        to: &'r IpNet,
+    },
+    Path {
+        finder: memchr::memmem::Finder<'r>,
+        from: &'r str,
+        to: &'r str,
+    },
+    Regex {
+        re: &'r Regex,
+        replace: &'r str,
+        attributes: Option<&'r [String]>,
+    },
+}
+
+impl Rewrite<'_> {
+    /// Whether the rewrite reads attribute `attr` (not a reference one).
+    fn accepts(&self, attr: &str) -> bool {
+        match self {
+            Rewrite::Regex {
+                attributes: Some(only), ..
+            } => only.iter().any(|n| n == attr),
+            _ => true,
+        }
+    }
+
+    /// The rewritten value, or `None` when the rewrite does not apply.
+    fn edit(&self, v: &str) -> Option<String> {
+        match self {
+            Rewrite::Ip { mark, from, to } => {
+                memchr::memchr(*mark, v.as_bytes())?;
+                remap_ips(v, from, to)
+            }
+            Rewrite::Path { finder, from, to } => {
+                finder.find(v.as_bytes())?;
+                rewrite_paths(v, from, to)
+            }
+            Rewrite::Regex { re, replace, .. } => Some(re.replace_all(v, *replace).into_owned()),
         }
     }
 }
@@ -754,25 +771,7 @@ fn owner_along(root: &Element, path: &[usize]) -> Option<String> {
 /// Rewrites, with `edit`, the values of every attribute accepted by
 /// `attr_ok` (reference attributes never) in the subtree of the element
 /// named `scope`, or in the whole tree.
-fn rewrite_values(
-    target: &mut Target<'_, '_>,
-    scope: Option<&str>,
-    attr_ok: impl Fn(&str) -> bool,
-    edit: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, String> {
-    let mut changes = Vec::new();
-    let config = match target {
-        Target::Owned(config) => config,
-        Target::Doc { doc, roots, edits } => {
-            if scope.is_some() {
-                return Err("a rule restricted to a resource needs the owned tree".into());
-            }
-            for &root in *roots {
-                rewrite_doc(doc.node(root), Owner::None, &attr_ok, &edit, &mut changes, edits);
-            }
-            return Ok(changes);
-        }
-    };
+fn rewrite_values(config: &mut Element, scope: Option<&str>, rewrite: &Rewrite<'_>) -> Result<Vec<String>, String> {
     let (path, owner) = match scope {
         None => (Vec::new(), None),
         Some(id) => {
@@ -785,9 +784,10 @@ fn rewrite_values(
             (path, owner)
         }
     };
+    let mut changes = Vec::new();
     let start = at_path_mut(config, &path);
     let owner = owner.as_deref().map_or(Owner::None, Owner::Text);
-    rewrite_element(start, owner, &attr_ok, &edit, &mut changes);
+    rewrite_element(start, owner, rewrite, &mut changes);
     Ok(changes)
 }
 
@@ -823,13 +823,7 @@ fn describe_parts(name: &str, id: Option<&str>) -> String {
 
 /// [`rewrite_values`] on one element and its descendants. Location strings
 /// are built only for the values that change.
-fn rewrite_element(
-    el: &mut Element,
-    owner: Owner<'_>,
-    attr_ok: &impl Fn(&str) -> bool,
-    edit: &impl Fn(&str) -> Option<String>,
-    changes: &mut Vec<String>,
-) {
+fn rewrite_element(el: &mut Element, owner: Owner<'_>, rewrite: &Rewrite<'_>, changes: &mut Vec<String>) {
     let Element {
         name: el_name,
         attrs,
@@ -839,10 +833,10 @@ fn rewrite_element(
     let mut here = Here::new(el_name, owner);
     for i in 0..attrs.len() {
         let (name, value) = &attrs[i];
-        if is_reference_attr(name) || !attr_ok(name) {
+        if is_reference_attr(name) || !rewrite.accepts(name) {
             continue;
         }
-        let Some(new) = edit(value).filter(|new| new != value) else {
+        let Some(new) = rewrite.edit(value).filter(|new| new != value) else {
             continue;
         };
         let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
@@ -856,40 +850,50 @@ fn rewrite_element(
         owner
     };
     for child in children.iter_mut() {
-        rewrite_element(child, child_owner, attr_ok, edit, changes);
+        rewrite_element(child, child_owner, rewrite, changes);
     }
 }
 
-/// [`rewrite_element`] on an element of a [`Doc`], visiting children in
-/// canonical order (the order of the owned scope); the edits are collected
-/// for the caller to apply.
+/// [`rewrite_element`] for several rewrites at once, on an element of a
+/// [`Doc`]: each value goes through every rewrite in turn, the change lines
+/// of rewrite `k` go to `lines[k]`, and the final values are collected in
+/// `edits` for the caller to apply. Children are visited in canonical order
+/// (the order of the owned scope).
 fn rewrite_doc(
     el: DocNode<'_>,
     owner: Owner<'_>,
-    attr_ok: &impl Fn(&str) -> bool,
-    edit: &impl Fn(&str) -> Option<String>,
-    changes: &mut Vec<String>,
+    rewrites: &[Rewrite<'_>],
+    lines: &mut [Vec<String>],
     edits: &mut Vec<(AttrId, String)>,
 ) {
     let doc = el.doc();
     let mut here = Here::new(el.name(), owner);
     for a in el.attr_ids() {
-        let (name, value) = (doc.attr_name(a), doc.value(a));
-        if is_reference_attr(name) || !attr_ok(name) {
+        let name = doc.attr_name(a);
+        if is_reference_attr(name) {
             continue;
         }
-        let Some(new) = edit(value).filter(|new| new != value) else {
-            continue;
-        };
-        changes.push(here.line(el.id(), name, value, &new));
-        edits.push((a, new));
+        let mut value: Cow<'_, str> = Cow::Borrowed(doc.value(a));
+        for (k, rewrite) in rewrites.iter().enumerate() {
+            if !rewrite.accepts(name) {
+                continue;
+            }
+            let Some(new) = rewrite.edit(&value).filter(|new| *new != value) else {
+                continue;
+            };
+            lines[k].push(here.line(el.id(), name, &value, &new));
+            value = Cow::Owned(new);
+        }
+        if let Cow::Owned(v) = value {
+            edits.push((a, v));
+        }
     }
     let child_owner = if here.is_owner {
         Owner::Element { name: el.name(), id: el.id() }
     } else {
         owner
     };
-    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, attr_ok, edit, changes, edits));
+    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, lines, edits));
 }
 
 /// How the change lines of one element name it; its location ("primitive

@@ -301,10 +301,27 @@ fn escape_text_byte(b: u8) -> Option<&'static str> {
     }
 }
 
+/// The bytes some escape replaces (a superset for each of them).
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let bytes = *b"\"\n\r\t&<>";
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Copies `v` into `out`, each byte `replace` knows replaced by its
 /// reference (only ASCII bytes are replaced, so cuts fall on characters).
 #[inline]
 fn escape_into<S: Sink + ?Sized>(v: &str, out: &mut S, replace: impl Fn(u8) -> Option<&'static str>) {
+    // Most values hold none of the bytes either escape replaces.
+    if !v.bytes().any(|b| SPECIAL[b as usize]) {
+        out.push(v);
+        return;
+    }
     let mut copied = 0;
     for (i, b) in v.bytes().enumerate() {
         let Some(rep) = replace(b) else { continue };

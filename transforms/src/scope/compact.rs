@@ -368,15 +368,18 @@ fn sort_by_id(doc: &Doc<'_>, elements: &mut [u32]) {
 
 /// Whether any element of the scope carries an `id-ref`.
 fn has_id_refs(config: DocNode<'_>, tops: &[u32], cons: &[Result<u32, Element>], tags: &Element) -> bool {
-    let doc = config.doc();
-    let node_has = |i: u32| {
-        let mut any = false;
-        doc.node(i).walk(&mut |n| any |= n.attr("id-ref").is_some());
-        any
-    };
     let owned_has = |el: &Element| {
         let mut any = false;
         el.walk(&mut |n| any |= n.attr("id-ref").is_some());
+        any
+    };
+    let doc = config.doc();
+    if !doc.has_id_refs() && !owned_has(tags) && cons.iter().all(|c| c.as_ref().map_or_else(|el| !owned_has(el), |_| true)) {
+        return false;
+    }
+    let node_has = |i: u32| {
+        let mut any = false;
+        doc.node(i).walk(&mut |n| any |= n.attr("id-ref").is_some());
         any
     };
     tops.iter().any(|&i| node_has(i))
