@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use cib_transforms::canonical::{canonicalize, digest};
 use cib_transforms::merge::{self, Options};
 use cib_transforms::rules::RuleSet;
-use cib_transforms::{diff, scope, xml, Element, Scope};
+use cib_transforms::scope::DocScope;
+use cib_transforms::{diff, scope, xml, Doc, Element, Scope};
 
 /// Times `f`, storing the duration under `name`.
 fn timed<T>(
@@ -46,6 +47,7 @@ pub fn run(
     let empty = xml::parse(crate::sites::SITE_B_CIB).context("parsing the empty site CIB")?;
     let mut samples = Vec::new();
     let mut diff_samples = Vec::new();
+    let mut compact_samples = Vec::new();
     let mut facts = String::new();
     for i in 0..iterations {
         let text = timed(&mut samples, "read file", || std::fs::read_to_string(file))
@@ -84,17 +86,34 @@ pub fn run(
                 plan.report.added.len()
             );
         }
+        compact_phase(&mut compact_samples, &text, rules, ticket)?;
         if let Some(new) = against {
             diff_phase(&mut diff_samples, &cib, new, i == 0, &mut facts)?;
         }
     }
     let mut out = format!("{facts}median of {iterations} runs\n\n");
     table(&mut out, "pipeline step", &samples);
+    out.push('\n');
+    table(&mut out, "compact tree step (scope-rules-digest, publisher)", &compact_samples);
     if !diff_samples.is_empty() {
         out.push('\n');
         table(&mut out, "diff step", &diff_samples);
     }
     Ok(out)
+}
+
+/// Times the steps of `cib-bench scope-rules-digest` (the compact tree),
+/// plus the publisher's document of the same scope.
+fn compact_phase(samples: &mut Vec<(&'static str, Vec<Duration>)>, text: &str, rules: &RuleSet, ticket: &str) -> anyhow::Result<()> {
+    let mut doc = timed(samples, "parse (Doc::parse)", || Doc::parse(text))?;
+    let scope = timed(samples, "DocScope::select", || DocScope::select(&mut doc, ticket))?;
+    let published = doc.clone();
+    timed(samples, "publish: document_and_digest()", || scope.document_and_digest(&published));
+    let roots: Vec<u32> = scope.elements(&doc).iter().map(|n| n.index()).collect();
+    timed(samples, "rules (ip + path, one walk)", || rules.apply_doc(&mut doc, &roots))
+        .context("these rules run on the compact tree")??;
+    timed(samples, "digest of the rewritten content", || scope.content_digest(&doc));
+    Ok(())
 }
 
 /// Times the steps of `cib-bench diff` against `new`.

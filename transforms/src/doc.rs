@@ -118,6 +118,11 @@ impl<'s> Doc<'s> {
         DocNode { doc: self, ix: 0 }
     }
 
+    /// Length of the text the document was parsed from.
+    pub fn source_len(&self) -> usize {
+        self.src.len()
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -131,6 +131,7 @@ impl Scope {
         }
         let config = &self.config;
         let (document, _) = document_with_digest(
+            self.config.children.iter().map(|c| c.children.len() * 1024).sum(),
             attrs,
             digest_attr,
             self.left_out_element(),
@@ -274,8 +275,10 @@ impl Metadata {
 /// written: `attrs` are the root's attributes, where the value of
 /// `digest_attr` is replaced by the content's digest. `left_out` follows
 /// the content and is not part of the digest. Returns the document and
-/// the digest.
+/// the digest. `capacity` is a guess of the document's length (growing an
+/// 8 MB string by doubling costs more than writing it).
 fn document_with_digest(
+    capacity: usize,
     attrs: &[(String, String)],
     digest_attr: &str,
     left_out: Option<Element>,
@@ -284,7 +287,7 @@ fn document_with_digest(
     // A placeholder of the digest's length, overwritten at the end.
     const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     const ROOT: &str = "configuration";
-    let mut out = String::with_capacity(1 << 16);
+    let mut out = String::with_capacity(capacity);
     let mut hole = None;
     out.push('<');
     out.push_str(ROOT);

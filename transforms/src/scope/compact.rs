@@ -310,7 +310,10 @@ impl DocScope {
             root.children.extend(left_out_element(&self.left_out));
             return (root.to_xml(), digest);
         }
-        document_with_digest(attrs, digest_attr, left_out_element(&self.left_out), |out| self.write_sections(doc, out))
+        // The content is at most about as long as the text it came from.
+        document_with_digest(doc.source_len() + 4096, attrs, digest_attr, left_out_element(&self.left_out), |out| {
+            self.write_sections(doc, out)
+        })
     }
 
     /// An owned [`Scope`] of the same content (for merging).
