@@ -62,7 +62,10 @@ pub enum StepArg {
 /// Reads a file, refusing anything larger than `limit` bytes.
 pub fn read_bounded(path: &Path, limit: usize) -> anyhow::Result<String> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut text = String::new();
+    // Sized once from the file's length (`take` hides it from
+    // `read_to_string`, which would grow the buffer step by step).
+    let len = file.metadata().map_or(0, |m| m.len()).min(limit as u64 + 1);
+    let mut text = String::with_capacity(len as usize + 1);
     file.take(limit as u64 + 1)
         .read_to_string(&mut text)
         .with_context(|| format!("reading {}", path.display()))?;
@@ -213,13 +216,14 @@ pub fn transform_file_to_document(path: &Path, steps: &[Step]) -> anyhow::Result
         Some(Step::Xslt(sheet)) => Some(sheet),
         _ => None,
     };
-    let guess = sheet.and_then(|_| published_content(&text));
+    // Shared with the thread feeding xsltproc: no copy of it is made.
+    let guess = sheet.and_then(|_| published_content(&text)).map(std::sync::Arc::new);
     std::thread::scope(|s| {
-        let job = sheet
-            .zip(guess.as_deref())
-            .map(|(sheet, content)| s.spawn(move || cib_tools::xslt::run_xslt(sheet, content, XSLT_TIMEOUT)));
+        let job = sheet.zip(guess.clone()).map(|(sheet, content)| {
+            s.spawn(move || cib_tools::xslt::run_xslt_shared(sheet, content, XSLT_TIMEOUT))
+        });
         let verified = read_document(path, &text);
-        let same = match (&verified, guess.as_deref()) {
+        let same = match (&verified, guess.as_deref().map(String::as_str)) {
             (Ok((doc, scope)), Some(content)) => {
                 let mut same = SameAs::new(content.as_bytes());
                 scope.write_content(doc, &mut same);

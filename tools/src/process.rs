@@ -15,7 +15,7 @@
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,18 @@ pub const STDERR_LIMIT: usize = 4096;
 /// [`Error::Spawn`] if the program cannot be started, [`Error::Timeout`],
 /// or [`Error::Io`] if reading the pipes or waiting for the child fails.
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    run_shared(cmd, stdin.map(|data| -> SharedInput { Arc::new(data.to_vec()) }), timeout)
+}
+
+/// Largest stdout buffer reserved up front.
+const MAX_OUTPUT_HINT: usize = 64 << 20;
+
+/// Input shared with the thread that writes it to a child's stdin.
+pub type SharedInput = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// [`run`] with input the caller shares instead of lending: the thread
+/// that writes it needs no copy (an 8 MB scope given to `xsltproc`, say).
+pub fn run_shared(cmd: &mut Command, stdin: Option<SharedInput>, timeout: Duration) -> Result<Output> {
     let program = program_name(cmd);
     tracing::debug!(program = %program, args = %joined_args(cmd), ?timeout, "running");
 
@@ -59,13 +71,17 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result
     let start = Instant::now();
     let deadline = start.checked_add(timeout);
 
+    // A filter's output is usually about as long as its input: sized
+    // once, the buffer is not copied as it grows (reserved memory that is
+    // not written costs nothing).
+    let expected = stdin.as_ref().map_or(0, |d| (**d).as_ref().len().min(MAX_OUTPUT_HINT));
     let writer = stdin
         .zip(child.stdin.take())
-        .map(|(data, pipe)| spawn_writer(data.to_vec(), pipe));
+        .map(|(data, pipe)| spawn_writer(data, pipe));
 
     let (tx, rx) = mpsc::channel();
-    spawn_reader(child.stdout.take(), Stream::Stdout, tx.clone());
-    spawn_reader(child.stderr.take(), Stream::Stderr, tx);
+    spawn_reader(child.stdout.take(), Stream::Stdout, tx.clone(), expected);
+    spawn_reader(child.stderr.take(), Stream::Stderr, tx, 0);
 
     let (stdout, stderr) = match collect(&rx, deadline, &program, timeout) {
         Ok(streams) => streams,
@@ -201,9 +217,9 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
 /// The data is an owned copy so that the thread can outlive [`run`] if a
 /// grandchild keeps the pipe open (it ends with EPIPE once every reader is
 /// gone).
-fn spawn_writer(data: Vec<u8>, mut pipe: ChildStdin) -> thread::JoinHandle<io::Result<()>> {
+fn spawn_writer(data: SharedInput, mut pipe: ChildStdin) -> thread::JoinHandle<io::Result<()>> {
     thread::spawn(move || {
-        match pipe.write_all(&data) {
+        match pipe.write_all((*data).as_ref()) {
             // The child may legitimately exit without reading all of its
             // input; its exit status tells the story.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -277,9 +293,9 @@ trait Pipe: Read + Send + 'static {}
 impl Pipe for ChildStdout {}
 impl Pipe for ChildStderr {}
 
-fn spawn_reader<P: Pipe>(pipe: Option<P>, stream: Stream, tx: mpsc::Sender<Received>) {
+fn spawn_reader<P: Pipe>(pipe: Option<P>, stream: Stream, tx: mpsc::Sender<Received>, capacity: usize) {
     thread::spawn(move || {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(capacity);
         let result = match pipe {
             Some(mut p) => p.read_to_end(&mut buf).map(|_| buf),
             None => Ok(buf),

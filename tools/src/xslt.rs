@@ -33,6 +33,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -60,6 +61,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// - [`Error::Timeout`], [`Error::Spawn`] and the other errors of
 ///   [`process::run`].
 pub fn run_xslt(stylesheet_path: &Path, input_xml: &str, timeout: Duration) -> Result<String> {
+    run_xslt_shared(stylesheet_path, Arc::new(input_xml.to_owned()), timeout)
+}
+
+/// [`run_xslt`] on input shared with the thread that writes it to
+/// `xsltproc` (no copy of it is made).
+pub fn run_xslt_shared(stylesheet_path: &Path, input_xml: Arc<String>, timeout: Duration) -> Result<String> {
     let what = format!("stylesheet {}", stylesheet_path.display());
     let bytes = std::fs::read(stylesheet_path).map_err(|source| Error::Io {
         context: format!("cannot read {what}"),
@@ -70,7 +77,7 @@ pub fn run_xslt(stylesheet_path: &Path, input_xml: &str, timeout: Duration) -> R
         reason: "it is not UTF-8 text".to_owned(),
     })?;
     check_untrusted_xml(&what, &text)?;
-    check_untrusted_xml("input document", input_xml)?;
+    check_untrusted_xml("input document", &input_xml)?;
 
     // A relative path starting with '-' would be taken for an option.
     let stylesheet_arg: PathBuf =
@@ -89,7 +96,7 @@ pub fn run_xslt(stylesheet_path: &Path, input_xml: &str, timeout: Duration) -> R
     ])
     .arg(&stylesheet_arg)
     .arg("-");
-    let output = process::run(&mut cmd, Some(input_xml.as_bytes()), timeout)?;
+    let output = process::run_shared(&mut cmd, Some(input_xml), timeout)?;
 
     let xslt_error = |message: String| Error::Xslt {
         stylesheet: stylesheet_path.to_path_buf(),
