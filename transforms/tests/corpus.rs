@@ -5,36 +5,14 @@
 //! fails the test; elsewhere it is skipped with a message.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use cib_transforms::cib::{self, constraint_refs, Index};
 use cib_transforms::scope::{cut, scope, Scope};
 use cib_transforms::validate::check_fragment;
 use cib_transforms::xml::{parse, Element};
 
-fn corpus() -> Option<Vec<(String, String)>> {
-    let dir = std::env::var_os("CIB_CORPUS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pacemaker-scheduler")
-    });
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("corpus {} is missing (required in CI)", dir.display());
-        }
-        eprintln!("skipping: corpus {} not found (set CIB_CORPUS)", dir.display());
-        return None;
-    };
-    let mut files: Vec<(String, String)> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(e.path()).expect("readable corpus file");
-            (name, text)
-        })
-        .collect();
-    files.sort();
-    Some(files)
-}
+mod common;
+use common::corpus;
 
 fn tickets(cib: &Element) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
