@@ -11,7 +11,7 @@
 //! ~10 MB and three allocations.
 //!
 //! A `Doc` is built by the same parser as `Element` (same limits, same
-//! refusals, same tree: [`Doc::to_element`] equals [`crate::xml::parse`]),
+//! refusals, same tree: the root's [`Node::to_element`] equals [`crate::xml::parse`]),
 //! and is read through [`DocNode`], which implements [`crate::node::Node`]
 //! like `&Element` does: the canonical writer, the scope selection and the
 //! scope checks run on either.
@@ -133,8 +133,14 @@ impl<'s> Doc<'s> {
         self.nodes.is_empty()
     }
 
-    /// The element at `ix` (document order, the root is 0).
+    /// The element at `ix` (document order, the root is 0), an index
+    /// this document gave out ([`DocNode::index`], [`Doc::append`]).
+    ///
+    /// # Panics
+    ///
+    /// If `ix` is not an element of this document.
     pub fn node(&self, ix: u32) -> DocNode<'_> {
+        assert!((ix as usize) < self.nodes.len(), "element {ix} of a document of {}", self.nodes.len());
         DocNode { doc: self, ix }
     }
 
@@ -174,12 +180,21 @@ impl<'s> Doc<'s> {
         })
     }
 
-    /// Source range of `part`, a slice of the source text.
-    fn src_str(&self, part: &str) -> Str {
-        Str {
-            start: (part.as_ptr() as usize - self.src.as_ptr() as usize) as u32,
-            len: part.len() as u32,
+    /// The `Str` of `part`: its range in the source text when it is a slice
+    /// of it (what the parser passes on: names, and values it did not have
+    /// to change), else a copy in the side buffer. A `&str` lying inside
+    /// the source starts and ends on its character boundaries.
+    fn src_str(&mut self, part: &str) -> Str {
+        let base = self.src.as_ptr() as usize;
+        let at = part.as_ptr() as usize;
+        if at >= base && at + part.len() <= base + self.src.len() {
+            return Str {
+                start: (at - base) as u32,
+                len: part.len() as u32,
+            };
         }
+        // The side buffer is bounded like the input: this cannot fail.
+        self.side_str(part).unwrap_or_default()
     }
 
     /// The name of attribute `a`.

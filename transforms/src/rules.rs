@@ -352,7 +352,7 @@ impl RuleSet {
     }
 
     /// [`RuleSet::apply`] on a compact tree: rewrites the elements `roots`
-    /// of `doc` (the [`crate::DocScope::elements`] of a scope) and their
+    /// of `doc` (the [`crate::scope::DocScope::elements`] of a scope) and their
     /// subtrees in place, with the same change lines in the same order.
     ///
     /// Only value rewrites over the whole content (`ip`, `path`, `regex`
@@ -546,6 +546,9 @@ impl Action {
 
 /// One value rewrite, ready to run: which attributes it reads and what it
 /// makes of a value (reference attributes are never given to it).
+// A handful exist at a time (one per rule): the size of the `Path` finder
+// does not matter, a box per rule would.
+#[allow(clippy::large_enum_variant)]
 enum Rewrite<'r> {
     Ip {
         mark: u8,
