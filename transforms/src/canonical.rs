@@ -21,17 +21,6 @@ use sha2::{Digest, Sha256};
 use crate::node::Node;
 use crate::xml::{write_element, Element, Sink};
 
-/// Elements whose children are unordered and keyed by `id`.
-const SORT_BY_ID: &[&str] = &["resources", "constraints", "tags", "tag", "operations"];
-
-/// Attribute-set elements whose `nvpair`s can be sorted by name.
-const NVSETS: &[&str] = &[
-    "instance_attributes",
-    "meta_attributes",
-    "utilization",
-    "cluster_property_set",
-];
-
 /// How the children of one element are ordered in canonical form.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ChildOrder {
@@ -43,13 +32,14 @@ enum ChildOrder {
     ByName,
 }
 
+#[inline]
 fn child_order(name: &str) -> ChildOrder {
-    if SORT_BY_ID.contains(&name) {
-        ChildOrder::ById
-    } else if NVSETS.contains(&name) {
-        ChildOrder::ByName
-    } else {
-        ChildOrder::Kept
+    // A `match` on the names of `SORT_BY_ID` and `NVSETS` (checked by a
+    // test): called for every element of every canonical walk.
+    match name {
+        "resources" | "constraints" | "tags" | "tag" | "operations" => ChildOrder::ById,
+        "instance_attributes" | "meta_attributes" | "utilization" | "cluster_property_set" => ChildOrder::ByName,
+        _ => ChildOrder::Kept,
     }
 }
 
@@ -312,6 +302,28 @@ impl Sink for HashSink {
 mod tests {
     use super::*;
     use crate::xml::parse;
+
+    /// Elements whose children are unordered and keyed by `id`.
+    const SORT_BY_ID: &[&str] = &["resources", "constraints", "tags", "tag", "operations"];
+
+    /// Attribute-set elements whose `nvpair`s can be sorted by name.
+    const NVSETS: &[&str] = &[
+        "instance_attributes",
+        "meta_attributes",
+        "utilization",
+        "cluster_property_set",
+    ];
+
+    #[test]
+    fn child_order_matches_its_lists() {
+        for name in SORT_BY_ID {
+            assert!(child_order(name) == ChildOrder::ById, "{name}");
+        }
+        for name in NVSETS {
+            assert!(child_order(name) == ChildOrder::ByName, "{name}");
+        }
+        assert!(child_order("group") == ChildOrder::Kept);
+    }
 
     #[test]
     fn unordered_children_do_not_change_digest() {

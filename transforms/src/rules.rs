@@ -128,7 +128,30 @@ const RESOURCE_ELEMENTS: &[&str] = &[
     "template",
 ];
 
-/// Elements named in change lines as the owner of what changed inside them.
+/// Whether `name` names the owner of what changes inside it (the list
+/// `OWNER_ELEMENTS` of the tests, as a `match`: called for
+/// every element a value rule visits).
+#[inline]
+fn is_owner_name(name: &str) -> bool {
+    matches!(
+        name,
+        "primitive"
+            | "group"
+            | "clone"
+            | "master"
+            | "bundle"
+            | "template"
+            | "rsc_location"
+            | "rsc_colocation"
+            | "rsc_order"
+            | "rsc_ticket"
+            | "tag"
+    )
+}
+
+/// Elements named in change lines as the owner of what changed inside them
+/// ([`is_owner_name`] is the same list as a `match`).
+#[cfg(test)]
 const OWNER_ELEMENTS: &[&str] = &[
     "primitive",
     "group",
@@ -744,7 +767,7 @@ fn describe(el: &Element) -> String {
 
 /// Whether `el` names the owner of changes inside it.
 fn is_owner(el: &Element) -> bool {
-    OWNER_ELEMENTS.contains(&el.name.as_str())
+    is_owner_name(&el.name)
 }
 
 /// "primitive `vip` nvpair `vip-ip`": the element prefixed by its owner.
@@ -913,7 +936,7 @@ impl<'o> Here<'o> {
         Here {
             name,
             owner,
-            is_owner: OWNER_ELEMENTS.contains(&name),
+            is_owner: is_owner_name(name),
             rendered: None,
         }
     }
@@ -1305,6 +1328,14 @@ mod tests {
         let from: IpNet = from.parse().unwrap();
         let to: IpNet = to.parse().unwrap();
         remap_ips(value, &from, &to).unwrap_or_else(|| value.to_string())
+    }
+
+    #[test]
+    fn owner_names_match_their_list() {
+        for name in OWNER_ELEMENTS {
+            assert!(is_owner_name(name), "{name}");
+        }
+        assert!(!is_owner_name("nvpair") && !is_owner_name("operations"));
     }
 
     #[test]
