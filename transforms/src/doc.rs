@@ -47,6 +47,16 @@ struct NodeData {
     attr_len: u32,
     end: u32,
     text: Str,
+    /// Position of the `id` attribute among the element's, or [`NO_ID`]:
+    /// ids are read far more often than any other attribute.
+    id: u32,
+}
+
+const NO_ID: u32 = u32::MAX;
+
+/// Position of `id` among attribute names.
+fn id_position<'k>(mut names: impl Iterator<Item = &'k str>) -> u32 {
+    names.position(|k| k == "id").map_or(NO_ID, |i| i as u32)
 }
 
 /// One attribute: name and value.
@@ -230,6 +240,7 @@ impl<'s> Doc<'s> {
             attr_len: el.attrs.len() as u32,
             end: ix + 1,
             text,
+            id: id_position(el.attrs.iter().map(|(k, _)| k.as_str())),
         });
         for c in &el.children {
             self.append(c)?;
@@ -241,6 +252,7 @@ impl<'s> Doc<'s> {
     /// Removes every attribute of the element at `ix`.
     pub fn clear_attrs(&mut self, ix: u32) {
         self.nodes[ix as usize].attr_len = 0;
+        self.nodes[ix as usize].id = NO_ID;
     }
 
     /// Replaces the value of attribute `a`.
@@ -372,6 +384,12 @@ impl<'d> Node<'d> for DocNode<'d> {
     }
 
     #[inline]
+    fn id(self) -> Option<&'d str> {
+        let d = self.data();
+        (d.id != NO_ID).then(|| self.doc.str(self.doc.attrs[(d.attr_start + d.id) as usize].value))
+    }
+
+    #[inline]
     fn attr(self, name: &str) -> Option<&'d str> {
         // Compares lengths before bytes, and makes a `str` of the value only.
         let d = self.data();
@@ -407,6 +425,7 @@ impl<'s> Builder<'s> for DocBuilder<'s> {
     fn start(&mut self, name: &'s str, attrs: &mut Vec<(&'s str, Cow<'s, str>)>) {
         let attr_start = self.doc.attrs.len() as u32;
         let attr_len = attrs.len() as u32;
+        let id = id_position(attrs.iter().map(|(k, _)| *k));
         for (k, v) in attrs.drain(..) {
             self.doc.id_refs |= k == "id-ref";
             let name = self.doc.src_str(k);
@@ -426,6 +445,7 @@ impl<'s> Builder<'s> for DocBuilder<'s> {
             attr_len,
             end: ix + 1,
             text: Str::default(),
+            id,
         });
         self.open.push(ix);
     }

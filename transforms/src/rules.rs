@@ -390,17 +390,19 @@ impl RuleSet {
         // all, each on the value the previous one left, and keeps each
         // rule's change lines apart so they come out rule after rule.
         let rewrites: Vec<Rewrite<'_>> = self.rules.iter().filter_map(|r| r.action.rewrite_spec().map(|(rw, _)| rw)).collect();
+        // Each line is written with its rule's prefix at once.
+        let prefixes: Vec<String> = self.rules.iter().map(Rule::prefix).collect();
         let mut lines: Vec<Vec<String>> = vec![Vec::new(); rewrites.len()];
         let mut edits = Vec::new();
         for &root in roots {
-            rewrite_doc(doc.node(root), Owner::None, &rewrites, &mut lines, &mut edits);
+            rewrite_doc(doc.node(root), Owner::None, &rewrites, &prefixes, &mut lines, &mut edits);
         }
         for (a, value) in edits {
             if let Err(e) = doc.set_value(a, &value) {
                 return Some(Err(e));
             }
         }
-        Some(Ok(self.rules.iter().zip(lines).flat_map(|(rule, lines)| rule.prefixed(lines)).collect()))
+        Some(Ok(lines.into_iter().flatten().collect()))
     }
 }
 
@@ -434,8 +436,13 @@ impl Rule {
 
     /// Change lines prefixed with the rule: "rule #2 (ip) site.toml: ...".
     fn prefixed(&self, changes: Vec<String>) -> Vec<String> {
-        let prefix = format!("rule #{} ({}) {}", self.number, self.action.kind(), self.origin);
+        let prefix = self.prefix();
         changes.into_iter().map(|c| format!("{prefix}: {c}")).collect()
+    }
+
+    /// "rule #2 (ip) site.toml", what change lines start with.
+    fn prefix(&self) -> String {
+        format!("rule #{} ({}) {}", self.number, self.action.kind(), self.origin)
     }
 }
 
@@ -866,7 +873,7 @@ fn rewrite_element(el: &mut Element, owner: Owner<'_>, rewrite: &Rewrite<'_>, ch
             continue;
         };
         let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
-        changes.push(here.line(id, name, value, &new));
+        changes.push(here.line("", id, name, value, &new));
         attrs[i].1 = new;
     }
     let child_owner = if here.is_owner {
@@ -889,6 +896,7 @@ fn rewrite_doc(
     el: DocNode<'_>,
     owner: Owner<'_>,
     rewrites: &[Rewrite<'_>],
+    prefixes: &[String],
     lines: &mut [Vec<String>],
     edits: &mut Vec<(AttrId, String)>,
 ) {
@@ -907,7 +915,7 @@ fn rewrite_doc(
             let Some(new) = rewrite.edit(&value).filter(|new| *new != value) else {
                 continue;
             };
-            lines[k].push(here.line(el.id(), name, &value, &new));
+            lines[k].push(here.line(&prefixes[k], el.id(), name, &value, &new));
             value = Cow::Owned(new);
         }
         if let Cow::Owned(v) = value {
@@ -919,7 +927,7 @@ fn rewrite_doc(
     } else {
         owner
     };
-    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, lines, edits));
+    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, prefixes, lines, edits));
 }
 
 /// How the change lines of one element name it; its location ("primitive
@@ -942,7 +950,9 @@ impl<'o> Here<'o> {
     }
 
     /// The change line of attribute `attr` going from `value` to `new`.
-    fn line(&mut self, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
+    /// `prefix` (the rule, for lines written here in their final form) goes
+    /// first when not empty.
+    fn line(&mut self, prefix: &str, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
         let (name, owner, is_owner) = (self.name, self.owner, self.is_owner);
         let here = self.rendered.get_or_insert_with(|| {
             let me = describe_parts(name, id);
@@ -951,10 +961,11 @@ impl<'o> Here<'o> {
                 _ => me,
             }
         });
+        let sep = if prefix.is_empty() { "" } else { ": " };
         if name == "nvpair" && attr == "value" {
-            format!("{here}: {value} -> {new}")
+            format!("{prefix}{sep}{here}: {value} -> {new}")
         } else {
-            format!("{here} attribute `{attr}`: {value} -> {new}")
+            format!("{prefix}{sep}{here} attribute `{attr}`: {value} -> {new}")
         }
     }
 }
