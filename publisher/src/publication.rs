@@ -24,7 +24,6 @@ use cib_transforms::cib::{self, ticket_state};
 use cib_transforms::doc::{Doc, DocNode};
 use cib_transforms::node::Node as _;
 use cib_transforms::scope::DocScope;
-use cib_transforms::xml::Element;
 
 use crate::metrics::Metrics;
 
@@ -135,10 +134,7 @@ pub struct CibParseError(#[from] cib_transforms::Error);
 pub fn views(cib_text: &str, tickets: &[String], metrics: &Metrics) -> Result<Vec<(String, TicketView)>, CibParseError> {
     // The compact tree: the CIB is read once per change and never modified.
     let mut cib = Doc::parse(cib_text)?;
-    if cib.root().name() != "cib" || cib.root().child("configuration").is_none() {
-        // The same error as for the owned tree.
-        cib::configuration(&Element::new(cib.root().name()))?;
-    }
+    cib::configuration(cib.root())?;
     Ok(tickets
         .iter()
         .map(|t| (t.clone(), view_of(&mut cib, t, metrics)))

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use cib_subscriber::apply::{self, Color};
 use cib_subscriber::config::{read_config, Overrides, DEFAULT_CONFIG, DEFAULT_STATE_DIR};
 use cib_subscriber::fetch::{Source, TlsArgs};
-use cib_subscriber::pipeline::{load_and_transform_file, load_scope, load_staged, load_steps, transform, transform_file_to_document, transformed_document, StepArg};
+use cib_subscriber::pipeline::{load_and_transform_file, load_scope, load_staged, load_steps, transform, transform_file_to_document, transformed_document, Step, StepArg};
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
 use cib_tools::cib::Cib;
 use cib_transforms::merge::Options;
@@ -259,16 +259,20 @@ fn main() -> ExitCode {
 }
 
 /// A scope from --from, transformed by --rules/--xslt.
-fn prepare(from: &Source, input: &Input, ticket: Option<&str>, matches: &ArgMatches) -> anyhow::Result<Scope> {
-    let steps = load_steps(input.steps(matches))?;
+fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -> anyhow::Result<Scope> {
     let (scope, log) = match from {
-        Source::File(path) => load_and_transform_file(path, ticket, &steps)?,
-        Source::Url(_) => transform(load_scope(from, ticket, &input.tls)?, &steps)?,
+        Source::File(path) => load_and_transform_file(path, ticket, steps)?,
+        Source::Url(_) => transform(load_scope(from, ticket, &input.tls)?, steps)?,
     };
+    print_log(log);
+    Ok(scope)
+}
+
+/// The change lines of the transform steps, on stderr.
+fn print_log(log: Vec<String>) {
     for line in log {
         eprintln!("cib-subscriber: {line}");
     }
-    Ok(scope)
 }
 
 /// The staged document of `ticket` (already transformed), with its path
@@ -299,33 +303,34 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let Some(from) = &input.from else {
                 anyhow::bail!("transform needs --from FILE|URL");
             };
-            if let Source::File(path) = from {
-                // The compact tree, when every step runs on it.
-                let steps = load_steps(input.steps(matches))?;
-                if let Some((document, log)) = transform_file_to_document(path, &steps)? {
-                    for line in log {
-                        eprintln!("cib-subscriber: {line}");
-                    }
-                    let mut out = std::io::stdout().lock();
-                    std::io::Write::write_all(&mut out, document.as_bytes())?;
-                    std::io::Write::flush(&mut out)?;
-                    return Ok(ExitCode::SUCCESS);
+            let steps = load_steps(input.steps(matches))?;
+            // A file on the compact tree, when every step runs on it.
+            let compact = match from {
+                Source::File(path) => transform_file_to_document(path, &steps)?,
+                Source::Url(_) => None,
+            };
+            let document = match compact {
+                Some((document, log)) => {
+                    print_log(log);
+                    document
                 }
-            }
-            let scope = prepare(from, &input, None, matches)?;
-            // Checking and serializing only read the scope: both at once.
-            let (checked, document) = std::thread::scope(|s| {
-                let document = s.spawn(|| transformed_document(&scope));
-                (cib_transforms::merge::check_scope(&scope), document.join())
-            });
-            checked?;
-            let document = document.map_err(|_| anyhow::anyhow!("serializing the transformed scope failed"))?;
+                None => {
+                    let scope = prepare(from, &input, None, &steps)?;
+                    // Checking and serializing only read the scope: both at once.
+                    let (checked, document) = std::thread::scope(|s| {
+                        let document = s.spawn(|| transformed_document(&scope));
+                        (cib_transforms::merge::check_scope(&scope), document.join())
+                    });
+                    checked?;
+                    // The process ends soon: freeing a tree of 10^5 elements
+                    // one by one would only delay the exit.
+                    std::mem::forget(scope);
+                    document.map_err(|_| anyhow::anyhow!("serializing the transformed scope failed"))?
+                }
+            };
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, document.as_bytes())?;
             std::io::Write::flush(&mut out)?;
-            // The process ends here: freeing a tree of 10^5 elements one by
-            // one would only delay the exit.
-            std::mem::forget((scope, document));
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff {
@@ -337,7 +342,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         } => {
             let (state_dir, cib) = local.resolve()?;
             let scope = match &input.from {
-                Some(from) => prepare(from, &input, Some(&ticket), matches)?,
+                Some(from) => prepare(from, &input, Some(&ticket), &load_steps(input.steps(matches))?)?,
                 None => match staged(&input, &ticket, &state_dir)? {
                     Some((scope, _, _)) => scope,
                     None => {
@@ -358,7 +363,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let (state_dir, cib) = local.resolve()?;
             let mut on_retry = |m: &str| eprintln!("cib-subscriber: {m}");
             if let Some(from) = &input.from {
-                let scope = prepare(from, &input, Some(&ticket), matches)?;
+                let scope = prepare(from, &input, Some(&ticket), &load_steps(input.steps(matches))?)?;
                 let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
                 print!("{}", applied.describe(&scope));
                 return Ok(ExitCode::SUCCESS);

@@ -258,10 +258,10 @@ pub fn element_digest(el: &Element) -> String {
 /// a serialization cost one `update` per 64 KiB.
 ///
 /// Past the first buffer (a large document), the full buffers are hashed on
-/// a second thread, in order, while the serialization goes on: hashing an
-/// 8 MB scope then costs the writer nothing but handing over buffers (three
-/// of them take turns). If that thread cannot be started, hashing stays
-/// here.
+/// a second thread, in order, while the serialization goes on: with a
+/// second core free, hashing an 8 MB scope then costs the writer only the
+/// handing over of buffers (three of them take turns). If that thread
+/// cannot be started, hashing stays here.
 pub struct HashSink {
     buf: Vec<u8>,
     hashing: Hashing,

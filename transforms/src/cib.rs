@@ -22,9 +22,10 @@ pub const CONSTRAINT_KINDS: &[&str] = &["rsc_location", "rsc_colocation", "rsc_o
 pub const CONSTRAINT_REF_ATTRS: &[&str] = &["rsc", "with-rsc", "first", "then"];
 
 /// The `<configuration>` child of a `<cib>`.
-pub fn configuration(cib: &Element) -> Result<&Element, Error> {
-    if cib.name != "cib" {
-        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name)));
+/// (Of either tree: `&Element` or a [`crate::doc::DocNode`].)
+pub fn configuration<'a, N: Node<'a>>(cib: N) -> Result<N, Error> {
+    if cib.name() != "cib" {
+        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name())));
     }
     cib.child("configuration")
         .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))

@@ -148,6 +148,25 @@ async fn went_down_unchanged(b: &Subscriber, fake: &FakePublisher, n: usize, bef
     s.peers[&url].error.clone().unwrap()
 }
 
+/// A fake publisher whose first connection gets `first` and is killed,
+/// the second `second` (killed too), the third the whole event of `doc`
+/// (held open). The second and third answers wait for their gate, so a
+/// test sees each connection's outcome before opening the next.
+fn two_failures_then_whole(world: &World, doc: &Published, first: Vec<u8>, second: Vec<u8>) -> (FakePublisher, [Gate; 2]) {
+    let gates = [Gate::default(), Gate::default()];
+    let mut whole = stream_head("transfer-encoding: chunked");
+    whole.extend(chunk(&doc.frame));
+    let fake = FakePublisher::start(
+        world,
+        vec![
+            Reply::killed_after(first),
+            Reply::killed_after(second).when(&gates[0]),
+            Reply::held_after(whole).when(&gates[1]),
+        ],
+    );
+    (fake, gates)
+}
+
 /// Checks that no document reached the daemon's coordinator: a part of an
 /// event is never handed on.
 fn nothing_handed_on(b: &Subscriber) {
@@ -166,19 +185,8 @@ async fn a_publisher_killed_in_the_middle_of_an_event_changes_nothing() {
     // Killed after half the event of a body that ends with the connection.
     let mut until_close = stream_head("");
     until_close.extend_from_slice(half);
-    // Then a publisher that sends the whole event. Each answer waits for
-    // its gate, so the test sees each connection's outcome.
-    let gates = [Gate::default(), Gate::default()];
-    let mut whole = stream_head("transfer-encoding: chunked");
-    whole.extend(chunk(&doc.frame));
-    let fake = FakePublisher::start(
-        &world,
-        vec![
-            Reply::killed_after(chunked),
-            Reply::killed_after(until_close).when(&gates[0]),
-            Reply::held_after(whole).when(&gates[1]),
-        ],
-    );
+    // Then a publisher that sends the whole event.
+    let (fake, gates) = two_failures_then_whole(&world, &doc, chunked, until_close);
     let (b, before) = follow(&world, &fake);
 
     let error = went_down_unchanged(&b, &fake, 1, &before).await;
@@ -214,17 +222,7 @@ async fn truncated_bodies_change_nothing() {
     let cut_event = cib_net::sse::frame(EVENT_SCOPE, &doc.etag, &cut).unwrap();
     let mut cut_short = stream_head("transfer-encoding: chunked");
     cut_short.extend(chunk(cut_event.as_bytes()));
-    let gates = [Gate::default(), Gate::default()];
-    let mut whole = stream_head("transfer-encoding: chunked");
-    whole.extend(chunk(&doc.frame));
-    let fake = FakePublisher::start(
-        &world,
-        vec![
-            Reply::killed_after(short),
-            Reply::killed_after(cut_short).when(&gates[0]),
-            Reply::held_after(whole).when(&gates[1]),
-        ],
-    );
+    let (fake, gates) = two_failures_then_whole(&world, &doc, short, cut_short);
     let (b, before) = follow(&world, &fake);
 
     let error = went_down_unchanged(&b, &fake, 1, &before).await;

@@ -62,12 +62,7 @@ impl DocScope {
     /// the content first (the digest is then that of the rewritten content).
     pub fn select(doc: &mut Doc<'_>, ticket: &str) -> Result<DocScope, Error> {
         let root = doc.root();
-        if root.name() != "cib" {
-            return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", root.name())));
-        }
-        let config = root
-            .child("configuration")
-            .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))?;
+        let config = cib::configuration(root)?;
         let version = cib::version(root);
         let term = cib::ticket_state(root, ticket).term;
         let selection = select(config, ticket)?;
