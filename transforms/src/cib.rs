@@ -100,17 +100,28 @@ pub fn is_stonith<'a, N: Node<'a>>(el: N) -> bool {
 /// What a name used by a constraint stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Resolved<'a> {
-    /// Top-level resource (or template) ids the name covers.
-    pub tops: BTreeSet<&'a str>,
-    /// Tags crossed on the way.
-    pub tags: BTreeSet<&'a str>,
+    /// Top-level resource (or template) ids the name covers, sorted, each
+    /// once.
+    pub tops: Vec<&'a str>,
+    /// Tags crossed on the way, sorted, each once.
+    pub tags: Vec<&'a str>,
+}
+
+/// A top-level element of `<resources>` in an [`Index`].
+#[derive(Debug, Clone, Copy)]
+pub struct Top<N> {
+    /// The element.
+    pub node: N,
+    /// Its position among the children of `<resources>`.
+    pub position: usize,
 }
 
 /// Lookup tables over one `<configuration>`, of either tree ([`Node`]).
 #[derive(Debug)]
 pub struct Index<'a, N = &'a Element> {
-    /// Top-level resources and templates by id.
-    pub top: IdMap<&'a str, N>,
+    /// Top-level resources and templates by id, with their position among
+    /// the children of `<resources>` (the last one, for a duplicated id).
+    pub top: IdMap<&'a str, Top<N>>,
     /// Any resource id (nested ones included) → id of its top-level element.
     pub top_of: IdMap<&'a str, &'a str>,
     /// Template id → top-level ids of the resources whose primitives use it.
@@ -139,15 +150,15 @@ impl<'a, N: Node<'a>> Index<'a, N> {
         if let Some(resources) = resources {
             // Sized up front: growing tables of ten thousand entries costs
             // more than filling them.
-            let n = resources.children().size_hint().1.unwrap_or(0);
+            let n = resources.children().count();
             ix.top.reserve(n);
             ix.top_of.reserve(2 * n);
-            for top in resources.children() {
+            for (position, top) in resources.children().enumerate() {
                 let Some(top_id) = top.id() else { continue };
                 if !TOP_LEVEL_RESOURCES.contains(&top.name()) {
                     continue;
                 }
-                ix.top.insert(top_id, top);
+                ix.top.insert(top_id, Top { node: top, position });
                 ix.add_resources(top, top_id);
             }
         }
@@ -200,8 +211,30 @@ impl<'a, N: Node<'a>> Index<'a, N> {
     /// bring. `None` when the name is none of these.
     pub fn resolve(&self, name: &str) -> Option<Resolved<'a>> {
         let mut out = Resolved::default();
-        let mut seen = BTreeSet::new();
-        self.resolve_into(name, &mut out, &mut seen).then_some(out)
+        self.resolve_with(name, &mut out).then_some(out)
+    }
+
+    /// [`Index::resolve`] into `out`, whose vectors are reused (a scope
+    /// resolves every name of every constraint): whether `name` is known.
+    pub fn resolve_with(&self, name: &str, out: &mut Resolved<'a>) -> bool {
+        out.tops.clear();
+        out.tags.clear();
+        // Most names are a resource: no tag to follow, no cycle to guard.
+        if let Some(top) = self.top_of.get(name) {
+            out.tops.push(top);
+            if let Some(users) = self.template_users.get(name) {
+                out.tops.extend(users.iter().copied());
+                out.tops.sort_unstable();
+                out.tops.dedup();
+            }
+            return true;
+        }
+        let found = self.resolve_into(name, out, &mut BTreeSet::new());
+        out.tops.sort_unstable();
+        out.tops.dedup();
+        out.tags.sort_unstable();
+        out.tags.dedup();
+        found
     }
 
     fn resolve_into<'n>(&self, name: &'n str, out: &mut Resolved<'a>, seen: &mut BTreeSet<&'n str>) -> bool
@@ -212,14 +245,14 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             return true;
         }
         if let Some(top) = self.top_of.get(name) {
-            out.tops.insert(*top);
+            out.tops.push(top);
             if let Some(users) = self.template_users.get(name) {
                 out.tops.extend(users.iter().copied());
             }
             return true;
         }
         if let Some((tag, members)) = self.tags.get_key_value(name) {
-            out.tags.insert(*tag);
+            out.tags.push(tag);
             for m in members.clone() {
                 // Tags may list non-resources (e.g. constraints); those add nothing.
                 self.resolve_into(m, out, seen);
@@ -254,7 +287,7 @@ mod tests {
         assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["c", "g", "t"]);
         let r = ix.resolve("tg").unwrap();
         assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["f", "g"]);
-        assert!(r.tags.contains("tg"));
+        assert_eq!(r.tags, ["tg"]);
         assert!(ix.fencing.contains("f"));
         assert!(ix.resolve("nope").is_none());
     }

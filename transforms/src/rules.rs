@@ -836,21 +836,14 @@ enum Owner<'a> {
     Element { name: &'a str, id: Option<&'a str> },
 }
 
-impl Owner<'_> {
-    fn render(self) -> Option<String> {
-        match self {
-            Owner::None => None,
-            Owner::Text(t) => Some(t.to_string()),
-            Owner::Element { name, id } => Some(describe_parts(name, id)),
-        }
-    }
-}
-
-/// [`describe`] from an element's name and id.
-fn describe_parts(name: &str, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!("{name} `{id}`"),
-        None => name.to_string(),
+/// Appends how a change line names an element to `out`: "primitive
+/// `vip`", or only its name when it has no id.
+fn push_described(out: &mut String, name: &str, id: Option<&str>) {
+    out.push_str(name);
+    if let Some(id) = id {
+        out.push_str(" `");
+        out.push_str(id);
+        out.push('`');
     }
 }
 
@@ -952,21 +945,43 @@ impl<'o> Here<'o> {
     /// The change line of attribute `attr` going from `value` to `new`.
     /// `prefix` (the rule, for lines written here in their final form) goes
     /// first when not empty.
+    ///
+    /// (Built with `push_str` into strings of the right size: a rule that
+    /// rewrites every address of a large CIB writes thousands of lines.)
     fn line(&mut self, prefix: &str, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
         let (name, owner, is_owner) = (self.name, self.owner, self.is_owner);
         let here = self.rendered.get_or_insert_with(|| {
-            let me = describe_parts(name, id);
-            match owner.render() {
-                Some(owner) if !is_owner => format!("{owner} {me}"),
-                _ => me,
+            let mut here = String::with_capacity(64);
+            if !is_owner {
+                match owner {
+                    Owner::None => {}
+                    Owner::Text(t) => here.push_str(t),
+                    Owner::Element { name, id } => push_described(&mut here, name, id),
+                }
+                if !here.is_empty() {
+                    here.push(' ');
+                }
             }
+            push_described(&mut here, name, id);
+            here
         });
-        let sep = if prefix.is_empty() { "" } else { ": " };
-        if name == "nvpair" && attr == "value" {
-            format!("{prefix}{sep}{here}: {value} -> {new}")
-        } else {
-            format!("{prefix}{sep}{here} attribute `{attr}`: {value} -> {new}")
+        let mut line = String::with_capacity(prefix.len() + here.len() + attr.len() + value.len() + new.len() + 24);
+        if !prefix.is_empty() {
+            line.push_str(prefix);
+            line.push_str(": ");
         }
+        line.push_str(here);
+        if name == "nvpair" && attr == "value" {
+            line.push_str(": ");
+        } else {
+            line.push_str(" attribute `");
+            line.push_str(attr);
+            line.push_str("`: ");
+        }
+        line.push_str(value);
+        line.push_str(" -> ");
+        line.push_str(new);
+        line
     }
 }
 

@@ -29,7 +29,7 @@ use regex::Regex;
 use crate::canonical::{canonicalize, digest_of_canonical};
 use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
-use crate::IdMap;
+use crate::IdSet;
 use crate::canonical::HashSink;
 use crate::node::Node;
 use crate::xml::{escape_attr_into, write_element, Element, Sink};
@@ -348,7 +348,7 @@ pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
     let version = cib::version(&cib);
     let term = cib::ticket_state(&cib, ticket).term;
     let config = cib::configuration_mut(&mut cib)?;
-    let selection = select(&*config, ticket)?;
+    let selection = select(&*config, ticket, |position, _| position)?;
     let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]));
     out.version = Some(version);
     out.term = term;
@@ -357,34 +357,36 @@ pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
 
 /// Cuts the scope of `ticket` out of a `<configuration>` element.
 pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, Error> {
-    Ok(select(config, ticket)?.assemble_copy(config))
+    Ok(select(config, ticket, |position, _| position)?.assemble_copy(config))
 }
 
-/// What the scope of a ticket is made of, as positions in the
-/// configuration's sections (so it can be copied out, or moved out).
-struct Selection {
+/// What the scope of a ticket is made of: handles `H` on elements of the
+/// configuration's sections, made by the caller of [`select`] from each
+/// element's position in its section and the element itself (a position,
+/// so the owned tree can be copied out or moved out; an index in a `Doc`).
+struct Selection<H> {
     ticket: String,
-    /// Positions under `<resources>` of the top-level elements, in id order.
-    tops: Vec<usize>,
-    /// The ticket's own `rsc_ticket`s: a position under `<constraints>`, or a
-    /// copy without the fencing devices it named.
-    own: Vec<Own>,
-    /// Positions under `<constraints>` of the other constraints kept.
-    kept: Vec<usize>,
+    /// The top-level elements under `<resources>`, in document order.
+    tops: Vec<H>,
+    /// The ticket's own `rsc_ticket`s: an element under `<constraints>`, or
+    /// a copy without the fencing devices it named.
+    own: Vec<Own<H>>,
+    /// The other constraints kept, in document order.
+    kept: Vec<H>,
     /// The tags, restricted to replicated members.
     tags: Element,
     left_out: BTreeSet<LeftOut>,
 }
 
 /// One of the ticket's own `rsc_ticket`s.
-enum Own {
+enum Own<H> {
     /// Replicated as it is.
-    At(usize),
+    At(H),
     /// Replicated without the fencing devices it named.
-    Changed(Element),
+    Changed(Box<Element>),
 }
 
-impl Selection {
+impl Selection<usize> {
     /// Builds the scope, taking each selected element with `take(section,
     /// position)`. `take` may leave an empty element behind.
     fn assemble(self, config: &mut Element, mut take: impl FnMut(&mut Element, usize) -> Element) -> Scope {
@@ -398,7 +400,7 @@ impl Selection {
             for own in self.own {
                 list.push(match own {
                     Own::At(i) => take(section, i),
-                    Own::Changed(el) => el,
+                    Own::Changed(el) => *el,
                 });
             }
             list.extend(self.kept.iter().map(|&i| take(section, i)));
@@ -419,7 +421,7 @@ impl Selection {
         for own in self.own {
             list.push(match own {
                 Own::At(i) => child("constraints", i),
-                Own::Changed(el) => el,
+                Own::Changed(el) => *el,
             });
         }
         list.extend(self.kept.iter().map(|&i| child("constraints", i)));
@@ -461,8 +463,10 @@ fn finish<'a, N: Node<'a>>(
     }
 }
 
-/// Decides what the scope of `ticket` is (PRODUCT.md rules 1–5).
-fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> {
+/// Decides what the scope of `ticket` is (PRODUCT.md rules 1–5); `handle`
+/// makes the [`Selection`]'s handle on an element from its position in its
+/// section and the element.
+fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N) -> H) -> Result<Selection<H>, Error> {
     let ix = Index::new(config);
     let constraints: Vec<(usize, N)> = config
         .child("constraints")
@@ -484,21 +488,27 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
     if own.is_empty() {
         return Err(Error::NoTicketConstraint(ticket.into()));
     }
-    let mut tops: BTreeSet<&'a str> = BTreeSet::new();
+    // A hash set: there is one entry per replicated resource, and the
+    // order comes from the positions at the end.
+    let mut tops: IdSet<&'a str> = IdSet::default();
+    tops.reserve(ix.top.len());
     let mut used_tags: BTreeSet<&'a str> = BTreeSet::new();
+    let mut resolved = cib::Resolved::default();
     for (_, c) in &own {
         for (attr, name) in constraint_refs(*c) {
-            let resolved = ix.resolve(name).ok_or_else(|| Error::UnknownRef {
-                element: c.name().to_string(),
-                owner: c.id().unwrap_or("").into(),
-                attr: attr.into(),
-                target: name.into(),
-            })?;
-            used_tags.extend(resolved.tags);
-            for top in resolved.tops {
+            if !ix.resolve_with(name, &mut resolved) {
+                return Err(Error::UnknownRef {
+                    element: c.name().to_string(),
+                    owner: c.id().unwrap_or("").into(),
+                    attr: attr.into(),
+                    target: name.into(),
+                });
+            }
+            used_tags.extend(resolved.tags.iter().copied());
+            for &top in &resolved.tops {
                 if ix.fencing.contains(top) {
                     left_out.insert(LeftOut {
-                        kind: ix.top[top].name().to_string(),
+                        kind: ix.top[top].node.name().to_string(),
                         id: top.to_string(),
                         reason: format!(
                             "fencing device named by rsc_ticket `{}`: fencing is never replicated",
@@ -524,7 +534,7 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
     tops.extend(templates);
 
     // 4: other constraints wholly inside the scope.
-    let mut kept: Vec<usize> = Vec::new();
+    let mut kept: Vec<H> = Vec::new();
     // Ids of the replicated resources, for `rsc-pattern`s (computed only if
     // a constraint has one).
     let scoped_ids: std::cell::OnceCell<Vec<&str>> = std::cell::OnceCell::new();
@@ -574,7 +584,8 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
         let mut outside = Vec::new();
         let mut tags_here = BTreeSet::new();
         for (_, name) in constraint_refs(c) {
-            let resolved = ix.resolve(name).unwrap_or_default();
+            // An unknown name covers nothing (and is outside the scope).
+            ix.resolve_with(name, &mut resolved);
             let n_in = resolved.tops.iter().filter(|t| tops.contains(*t)).count();
             if n_in > 0 {
                 inside.push(name);
@@ -582,7 +593,7 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
             if n_in == 0 || n_in < resolved.tops.len() {
                 outside.push(name);
             }
-            tags_here.extend(resolved.tags);
+            tags_here.extend(resolved.tags.iter().copied());
         }
         if inside.is_empty() {
             continue;
@@ -608,30 +619,23 @@ fn select<'a, N: Node<'a>>(config: N, ticket: &str) -> Result<Selection, Error> 
             continue;
         }
         used_tags.extend(tags_here);
-        kept.push(position);
+        kept.push(handle(position, c));
     }
 
-    // Where each top-level element sits (the last one, for a duplicated id,
-    // as in the index).
-    let mut at: IdMap<&str, usize> = IdMap::default();
-    if let Some(resources) = config.child("resources") {
-        for (i, top) in resources.children().enumerate() {
-            if let Some(id) = top.id() {
-                if ix.top.contains_key(id) {
-                    at.insert(id, i);
-                }
-            }
-        }
-    }
     let tags = restricted_tags(config, &used_tags, &ix, &tops);
     let own = own
         .iter()
-        .filter_map(|&(i, c)| without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or(Own::At(i), Own::Changed)))
+        .filter_map(|&(i, c)| {
+            without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or_else(|| Own::At(handle(i, c)), |el| Own::Changed(Box::new(el))))
+        })
         .collect();
+    // A template named by a primitive but not defined is not in the index.
+    let mut positions: Vec<cib::Top<N>> = Vec::with_capacity(tops.len());
+    positions.extend(tops.iter().filter_map(|t| ix.top.get(t).copied()));
+    positions.sort_unstable_by_key(|top| top.position);
     Ok(Selection {
         ticket: ticket.into(),
-        // A template named by a primitive but not defined is not in `at`.
-        tops: tops.iter().filter_map(|t| at.get(t).copied()).collect(),
+        tops: positions.into_iter().map(|top| handle(top.position, top.node)).collect(),
         own,
         kept,
         tags,
@@ -675,7 +679,7 @@ fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTre
 }
 
 /// The tags in `used`, each listing only members inside the scope.
-fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &BTreeSet<&'a str>) -> Element {
+fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &IdSet<&'a str>) -> Element {
     let mut out = Element::new("tags");
     let Some(tags) = config.child("tags") else {
         return out;

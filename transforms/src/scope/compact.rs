@@ -65,14 +65,6 @@ impl DocScope {
         let config = cib::configuration(root)?;
         let version = cib::version(root);
         let term = cib::ticket_state(root, ticket).term;
-        let selection = select(config, ticket)?;
-        let section = |name: &str| -> Vec<u32> {
-            config
-                .child(name)
-                .map(|s| s.children().map(DocNode::index).collect())
-                .unwrap_or_default()
-        };
-        let (resources, constraints) = (section("resources"), section("constraints"));
         let Selection {
             ticket: _,
             tops,
@@ -80,16 +72,15 @@ impl DocScope {
             kept,
             tags,
             left_out,
-        } = selection;
-        let tops: Vec<u32> = tops.iter().map(|&i| resources[i]).collect();
-        let mut cons: Vec<Result<u32, Element>> = Vec::with_capacity(own.len() + kept.len());
+        } = select(config, ticket, |_, node| node.index())?;
+        let mut cons: Vec<Result<u32, Box<Element>>> = Vec::with_capacity(own.len() + kept.len());
         for o in own {
             cons.push(match o {
-                Own::At(i) => Ok(constraints[i]),
+                Own::At(i) => Ok(i),
                 Own::Changed(el) => Err(el),
             });
         }
-        cons.extend(kept.iter().map(|&i| Ok(constraints[i])));
+        cons.extend(kept.into_iter().map(Ok));
 
         if has_id_refs(config, &tops, &cons, &tags) {
             // Rare: an `id-ref` may point outside the scope, and the owned
@@ -103,7 +94,7 @@ impl DocScope {
                     ..Element::new("resources")
                 },
                 Element {
-                    children: cons.iter().map(|c| c.as_ref().map_or_else(Clone::clone, copy)).collect(),
+                    children: cons.iter().map(|c| c.as_ref().map_or_else(|el| Element::clone(el), copy)).collect(),
                     ..Element::new("constraints")
                 },
                 tags,
@@ -348,24 +339,28 @@ impl DocScope {
 /// Sorts elements of `doc` in the canonical order of a section's children
 /// (stable, by id then element name), reading each key once.
 fn sort_by_id(doc: &Doc<'_>, elements: &mut [u32]) {
+    // Keyed by (id, name, place in `elements`): an unstable sort on these
+    // gives what a stable sort on (id, name) gives.
     let mut keyed: Vec<(&str, &str, u32)> = elements
         .iter()
-        .map(|&i| {
+        .enumerate()
+        .map(|(k, &i)| {
             let n = doc.node(i);
-            (n.id().unwrap_or(""), n.name(), i)
+            (n.id().unwrap_or(""), n.name(), k as u32)
         })
         .collect();
-    if keyed.is_sorted_by(|a, b| (a.0, a.1) <= (b.0, b.1)) {
+    if keyed.is_sorted() {
         return;
     }
-    keyed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    for (slot, (_, _, i)) in elements.iter_mut().zip(keyed) {
-        *slot = i;
+    keyed.sort_unstable();
+    let before = elements.to_vec();
+    for (slot, (_, _, k)) in elements.iter_mut().zip(keyed) {
+        *slot = before[k as usize];
     }
 }
 
 /// Whether any element of the scope carries an `id-ref`.
-fn has_id_refs(config: DocNode<'_>, tops: &[u32], cons: &[Result<u32, Element>], tags: &Element) -> bool {
+fn has_id_refs(config: DocNode<'_>, tops: &[u32], cons: &[Result<u32, Box<Element>>], tags: &Element) -> bool {
     let owned_has = |el: &Element| {
         let mut any = false;
         el.walk(&mut |n| any |= n.attr("id-ref").is_some());
