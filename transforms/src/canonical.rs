@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use sha2::{Digest, Sha256};
 
 use crate::node::Node;
-use crate::xml::{write_element, Element, Sink};
+use crate::xml::{write_attr, write_element_with, Element, Sink};
 
 /// How the children of one element are ordered in canonical form.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ fn is_sorted_by<T>(mut items: impl Iterator<Item = T>, cmp: impl Fn(&T, &T) -> O
 }
 
 fn attrs_sorted<'a, N: Node<'a>>(el: N) -> bool {
-    is_sorted_by(el.attrs(), |a, b| a.0.cmp(b.0))
+    is_sorted_by(el.attrs(), |a, b| name_cmp(a.0, b.0))
 }
 
 /// How `el`'s children must be sorted to be in canonical form, or `None`
@@ -165,22 +165,38 @@ impl<I: Iterator> LenHint for I {
 /// With `attrs` false, `el`'s own attributes are left out. `el` may belong
 /// to either tree ([`Node`]).
 pub fn write_canonical<'a, N: Node<'a>, S: Sink + ?Sized>(el: N, out: &mut S, depth: usize, attrs: bool) {
-    let mut child = |c: N, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
-    let write = |attr_list: &mut dyn Iterator<Item = (&'a str, &'a str)>, out: &mut S, child: &mut dyn FnMut(N, &mut S, usize)| {
-        let mut child = |c: N, out: &mut S, depth: usize| child(c, out, depth);
-        match needed_sort(el) {
-            None => write_element(out, depth, el.name(), attr_list, el.text(), el.children(), &mut child),
-            Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| {
-                write_element(out, depth, el.name(), attr_list, el.text(), sorted.iter().copied(), &mut child);
-            }),
+    // Each attribute in one piece when the source has it as it is written.
+    let write_attrs = |out: &mut S| {
+        if !attrs {
+            return;
+        }
+        let mut one = |(k, v): (&'a str, &'a str)| match el.source_attr(k, v) {
+            Some(text) => out.push(text),
+            None => write_attr(out, k, v),
+        };
+        if attrs_sorted(el) {
+            el.attrs().for_each(&mut one);
+        } else {
+            with_sorted(el.attrs(), |a, b| name_cmp(a.0, b.0), |sorted| sorted.iter().copied().for_each(&mut one));
         }
     };
-    if !attrs {
-        write(&mut std::iter::empty(), out, &mut child);
-    } else if attrs_sorted(el) {
-        write(&mut el.attrs(), out, &mut child);
-    } else {
-        with_sorted(el.attrs(), |a, b| a.0.cmp(b.0), |sorted| write(&mut sorted.iter().copied(), out, &mut child));
+    let mut child = |c: N, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
+    let (name, open, text) = (el.name(), el.source_open(), el.text());
+    match needed_sort(el) {
+        None => write_element_with(out, depth, name, open, write_attrs, text, el.children(), &mut child),
+        Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| {
+            write_element_with(out, depth, name, open, write_attrs, text, sorted.iter().copied(), &mut child);
+        }),
+    }
+}
+
+/// `a.cmp(b)` for attribute names, which mostly differ in their first
+/// byte: that byte decides without a call to `memcmp`.
+#[inline]
+fn name_cmp(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 

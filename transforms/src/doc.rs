@@ -207,6 +207,37 @@ impl<'s> Doc<'s> {
         self.side_str(part).unwrap_or_default()
     }
 
+    /// ` name="value"` as it stands in the source, when `name` and `value`
+    /// are slices of the source written exactly so (double quotes, one
+    /// space before, nothing around `=`) and `value` needs no escaping:
+    /// see [`Node::source_attr`].
+    ///
+    /// Values the parser or the rules changed live in the side buffer, so
+    /// they never pass. A value the parser left as it was holds no `"`
+    /// (it is between double quotes), no `<` (refused), no `&` (a
+    /// reference is replaced) and no tab or line end (normalized): of what
+    /// [`crate::xml::escape_attr`] replaces, only `>` is left to look for.
+    #[inline]
+    fn source_attr(&self, name: &str, value: &str) -> Option<&'s str> {
+        let src = self.src;
+        let b = src.as_bytes();
+        let base = src.as_ptr() as usize;
+        let k = (name.as_ptr() as usize).checked_sub(base)?;
+        let v = (value.as_ptr() as usize).checked_sub(base)?;
+        let (k_end, v_end) = (k + name.len(), v + value.len());
+        // `v_end` in bounds and `v` right after `k_end` put the whole of
+        // both inside the source.
+        if k == 0 || v != k_end + 2 || v_end >= b.len() {
+            return None;
+        }
+        let written = b[k - 1] == b' ' && b[k_end] == b'=' && b[k_end + 1] == b'"' && b[v_end] == b'"';
+        if !written || value.as_bytes().contains(&b'>') {
+            return None;
+        }
+        debug_assert!(!crate::xml::attr_needs_escape(value), "{value:?} needs escaping");
+        src.get(k - 1..v_end + 1)
+    }
+
     /// The name of attribute `a`.
     pub fn attr_name(&self, a: AttrId) -> &str {
         self.str(self.attrs[a.0 as usize].name)
@@ -401,6 +432,22 @@ impl<'d> Node<'d> for DocNode<'d> {
             .map(|a| self.doc.str(a.value))
     }
 
+    #[inline]
+    fn source_attr(self, name: &'d str, value: &'d str) -> Option<&'d str> {
+        self.doc.source_attr(name, value)
+    }
+
+    #[inline]
+    fn source_open(self) -> Option<&'d str> {
+        let name = self.data().name;
+        if name.len & SIDE != 0 || name.start == 0 {
+            return None;
+        }
+        let start = name.start as usize - 1;
+        let src = self.doc.src;
+        (src.as_bytes()[start] == b'<').then(|| src.get(start..start + 1 + name.len as usize)).flatten()
+    }
+
     fn to_element(self) -> Element {
         let d = self.data();
         Element {
@@ -542,6 +589,36 @@ mod tests {
         assert_eq!(doc.node(ix).to_element(), el);
         assert_eq!(doc.root().children().count(), 1, "not a child of the root");
         assert_eq!(doc.root().to_element(), parse(r#"<r><a id="a"/></r>"#).unwrap());
+    }
+
+    #[test]
+    fn source_attr_is_what_the_writer_writes() {
+        // Every way an attribute can stand in the source: each one the
+        // source gives is exactly the writer's text; the others are
+        // written piece by piece.
+        let src = "<r>\n<e id=\"a\" b='single' c = \"spaced\" d=\"x &amp; y\" e=\"tab\tnl\nend\" f=\"gt > here\"\
+                   \tg=\"after tab\"  h=\"two spaces\" i=\"\" j=\"&#62;\" k=\"plain-value 1.2.3.4\"/></r>";
+        let mut doc = Doc::parse(src).unwrap();
+        let e = doc.root().children().next().unwrap();
+        let given: Vec<&str> = e.attrs().filter(|&(k, v)| e.source_attr(k, v).is_some()).map(|(k, _)| k).collect();
+        assert_eq!(given, ["id", "h", "i", "k"], "h: the space right before counts");
+        for (k, v) in e.attrs() {
+            let mut written = String::new();
+            crate::xml::write_attr(&mut written, k, v);
+            if let Some(text) = e.source_attr(k, v) {
+                assert_eq!(text, written, "{k}");
+            }
+        }
+        assert_eq!(e.source_open(), Some("<e"));
+        // A rewritten value is no longer the source's.
+        let a = e.attr_ids().find(|&a| doc.attr_name(a) == "k").unwrap();
+        doc.set_value(a, "plain-value 1.2.3.4").unwrap();
+        let e = doc.root().children().next().unwrap();
+        assert_eq!(e.source_attr("k", e.attr("k").unwrap()), None);
+        // Appended elements have no source.
+        let ix = doc.append(&parse(r#"<x id="x"/>"#).unwrap()).unwrap();
+        let x = doc.node(ix);
+        assert_eq!((x.source_open(), x.source_attr("id", x.id().unwrap())), (None, None));
     }
 
     #[test]

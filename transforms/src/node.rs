@@ -31,6 +31,23 @@ pub trait Node<'a>: Copy + 'a {
     /// An owned copy of the subtree.
     fn to_element(self) -> Element;
 
+    /// The text the element was parsed from for attribute `name` with
+    /// `value` (one of its attributes), when that text is exactly what a
+    /// writer writes for it, ` name="value"` with nothing to escape: it can
+    /// then be copied in one piece. `None` when the tree does not keep its
+    /// source (the owned tree), or the text differs.
+    #[inline]
+    fn source_attr(self, _name: &'a str, _value: &'a str) -> Option<&'a str> {
+        None
+    }
+
+    /// The text the element's start tag begins with in its source, `<`
+    /// and the name, when the tree keeps it.
+    #[inline]
+    fn source_open(self) -> Option<&'a str> {
+        None
+    }
+
     /// The value of attribute `name`.
     #[inline]
     fn attr(self, name: &str) -> Option<&'a str> {

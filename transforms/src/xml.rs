@@ -232,16 +232,33 @@ pub(crate) fn write_element<'a, C, S: Sink + ?Sized>(
     children: impl Iterator<Item = C>,
     child: &mut impl FnMut(C, &mut S, usize),
 ) {
+    let attrs = |out: &mut S| attrs.for_each(|(k, v)| write_attr(out, k, v));
+    write_element_with(out, depth, name, None, attrs, text, children, child);
+}
+
+/// [`write_element`] with the attributes written by `attrs` (each as
+/// [`write_attr`] would, in order), and `open`, when given, the text that
+/// starts the tag (`<` and the name) in one piece.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_element_with<C, S: Sink + ?Sized>(
+    out: &mut S,
+    depth: usize,
+    name: &str,
+    open: Option<&str>,
+    attrs: impl FnOnce(&mut S),
+    text: &str,
+    children: impl Iterator<Item = C>,
+    child: &mut impl FnMut(C, &mut S, usize),
+) {
     indent(out, depth);
-    out.push("<");
-    out.push(name);
-    for (k, v) in attrs {
-        out.push(" ");
-        out.push(k);
-        out.push("=\"");
-        escape_attr_into(v, out);
-        out.push("\"");
+    match open {
+        Some(open) => out.push(open),
+        None => {
+            out.push("<");
+            out.push(name);
+        }
     }
+    attrs(out);
     let mut children = children.peekable();
     if children.peek().is_none() {
         if text.is_empty() {
@@ -265,6 +282,22 @@ pub(crate) fn write_element<'a, C, S: Sink + ?Sized>(
     out.push("</");
     out.push(name);
     out.push(">\n");
+}
+
+/// Writes one attribute of a start tag: ` name="value"`, the value escaped.
+#[inline]
+pub(crate) fn write_attr<S: Sink + ?Sized>(out: &mut S, name: &str, value: &str) {
+    out.push(" ");
+    out.push(name);
+    out.push("=\"");
+    escape_attr_into(value, out);
+    out.push("\"");
+}
+
+/// Whether [`escape_attr`] would change `v`.
+#[inline]
+pub(crate) fn attr_needs_escape(v: &str) -> bool {
+    v.bytes().any(|b| SPECIAL[b as usize])
 }
 
 /// Escapes an attribute value so that it reads back unchanged (whitespace
