@@ -760,13 +760,17 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
             }
         };
         let vstart = i + 1;
-        let Some(vend) = memchr::memchr(quote, &b[vstart..]).map(|j| vstart + j) else {
+        let Some((vend, special)) = scan_value(b, vstart, quote) else {
             self.pos = i;
             return Err(self.malformed(format!("<{element}> attribute {key}: unterminated value")));
         };
         self.pos = vstart;
         let raw = &self.src[vstart..vend];
-        let value = normalize_attr(raw).map_err(|m| self.malformed(format!("<{element}> attribute {key}: {m}")))?;
+        let value = if special {
+            normalize_attr(raw).map_err(|m| self.malformed(format!("<{element}> attribute {key}: {m}")))?
+        } else {
+            Cow::Borrowed(raw)
+        };
         if self.attrs.iter().any(|(k, _)| *k == key) {
             return Err(self.malformed(format!("<{element}>: duplicate attribute {key}")));
         }
@@ -781,6 +785,46 @@ fn normalize_eols(text: &str) -> Cow<'_, str> {
         return text.into();
     }
     text.replace("\r\n", "\n").replace('\r', "\n").into()
+}
+
+/// Finds the end of an attribute value that starts at `start` and is
+/// quoted with `quote`: the position of the closing quote, and whether the
+/// value holds a byte that [`normalize_attr`] changes or refuses (tab, line
+/// end, `&`, `<`). `None` when the quote is not closed.
+///
+/// One pass, eight bytes at a time while none of them is a quote, `&`, `<`
+/// or below 0x20 (most values): the parser spends its time here.
+fn scan_value(b: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit set in each byte of `v` that is zero (and possibly in a
+    // byte above one that is: those are looked at one by one anyway).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut special = false;
+    let mut i = start;
+    loop {
+        while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let x = u64::from_le_bytes(*chunk);
+            let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+            let stop = below_space | zero(x ^ (ONES * u64::from(quote))) | zero(x ^ (ONES * u64::from(b'&'))) | zero(x ^ (ONES * u64::from(b'<')));
+            if stop != 0 {
+                break;
+            }
+            i += 8;
+        }
+        // The chunk with a stop (or the tail), byte by byte.
+        let end = (i + 8).min(b.len());
+        if i >= end {
+            return None;
+        }
+        for (j, &c) in b[i..end].iter().enumerate() {
+            if c == quote {
+                return Some((i + j, special));
+            }
+            special |= matches!(c, b'\t' | b'\n' | b'\r' | b'&' | b'<');
+        }
+        i = end;
+    }
 }
 
 /// XML 1.0 attribute-value normalization: references resolved, literal tab,
@@ -885,6 +929,25 @@ pub fn refuse_doctype(input: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`scan_value`] finds, the slow way.
+    fn scan_value_naive(b: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
+        let end = start + b.get(start..)?.iter().position(|&c| c == quote)?;
+        Some((end, b[start..end].iter().any(|c| matches!(c, b'\t' | b'\n' | b'\r' | b'&' | b'<'))))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scan_value_finds_the_quote_and_the_special_bytes(
+            bytes in proptest::collection::vec(proptest::sample::select(b"aaaaaaaaaaaaaaab \"'&<>\t\n\r\x01\x1f\x7f\xc3;".to_vec()), 0..80),
+            start in 0usize..8,
+            double in proptest::bool::ANY,
+        ) {
+            let quote = if double { b'"' } else { b'\'' };
+            let start = start.min(bytes.len());
+            proptest::prop_assert_eq!(scan_value(&bytes, start, quote), scan_value_naive(&bytes, start, quote));
+        }
+    }
 
     #[test]
     fn round_trips_attributes_and_text() {
