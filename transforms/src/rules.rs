@@ -394,8 +394,9 @@ impl RuleSet {
         let prefixes: Vec<String> = self.rules.iter().map(Rule::prefix).collect();
         let mut lines: Vec<Vec<String>> = vec![Vec::new(); rewrites.len()];
         let mut edits = Vec::new();
+        let wanted = Wanted::of(&rewrites);
         for &root in roots {
-            rewrite_doc(doc.node(root), Owner::None, &rewrites, &prefixes, &mut lines, &mut edits);
+            rewrite_doc(doc.node(root), Owner::None, &rewrites, &wanted, &prefixes, &mut lines, &mut edits);
         }
         for (a, value) in edits {
             if let Err(e) = doc.set_value(a, &value) {
@@ -571,6 +572,37 @@ impl Action {
             ),
             Action::Set { .. } | Action::Drop { .. } => return None,
         })
+    }
+}
+
+/// The bytes a value must hold for some rewrite of a set to change it: an
+/// `ip` rewrite needs a dot (IPv4) or a colon (IPv6), a `path` one the
+/// first byte of its prefix; a `regex` may change anything.
+struct Wanted(Option<[bool; 256]>);
+
+impl Wanted {
+    fn of(rewrites: &[Rewrite<'_>]) -> Wanted {
+        let mut bytes = [false; 256];
+        for r in rewrites {
+            match r {
+                Rewrite::Ip { mark, .. } => bytes[usize::from(*mark)] = true,
+                Rewrite::Path { from, .. } => match from.as_bytes().first() {
+                    Some(&b) => bytes[usize::from(b)] = true,
+                    None => return Wanted(None),
+                },
+                Rewrite::Regex { .. } => return Wanted(None),
+            }
+        }
+        Wanted(Some(bytes))
+    }
+
+    /// Whether some rewrite may change `value`.
+    #[inline]
+    fn may_change(&self, value: &str) -> bool {
+        match &self.0 {
+            None => true,
+            Some(bytes) => value.bytes().any(|b| bytes[usize::from(b)]),
+        }
     }
 }
 
@@ -869,7 +901,7 @@ fn rewrite_element(el: &mut Element, owner: Owner<'_>, rewrite: &Rewrite<'_>, ch
         changes.push(here.line("", id, name, value, &new));
         attrs[i].1 = new;
     }
-    let child_owner = if here.is_owner {
+    let child_owner = if here.is_owner() {
         let id = attrs.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str());
         Owner::Element { name: el_name, id }
     } else {
@@ -889,6 +921,7 @@ fn rewrite_doc(
     el: DocNode<'_>,
     owner: Owner<'_>,
     rewrites: &[Rewrite<'_>],
+    wanted: &Wanted,
     prefixes: &[String],
     lines: &mut [Vec<String>],
     edits: &mut Vec<(AttrId, String)>,
@@ -896,11 +929,16 @@ fn rewrite_doc(
     let doc = el.doc();
     let mut here = Here::new(el.name(), owner);
     for a in el.attr_ids() {
+        let original = doc.value(a);
+        // Most values hold no byte any rewrite looks for.
+        if !wanted.may_change(original) {
+            continue;
+        }
         let name = doc.attr_name(a);
         if is_reference_attr(name) {
             continue;
         }
-        let mut value: Cow<'_, str> = Cow::Borrowed(doc.value(a));
+        let mut value: Cow<'_, str> = Cow::Borrowed(original);
         for (k, rewrite) in rewrites.iter().enumerate() {
             if !rewrite.accepts(name) {
                 continue;
@@ -915,12 +953,15 @@ fn rewrite_doc(
             edits.push((a, v));
         }
     }
-    let child_owner = if here.is_owner {
+    if !el.has_children() {
+        return;
+    }
+    let child_owner = if here.is_owner() {
         Owner::Element { name: el.name(), id: el.id() }
     } else {
         owner
     };
-    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, prefixes, lines, edits));
+    for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, wanted, prefixes, lines, edits));
 }
 
 /// How the change lines of one element name it; its location ("primitive
@@ -928,7 +969,6 @@ fn rewrite_doc(
 struct Here<'o> {
     name: &'o str,
     owner: Owner<'o>,
-    is_owner: bool,
     rendered: Option<String>,
 }
 
@@ -937,9 +977,13 @@ impl<'o> Here<'o> {
         Here {
             name,
             owner,
-            is_owner: is_owner_name(name),
             rendered: None,
         }
+    }
+
+    /// Whether the element names the owner of what changes inside it.
+    fn is_owner(&self) -> bool {
+        is_owner_name(self.name)
     }
 
     /// The change line of attribute `attr` going from `value` to `new`.
@@ -949,7 +993,7 @@ impl<'o> Here<'o> {
     /// (Built with `push_str` into strings of the right size: a rule that
     /// rewrites every address of a large CIB writes thousands of lines.)
     fn line(&mut self, prefix: &str, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
-        let (name, owner, is_owner) = (self.name, self.owner, self.is_owner);
+        let (name, owner, is_owner) = (self.name, self.owner, self.is_owner());
         let here = self.rendered.get_or_insert_with(|| {
             let mut here = String::with_capacity(64);
             if !is_owner {
