@@ -48,14 +48,21 @@ fn child_order(name: &str) -> ChildOrder {
 /// Canonical order of the children of `<resources>`, `<constraints>` and
 /// `<tags>`: by (`id`, element name).
 pub(crate) fn compare_by_id<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
-    (a.id().unwrap_or(""), a.name()).cmp(&(b.id().unwrap_or(""), b.name()))
+    id_key(*a).cmp(&id_key(*b))
 }
 
 fn by_name<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
-    fn key<'a, N: Node<'a>>(e: N) -> (bool, &'a str) {
-        (e.name() != "nvpair", e.attr("name").unwrap_or(""))
-    }
-    key(*a).cmp(&key(*b))
+    name_key(*a).cmp(&name_key(*b))
+}
+
+/// The sort key of [`compare_by_id`].
+fn id_key<'a, N: Node<'a>>(e: N) -> (&'a str, &'a str) {
+    (e.id().unwrap_or(""), e.name())
+}
+
+/// The sort key of [`by_name`]: `nvpair`s first, by name.
+fn name_key<'a, N: Node<'a>>(e: N) -> (bool, &'a str) {
+    (e.name() != "nvpair", e.attr("name").unwrap_or(""))
 }
 
 /// Whether the items are non-decreasing under `cmp`, i.e. a stable sort
@@ -81,7 +88,13 @@ fn attrs_sorted<'a, N: Node<'a>>(el: N) -> bool {
 /// when they are already in it (or must keep their order).
 fn needed_sort<'a, N: Node<'a>>(el: N) -> Option<ChildOrder> {
     let order = child_order(el.name());
-    if order == ChildOrder::Kept || is_sorted_by(el.children(), |a, b| compare(order, a, b)) {
+    // Each child's key read once (a comparison would read it twice).
+    let sorted = match order {
+        ChildOrder::Kept => true,
+        ChildOrder::ById => el.children().map(id_key).is_sorted(),
+        ChildOrder::ByName => el.children().map(name_key).is_sorted(),
+    };
+    if sorted {
         return None;
     }
     if order == ChildOrder::ByName && !nvpair_names_unique(el) {

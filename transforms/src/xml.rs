@@ -797,33 +797,33 @@ fn normalize_eols(text: &str) -> Cow<'_, str> {
 fn scan_value(b: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // High bit set in each byte of `v` that is zero (and possibly in a
-    // byte above one that is: those are looked at one by one anyway).
+    // High bit set in each byte of `v` that is zero, and possibly in bytes
+    // above one that is: the lowest one set is always a true zero byte.
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut special = false;
     let mut i = start;
     loop {
-        while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-            let x = u64::from_le_bytes(*chunk);
-            let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-            let stop = below_space | zero(x ^ (ONES * u64::from(quote))) | zero(x ^ (ONES * u64::from(b'&'))) | zero(x ^ (ONES * u64::from(b'<')));
-            if stop != 0 {
-                break;
+        let at = match b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(chunk) => {
+                let x = u64::from_le_bytes(*chunk);
+                let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+                let stop = below_space | zero(x ^ (ONES * u64::from(quote))) | zero(x ^ (ONES * u64::from(b'&'))) | zero(x ^ (ONES * u64::from(b'<')));
+                if stop == 0 {
+                    i += 8;
+                    continue;
+                }
+                i + (stop.trailing_zeros() / 8) as usize
             }
-            i += 8;
+            // Fewer than eight bytes left: the next one is looked at.
+            None if i < b.len() => i,
+            None => return None,
+        };
+        match b[at] {
+            c if c == quote => return Some((at, special)),
+            b'\t' | b'\n' | b'\r' | b'&' | b'<' => special = true,
+            _ => {}
         }
-        // The chunk with a stop (or the tail), byte by byte.
-        let end = (i + 8).min(b.len());
-        if i >= end {
-            return None;
-        }
-        for (j, &c) in b[i..end].iter().enumerate() {
-            if c == quote {
-                return Some((i + j, special));
-            }
-            special |= matches!(c, b'\t' | b'\n' | b'\r' | b'&' | b'<');
-        }
-        i = end;
+        i = at + 1;
     }
 }
 
