@@ -74,22 +74,17 @@ pub fn ticket_state<'a, N: Node<'a>>(cib: N, ticket: &str) -> TicketState {
 }
 
 /// Every resource name a constraint uses, with the attribute it came from
-/// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`).
-pub fn constraint_refs<'a, N: Node<'a>>(constraint: N) -> Vec<(&'static str, &'a str)> {
-    let mut out = Vec::new();
-    for attr in CONSTRAINT_REF_ATTRS {
-        if let Some(v) = constraint.attr(attr) {
-            out.push((*attr, v));
-        }
-    }
-    for set in constraint.children().filter(|c| c.name() == "resource_set") {
-        for r in set.children().filter(|c| c.name() == "resource_ref") {
-            if let Some(id) = r.id() {
-                out.push(("resource_ref", id));
-            }
-        }
-    }
-    out
+/// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`), in that order.
+pub fn constraint_refs<'a, N: Node<'a>>(constraint: N) -> impl Iterator<Item = (&'static str, &'a str)> {
+    let direct = CONSTRAINT_REF_ATTRS
+        .iter()
+        .filter_map(move |attr| constraint.attr(attr).map(|v| (*attr, v)));
+    let in_sets = constraint
+        .children()
+        .filter(|c| c.name() == "resource_set")
+        .flat_map(|set| set.children().filter(|c| c.name() == "resource_ref"))
+        .filter_map(|r| r.id().map(|id| ("resource_ref", id)));
+    direct.chain(in_sets)
 }
 
 /// Whether a primitive is a fencing device.

@@ -468,24 +468,22 @@ fn finish<'a, N: Node<'a>>(
 /// section and the element.
 fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N) -> H) -> Result<Selection<H>, Error> {
     let ix = Index::new(config);
-    let constraints: Vec<(usize, N)> = config
-        .child("constraints")
-        .map(|c| {
-            c.children()
-                .enumerate()
-                .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name()))
-                .collect()
-        })
-        .unwrap_or_default();
+    // The constraints, with their positions; walked a few times rather
+    // than collected (a fresh page costs more than a walk here).
+    let section = config.child("constraints");
+    let constraints = || {
+        section
+            .into_iter()
+            .flat_map(|c| c.children().enumerate())
+            .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name()))
+    };
+    let is_own = |c: N| c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket);
+    let own = || constraints().filter(|&(_, c)| is_own(c));
     let mut left_out = BTreeSet::new();
 
     // 1 + 2: the ticket's own rsc_ticket constraints and what they name.
-    let own: Vec<(usize, N)> = constraints
-        .iter()
-        .copied()
-        .filter(|(_, c)| c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket))
-        .collect();
-    if own.is_empty() {
+    let n_own = own().count();
+    if n_own == 0 {
         return Err(Error::NoTicketConstraint(ticket.into()));
     }
     // A hash set: there is one entry per replicated resource, and the
@@ -494,8 +492,8 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     tops.reserve(ix.top.len());
     let mut used_tags: BTreeSet<&'a str> = BTreeSet::new();
     let mut resolved = cib::Resolved::default();
-    for (_, c) in &own {
-        for (attr, name) in constraint_refs(*c) {
+    for (_, c) in own() {
+        for (attr, name) in constraint_refs(c) {
             if !ix.resolve_with(name, &mut resolved) {
                 return Err(Error::UnknownRef {
                     element: c.name().to_string(),
@@ -547,8 +545,8 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
                 .collect()
         })
     };
-    for (position, c) in constraints.iter().copied() {
-        if c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
+    for (position, c) in constraints() {
+        if is_own(c) {
             continue; // one of `own`, handled above
         }
         let id = c.id().unwrap_or("").to_string();
@@ -623,12 +621,10 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     }
 
     let tags = restricted_tags(config, &used_tags, &ix, &tops);
-    let own = own
-        .iter()
-        .filter_map(|&(i, c)| {
-            without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or_else(|| Own::At(handle(i, c)), |el| Own::Changed(Box::new(el))))
-        })
-        .collect();
+    let mut own_kept = Vec::with_capacity(n_own);
+    own_kept.extend(own().filter_map(|(i, c)| {
+        without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or_else(|| Own::At(handle(i, c)), |el| Own::Changed(Box::new(el))))
+    }));
     // A template named by a primitive but not defined is not in the index.
     let mut positions: Vec<cib::Top<N>> = Vec::with_capacity(tops.len());
     positions.extend(tops.iter().filter_map(|t| ix.top.get(t).copied()));
@@ -636,7 +632,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     Ok(Selection {
         ticket: ticket.into(),
         tops: positions.into_iter().map(|top| handle(top.position, top.node)).collect(),
-        own,
+        own: own_kept,
         kept,
         tags,
         left_out,

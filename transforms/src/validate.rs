@@ -77,9 +77,9 @@ fn check_refs<'a, N: Node<'a>>(el: N, owner: Option<N>, ids: &IdMap<&str, &str>,
         attr: attr.to_string(),
         target: target.to_string(),
     };
-    let mut refs: Vec<(&str, &str)> = Vec::new();
+    let mut refs: Vec<(&str, &'a str)> = Vec::new();
     if CONSTRAINT_KINDS.contains(&name) {
-        refs.extend(constraint_refs(el).into_iter().filter(|(a, _)| *a != "resource_ref"));
+        refs.extend(constraint_refs(el).filter(|(a, _)| *a != "resource_ref").map(|(a, t)| (a as &str, t)));
     }
     match name {
         "resource_ref" | "obj_ref" => refs.extend(el.id().map(|id| (name, id))),
