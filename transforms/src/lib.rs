@@ -47,6 +47,3 @@ pub use xml::Element;
 /// CIB (`grp-17-vip`, ...) the `fast` one made lookups a third slower
 /// (docs/benchmarks.md).
 pub type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
-
-/// The hash set that goes with [`IdMap`].
-pub type IdSet<K> = std::collections::HashSet<K, foldhash::quality::RandomState>;

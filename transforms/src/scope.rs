@@ -29,7 +29,6 @@ use regex::Regex;
 use crate::canonical::{canonicalize, digest_of_canonical};
 use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
-use crate::IdSet;
 use crate::canonical::HashSink;
 use crate::node::Node;
 use crate::xml::{escape_attr_into, write_element, Element, Sink};
@@ -378,6 +377,41 @@ struct Selection<H> {
     left_out: BTreeSet<LeftOut>,
 }
 
+/// The replicated top-level elements: one bit per position under
+/// `<resources>` (a few hundred bytes where a set of ids takes a few
+/// hundred kilobytes of fresh memory).
+#[derive(Default)]
+struct TopSet {
+    bits: Vec<u64>,
+    len: usize,
+}
+
+impl TopSet {
+    /// Adds the top-level element `id`; nothing when the index does not
+    /// know it.
+    fn insert<'a, N: Node<'a>>(&mut self, ix: &Index<'a, N>, id: &str) {
+        let Some(top) = ix.top.get(id) else { return };
+        let (word, bit) = (top.position / 64, 1u64 << (top.position % 64));
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & bit == 0 {
+            self.bits[word] |= bit;
+            self.len += 1;
+        }
+    }
+
+    /// Whether the top-level element `id` is in.
+    fn contains<'a, N: Node<'a>>(&self, ix: &Index<'a, N>, id: &str) -> bool {
+        ix.top.get(id).is_some_and(|top| self.has(top.position))
+    }
+
+    /// Whether the element at `position` under `<resources>` is in.
+    fn has(&self, position: usize) -> bool {
+        self.bits.get(position / 64).is_some_and(|w| w & (1u64 << (position % 64)) != 0)
+    }
+}
+
 /// One of the ticket's own `rsc_ticket`s.
 enum Own<H> {
     /// Replicated as it is.
@@ -486,10 +520,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     if n_own == 0 {
         return Err(Error::NoTicketConstraint(ticket.into()));
     }
-    // A hash set: there is one entry per replicated resource, and the
-    // order comes from the positions at the end.
-    let mut tops: IdSet<&'a str> = IdSet::default();
-    tops.reserve(ix.top.len());
+    let mut tops = TopSet::default();
     let mut used_tags: BTreeSet<&'a str> = BTreeSet::new();
     let mut resolved = cib::Resolved::default();
     for (_, c) in own() {
@@ -514,7 +545,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
                         ),
                     });
                 } else {
-                    tops.insert(top);
+                    tops.insert(&ix, top);
                 }
             }
         }
@@ -526,10 +557,14 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     let templates: Vec<&'a str> = ix
         .template_users
         .iter()
-        .filter(|(_, users)| users.iter().any(|u| tops.contains(u)))
+        .filter(|(_, users)| users.iter().any(|u| tops.contains(&ix, u)))
         .map(|(t, _)| *t)
         .collect();
-    tops.extend(templates);
+    for t in templates {
+        // A template named by a primitive but not defined is not in the
+        // index, and not replicated.
+        tops.insert(&ix, t);
+    }
 
     // 4: other constraints wholly inside the scope.
     let mut kept: Vec<H> = Vec::new();
@@ -540,7 +575,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
         scoped_ids.get_or_init(|| {
             ix.top_of
                 .iter()
-                .filter(|(_, top)| tops.contains(**top))
+                .filter(|(_, top)| tops.contains(&ix, top))
                 .map(|(id, _)| *id)
                 .collect()
         })
@@ -584,7 +619,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
         for (_, name) in constraint_refs(c) {
             // An unknown name covers nothing (and is outside the scope).
             ix.resolve_with(name, &mut resolved);
-            let n_in = resolved.tops.iter().filter(|t| tops.contains(*t)).count();
+            let n_in = resolved.tops.iter().filter(|t| tops.contains(&ix, t)).count();
             if n_in > 0 {
                 inside.push(name);
             }
@@ -625,13 +660,14 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     own_kept.extend(own().filter_map(|(i, c)| {
         without_fencing(c, &ix, &mut left_out).map(|changed| changed.map_or_else(|| Own::At(handle(i, c)), |el| Own::Changed(Box::new(el))))
     }));
-    // A template named by a primitive but not defined is not in the index.
-    let mut positions: Vec<cib::Top<N>> = Vec::with_capacity(tops.len());
-    positions.extend(tops.iter().filter_map(|t| ix.top.get(t).copied()));
-    positions.sort_unstable_by_key(|top| top.position);
+    // In document order: one walk over the resources.
+    let mut top_handles = Vec::with_capacity(tops.len);
+    if let Some(resources) = config.child("resources") {
+        top_handles.extend(resources.children().enumerate().filter(|&(i, _)| tops.has(i)).map(|(i, n)| handle(i, n)));
+    }
     Ok(Selection {
         ticket: ticket.into(),
-        tops: positions.into_iter().map(|top| handle(top.position, top.node)).collect(),
+        tops: top_handles,
         own: own_kept,
         kept,
         tags,
@@ -675,7 +711,7 @@ fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTre
 }
 
 /// The tags in `used`, each listing only members inside the scope.
-fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &IdSet<&'a str>) -> Element {
+fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &TopSet) -> Element {
     let mut out = Element::new("tags");
     let Some(tags) = config.child("tags") else {
         return out;
@@ -688,7 +724,7 @@ fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &In
                     used.contains(id)
                         || ix
                             .resolve(id)
-                            .is_some_and(|res| !res.tops.is_empty() && res.tops.iter().all(|x| tops.contains(x)))
+                            .is_some_and(|res| !res.tops.is_empty() && res.tops.iter().all(|x| tops.contains(ix, x)))
                 })
         });
         if t.children.iter().any(|c| c.name == "obj_ref") {

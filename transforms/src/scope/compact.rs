@@ -126,8 +126,10 @@ impl DocScope {
         }
         let tags_ix = tags.children.iter().map(|t| doc.append(t)).collect::<Result<Vec<u32>, _>>()?;
         let mut sections = [tops, cons_ix, tags_ix];
+        // One buffer of keys for the three sections.
+        let mut keys = Vec::with_capacity(sections.iter().map(Vec::len).max().unwrap_or(0));
         for s in &mut sections {
-            sort_by_id(doc, s);
+            sort_by_id(doc, s, &mut keys);
         }
         Ok(DocScope {
             ticket: ticket.to_string(),
@@ -337,26 +339,22 @@ impl DocScope {
 }
 
 /// Sorts elements of `doc` in the canonical order of a section's children
-/// (stable, by id then element name), reading each key once.
-fn sort_by_id(doc: &Doc<'_>, elements: &mut [u32]) {
-    // Keyed by (id, name, place in `elements`): an unstable sort on these
-    // gives what a stable sort on (id, name) gives.
-    let mut keyed: Vec<(&str, &str, u32)> = elements
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| {
-            let n = doc.node(i);
-            (n.id().unwrap_or(""), n.name(), k as u32)
-        })
-        .collect();
-    if keyed.is_sorted() {
+/// (stable, by id then element name), reading each id once; `keys` is a
+/// buffer to reuse.
+fn sort_by_id<'d>(doc: &'d Doc<'_>, elements: &mut [u32], keys: &mut Vec<(&'d str, u32)>) {
+    // (id, place in `elements`); names are compared only between equal
+    // ids, and the place last: an unstable sort on these gives what a
+    // stable sort on (id, name) gives.
+    keys.clear();
+    keys.extend(elements.iter().enumerate().map(|(k, &i)| (doc.node(i).id().unwrap_or(""), k as u32)));
+    let name = |k: u32| doc.node(elements[k as usize]).name();
+    let order = |a: &(&str, u32), b: &(&str, u32)| a.0.cmp(b.0).then_with(|| name(a.1).cmp(name(b.1))).then(a.1.cmp(&b.1));
+    if keys.is_sorted_by(|a, b| order(a, b).is_le()) {
         return;
     }
-    keyed.sort_unstable();
-    let before = elements.to_vec();
-    for (slot, (_, _, k)) in elements.iter_mut().zip(keyed) {
-        *slot = before[k as usize];
-    }
+    keys.sort_unstable_by(order);
+    let sorted: Vec<u32> = keys.iter().map(|&(_, k)| elements[k as usize]).collect();
+    elements.copy_from_slice(&sorted);
 }
 
 /// Whether any element of the scope carries an `id-ref`.
