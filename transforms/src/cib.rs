@@ -277,11 +277,11 @@ mod tests {
         .unwrap();
         let ix = Index::new(&config);
         let r = ix.resolve("a").unwrap();
-        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["g"]);
+        assert_eq!(r.tops, ["g"]);
         let r = ix.resolve("t").unwrap();
-        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["c", "g", "t"]);
+        assert_eq!(r.tops, ["c", "g", "t"]);
         let r = ix.resolve("tg").unwrap();
-        assert_eq!(r.tops.iter().copied().collect::<Vec<_>>(), ["f", "g"]);
+        assert_eq!(r.tops, ["f", "g"]);
         assert_eq!(r.tags, ["tg"]);
         assert!(ix.fencing.contains("f"));
         assert!(ix.resolve("nope").is_none());

@@ -999,11 +999,14 @@ impl<'o> Here<'o> {
             if !is_owner {
                 match owner {
                     Owner::None => {}
-                    Owner::Text(t) => here.push_str(t),
-                    Owner::Element { name, id } => push_described(&mut here, name, id),
-                }
-                if !here.is_empty() {
-                    here.push(' ');
+                    Owner::Text(t) => {
+                        here.push_str(t);
+                        here.push(' ');
+                    }
+                    Owner::Element { name, id } => {
+                        push_described(&mut here, name, id);
+                        here.push(' ');
+                    }
                 }
             }
             push_described(&mut here, name, id);
