@@ -286,6 +286,12 @@ impl<'s> Doc<'s> {
         self.nodes[ix as usize].id = NO_ID;
     }
 
+    /// Makes room for `additional` bytes of values set with
+    /// [`Doc::set_value`], so that many of them grow the side buffer once.
+    pub fn reserve_values(&mut self, additional: usize) {
+        self.side.reserve(additional);
+    }
+
     /// Replaces the value of attribute `a`.
     pub fn set_value(&mut self, a: AttrId, value: &str) -> Result<(), Error> {
         let v = self.side_str(value)?;

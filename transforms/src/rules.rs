@@ -398,6 +398,7 @@ impl RuleSet {
         for &root in roots {
             rewrite_doc(doc.node(root), Owner::None, &rewrites, &wanted, &prefixes, &mut lines, &mut edits);
         }
+        doc.reserve_values(edits.iter().map(|(_, v)| v.len()).sum());
         for (a, value) in edits {
             if let Err(e) = doc.set_value(a, &value) {
                 return Some(Err(e));
@@ -888,7 +889,7 @@ fn rewrite_element(el: &mut Element, owner: Owner<'_>, rewrite: &Rewrite<'_>, ch
         children,
         ..
     } = el;
-    let mut here = Here::new(el_name, owner);
+    let here = Here::new(el_name, owner);
     for i in 0..attrs.len() {
         let (name, value) = &attrs[i];
         if is_reference_attr(name) || !rewrite.accepts(name) {
@@ -927,7 +928,7 @@ fn rewrite_doc(
     edits: &mut Vec<(AttrId, String)>,
 ) {
     let doc = el.doc();
-    let mut here = Here::new(el.name(), owner);
+    let here = Here::new(el.name(), owner);
     for a in el.attr_ids() {
         let original = doc.value(a);
         // Most values hold no byte any rewrite looks for.
@@ -964,21 +965,16 @@ fn rewrite_doc(
     for_each_canonical_child(el, |c| rewrite_doc(c, child_owner, rewrites, wanted, prefixes, lines, edits));
 }
 
-/// How the change lines of one element name it; its location ("primitive
-/// `vip` nvpair `vip-ip`") is rendered at the first change only.
+/// How the change lines of one element name it: its location ("primitive
+/// `vip` nvpair `vip-ip`"), written into each line.
 struct Here<'o> {
     name: &'o str,
     owner: Owner<'o>,
-    rendered: Option<String>,
 }
 
 impl<'o> Here<'o> {
     fn new(name: &'o str, owner: Owner<'o>) -> Here<'o> {
-        Here {
-            name,
-            owner,
-            rendered: None,
-        }
+        Here { name, owner }
     }
 
     /// Whether the element names the owner of what changes inside it.
@@ -990,35 +986,40 @@ impl<'o> Here<'o> {
     /// `prefix` (the rule, for lines written here in their final form) goes
     /// first when not empty.
     ///
-    /// (Built with `push_str` into strings of the right size: a rule that
-    /// rewrites every address of a large CIB writes thousands of lines.)
-    fn line(&mut self, prefix: &str, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
-        let (name, owner, is_owner) = (self.name, self.owner, self.is_owner());
-        let here = self.rendered.get_or_insert_with(|| {
-            let mut here = String::with_capacity(64);
-            if !is_owner {
-                match owner {
-                    Owner::None => {}
-                    Owner::Text(t) => {
-                        here.push_str(t);
-                        here.push(' ');
-                    }
-                    Owner::Element { name, id } => {
-                        push_described(&mut here, name, id);
-                        here.push(' ');
-                    }
-                }
-            }
-            push_described(&mut here, name, id);
-            here
-        });
-        let mut line = String::with_capacity(prefix.len() + here.len() + attr.len() + value.len() + new.len() + 24);
+    /// (Built with `push_str` into one string of the right size: a rule
+    /// that rewrites every address of a large CIB writes thousands of
+    /// lines.)
+    fn line(&self, prefix: &str, id: Option<&str>, attr: &str, value: &str, new: &str) -> String {
+        let owner = match self.owner {
+            _ if self.is_owner() => None,
+            Owner::None => None,
+            Owner::Text(t) => Some((t, None)),
+            Owner::Element { name, id } => Some((name, Some(id))),
+        };
+        let described = |name: &str, id: Option<&str>| name.len() + id.map_or(0, |id| id.len() + 3);
+        let len = prefix.len()
+            + owner.map_or(0, |(name, id)| described(name, id.flatten()) + 1)
+            + described(self.name, id)
+            + attr.len()
+            + value.len()
+            + new.len()
+            + 24;
+        let mut line = String::with_capacity(len);
         if !prefix.is_empty() {
             line.push_str(prefix);
             line.push_str(": ");
         }
-        line.push_str(here);
-        if name == "nvpair" && attr == "value" {
+        match owner {
+            None => {}
+            // Already rendered.
+            Some((text, None)) => line.push_str(text),
+            Some((name, Some(id))) => push_described(&mut line, name, id),
+        }
+        if owner.is_some() {
+            line.push(' ');
+        }
+        push_described(&mut line, self.name, id);
+        if self.name == "nvpair" && attr == "value" {
             line.push_str(": ");
         } else {
             line.push_str(" attribute `");
@@ -1543,6 +1544,30 @@ mod tests {
             apply_err(&(ip_rule("192.168.1.0/24", "10.2.1.0/24") + "resource = \"nope\"\n"));
         assert_eq!(rule, "rules.toml rule #1 (ip)");
         assert!(message.contains("`nope`"), "{message}");
+    }
+
+    #[test]
+    fn change_lines_name_attributes_and_owners_on_both_trees() {
+        // Attributes other than an nvpair's value, on an owner and below
+        // one, and an element with no owner above: the same lines from
+        // the owned tree and from the compact one.
+        let src = r#"<configuration><resources>
+            <primitive id="p" class="ocf" provider="heartbeat" type="Filesystem" description="/srv/a/x">
+              <operations><op id="p-mon" name="monitor" interval="10s" description="/srv/a/y"/></operations>
+            </primitive></resources>
+            <constraints><rsc_location id="l" rsc="p" score="0" description="/srv/a/z"/></constraints></configuration>"#;
+        let rules = RuleSet::from_toml("[[rule]]\ntype = \"path\"\nfrom = \"/srv/a\"\nto = \"/srv/b\"\n", "r.toml").unwrap();
+        let expected = [
+            "rule #1 (path) r.toml: primitive `p` attribute `description`: /srv/a/x -> /srv/b/x",
+            "rule #1 (path) r.toml: primitive `p` op `p-mon` attribute `description`: /srv/a/y -> /srv/b/y",
+            "rule #1 (path) r.toml: rsc_location `l` attribute `description`: /srv/a/z -> /srv/b/z",
+        ];
+        let mut owned = crate::xml::parse(src).unwrap();
+        assert_eq!(rules.apply(&mut owned).unwrap(), expected);
+        let mut doc = Doc::parse(src).unwrap();
+        let roots: Vec<u32> = doc.root().children().map(DocNode::index).collect();
+        assert_eq!(rules.apply_doc(&mut doc, &roots).unwrap().unwrap(), expected);
+        assert_eq!(doc.root().to_element(), owned);
     }
 
     #[test]
