@@ -65,23 +65,8 @@ fn name_key<'a, N: Node<'a>>(e: N) -> (bool, &'a str) {
     (e.name() != "nvpair", e.attr("name").unwrap_or(""))
 }
 
-/// Whether the items are non-decreasing under `cmp`, i.e. a stable sort
-/// would leave them as they are.
-fn is_sorted_by<T>(mut items: impl Iterator<Item = T>, cmp: impl Fn(&T, &T) -> Ordering) -> bool {
-    let Some(mut prev) = items.next() else {
-        return true;
-    };
-    for next in items {
-        if cmp(&prev, &next) == Ordering::Greater {
-            return false;
-        }
-        prev = next;
-    }
-    true
-}
-
 fn attrs_sorted<'a, N: Node<'a>>(el: N) -> bool {
-    is_sorted_by(el.attrs(), |a, b| name_cmp(a.0, b.0))
+    el.attrs().is_sorted_by(|a, b| name_cmp(a.0, b.0).is_le())
 }
 
 /// How `el`'s children must be sorted to be in canonical form, or `None`

@@ -214,16 +214,8 @@ impl<'a, N: Node<'a>> Index<'a, N> {
     pub fn resolve_with(&self, name: &str, out: &mut Resolved<'a>) -> bool {
         out.tops.clear();
         out.tags.clear();
-        // Most names are a resource: no tag to follow, no cycle to guard.
-        if let Some(top) = self.top_of.get(name) {
-            out.tops.push(top);
-            if let Some(users) = self.template_users.get(name) {
-                out.tops.extend(users.iter().copied());
-                out.tops.sort_unstable();
-                out.tops.dedup();
-            }
-            return true;
-        }
+        // Most names are a resource: the set of tags seen stays empty, and
+        // allocates nothing.
         let found = self.resolve_into(name, out, &mut BTreeSet::new());
         out.tops.sort_unstable();
         out.tops.dedup();
@@ -236,9 +228,6 @@ impl<'a, N: Node<'a>> Index<'a, N> {
     where
         'a: 'n,
     {
-        if !seen.insert(name) {
-            return true;
-        }
         if let Some(top) = self.top_of.get(name) {
             out.tops.push(top);
             if let Some(users) = self.template_users.get(name) {
@@ -247,6 +236,10 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             return true;
         }
         if let Some((tag, members)) = self.tags.get_key_value(name) {
+            // Tags may list each other: each is followed once.
+            if !seen.insert(name) {
+                return true;
+            }
             out.tags.push(tag);
             for m in members.clone() {
                 // Tags may list non-resources (e.g. constraints); those add nothing.

@@ -195,16 +195,21 @@ impl<'s> Doc<'s> {
     /// to change), else a copy in the side buffer. A `&str` lying inside
     /// the source starts and ends on its character boundaries.
     fn src_str(&mut self, part: &str) -> Str {
-        let base = self.src.as_ptr() as usize;
-        let at = part.as_ptr() as usize;
-        if at >= base && at + part.len() <= base + self.src.len() {
+        if let Some(start) = self.src_offset(part) {
             return Str {
-                start: (at - base) as u32,
+                start: start as u32,
                 len: part.len() as u32,
             };
         }
         // The side buffer is bounded like the input: this cannot fail.
         self.side_str(part).unwrap_or_default()
+    }
+
+    /// Where `part` starts in the source text, when it lies wholly inside
+    /// it (a slice the parser passed on, not a copy).
+    fn src_offset(&self, part: &str) -> Option<usize> {
+        let at = (part.as_ptr() as usize).checked_sub(self.src.as_ptr() as usize)?;
+        (at + part.len() <= self.src.len()).then_some(at)
     }
 
     /// ` name="value"` as it stands in the source, when `name` and `value`
@@ -221,12 +226,9 @@ impl<'s> Doc<'s> {
     fn source_attr(&self, name: &str, value: &str) -> Option<&'s str> {
         let src = self.src;
         let b = src.as_bytes();
-        let base = src.as_ptr() as usize;
-        let k = (name.as_ptr() as usize).checked_sub(base)?;
-        let v = (value.as_ptr() as usize).checked_sub(base)?;
+        let (k, v) = (self.src_offset(name)?, self.src_offset(value)?);
         let (k_end, v_end) = (k + name.len(), v + value.len());
-        // `v_end` in bounds and `v` right after `k_end` put the whole of
-        // both inside the source.
+        // A space before the name and a quote after the value, in bounds.
         if k == 0 || v != k_end + 2 || v_end >= b.len() {
             return None;
         }
@@ -234,7 +236,7 @@ impl<'s> Doc<'s> {
         if !written || value.as_bytes().contains(&b'>') {
             return None;
         }
-        debug_assert!(!crate::xml::attr_needs_escape(value), "{value:?} needs escaping");
+        debug_assert!(!crate::xml::may_need_escape(value), "{value:?} needs escaping");
         src.get(k - 1..v_end + 1)
     }
 

@@ -294,9 +294,10 @@ pub(crate) fn write_attr<S: Sink + ?Sized>(out: &mut S, name: &str, value: &str)
     out.push("\"");
 }
 
-/// Whether [`escape_attr`] would change `v`.
+/// Whether an escape may change `v`: exactly whether [`escape_attr`]
+/// would (character data escapes fewer bytes).
 #[inline]
-pub(crate) fn attr_needs_escape(v: &str) -> bool {
+pub(crate) fn may_need_escape(v: &str) -> bool {
     v.bytes().any(|b| SPECIAL[b as usize])
 }
 
@@ -351,7 +352,7 @@ const SPECIAL: [bool; 256] = {
 #[inline]
 fn escape_into<S: Sink + ?Sized>(v: &str, out: &mut S, replace: impl Fn(u8) -> Option<&'static str>) {
     // Most values hold none of the bytes either escape replaces.
-    if !v.bytes().any(|b| SPECIAL[b as usize]) {
+    if !may_need_escape(v) {
         out.push(v);
         return;
     }
