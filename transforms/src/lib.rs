@@ -44,6 +44,7 @@ pub use xml::Element;
 /// several times faster than the standard SipHash on short keys, and seeded
 /// per process like it, so that another site cannot prepare ids that
 /// collide. Its `quality` variant: on the ids of a generated 10,000-resource
-/// CIB (`grp-17-vip`, ...) the `fast` one made lookups a third slower
+/// CIB (`grp-17-vip`, ...) the `fast` one made the whole scope selection
+/// ~40 % slower, its lookups comparing far more strings
 /// (docs/benchmarks.md).
 pub type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
