@@ -212,36 +212,69 @@ pub fn transform_file_to_document(path: &Path, steps: &[Step]) -> anyhow::Result
         return Ok(None);
     }
     let text = read_bounded(path, Limits::default().max_bytes)?;
-    let sheet = match steps.first() {
-        Some(Step::Xslt(sheet)) => Some(sheet),
-        _ => None,
+    let (Some((Step::Xslt(sheet), rest)), Some(content)) = (steps.split_first(), published_content(&text)) else {
+        let (mut doc, scope) = read_document(path, &text)?;
+        let mut log = Vec::new();
+        let document = run_steps(&mut doc, scope, steps, &mut log)?;
+        return Ok(Some((document, log)));
     };
-    // Shared with the thread feeding xsltproc: no copy of it is made.
-    let guess = sheet.and_then(|_| published_content(&text)).map(std::sync::Arc::new);
-    std::thread::scope(|s| {
-        let job = sheet.zip(guess.clone()).map(|(sheet, content)| {
-            s.spawn(move || cib_tools::xslt::run_xslt_shared(sheet, content, XSLT_TIMEOUT))
-        });
-        let verified = read_document(path, &text);
-        let same = match (&verified, guess.as_deref().map(String::as_str)) {
-            (Ok((doc, scope)), Some(content)) => {
-                let mut same = SameAs::new(content.as_bytes());
-                scope.write_content(doc, &mut same);
-                same.finish()
+    // The first step is a stylesheet: it starts at once on the content as
+    // the publisher laid it out (shared with the thread feeding xsltproc,
+    // not copied), while the document is verified here. The verified scope
+    // goes to the stylesheet's thread, which needs it once the output is
+    // there — if xsltproc got exactly the verified content.
+    let content = std::sync::Arc::new(content);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<DocScope>>(1);
+    let (verified, output) = std::thread::scope(|s| {
+        let job = s.spawn({
+            let content = content.clone();
+            move || {
+                let mut verified: Option<Option<DocScope>> = None;
+                cib_tools::xslt::run_xslt_then(sheet, content, XSLT_TIMEOUT, ends_configuration, |output| {
+                    let scope = verified.get_or_insert_with(|| rx.recv().ok().flatten()).as_ref()?;
+                    let mut log = Vec::new();
+                    Some(after_stylesheet(sheet, output, scope, rest, &mut log).map(|document| (document, log)))
+                })
             }
-            _ => false,
-        };
-        let output = job.map(|job| {
-            job.join().unwrap_or_else(|_| Err(cib_tools::Error::Io {
+        });
+        let verified = read_document(path, &text).map(|(doc, scope)| {
+            let mut same = SameAs::new(content.as_bytes());
+            scope.write_content(&doc, &mut same);
+            // The parsed document is not needed any more: its memory is
+            // free for the stylesheet's output before that arrives.
+            (scope, same.finish())
+        });
+        let _ = tx.send(verified.as_ref().ok().and_then(|(scope, same)| same.then(|| scope.clone())));
+        let output = job.join().unwrap_or_else(|_| {
+            Err(cib_tools::Error::Io {
                 context: "running xsltproc".into(),
                 source: std::io::Error::other("the xsltproc thread panicked"),
-            }))
+            })
         });
-        let (mut doc, scope) = verified?;
-        let mut log = Vec::new();
-        let document = run_steps(&mut doc, scope, steps, output.filter(|_| same), &mut log)?;
-        Ok(Some((document, log)))
-    })
+        (verified, output)
+    });
+    let (scope, same) = verified?;
+    let mut log = Vec::new();
+    if same {
+        let output = output.with_context(|| format!("running stylesheet {}", sheet.display()))?;
+        if let Some(done) = output {
+            let (document, rest_log) = done?;
+            log.push(format!("stylesheet {} applied", sheet.display()));
+            log.extend(rest_log);
+            return Ok(Some((document, log)));
+        }
+    }
+    // Not laid out as the publisher writes it: the stylesheet runs again on
+    // the canonical content, after verification, as for any later step.
+    let (mut doc, scope) = read_document(path, &text).map(|(doc, _)| (doc, scope))?;
+    let document = run_steps(&mut doc, scope, steps, &mut log)?;
+    Ok(Some((document, log)))
+}
+
+/// Whether a stylesheet's output read so far ends with `</configuration>`
+/// (and white space): a complete result, unless more follows.
+fn ends_configuration(output: &[u8]) -> bool {
+    output.trim_ascii_end().ends_with(b"</configuration>")
 }
 
 /// Parses and verifies a published document (as [`scope_from_text`] does).
@@ -258,15 +291,9 @@ fn read_document<'t>(path: &Path, text: &'t str) -> anyhow::Result<(Doc<'t>, Doc
 }
 
 /// Runs `steps` over the content of `scope` in `doc` (a stylesheet's
-/// output, from `first` or run here, becomes a new `Doc`), then checks the
+/// output becomes a new `Doc`, see [`after_stylesheet`]), then checks the
 /// result and writes it as a [`transformed_document`], both at once.
-fn run_steps(
-    doc: &mut Doc<'_>,
-    scope: DocScope,
-    steps: &[Step],
-    first: Option<cib_tools::Result<String>>,
-    log: &mut Vec<String>,
-) -> anyhow::Result<String> {
+fn run_steps(doc: &mut Doc<'_>, scope: DocScope, steps: &[Step], log: &mut Vec<String>) -> anyhow::Result<String> {
     let Some((step, rest)) = steps.split_first() else {
         let doc = &*doc;
         let (checked, document) = std::thread::scope(|s| {
@@ -287,32 +314,39 @@ fn run_steps(
                 .context("these rules need the owned tree")?
                 .with_context(|| format!("applying rules {}", path.display()))?;
             log.extend(changes);
-            run_steps(doc, scope, rest, None, log)
+            run_steps(doc, scope, rest, log)
         }
         Step::Xslt(path) => {
-            let output = match first {
-                Some(output) => output,
-                None => {
-                    let mut content = String::new();
-                    scope.write_content(doc, &mut content);
-                    cib_tools::xslt::run_xslt(path, &content, XSLT_TIMEOUT)
-                }
-            }
-            .with_context(|| format!("running stylesheet {}", path.display()))?;
-            let mut out = Doc::parse(&output).with_context(|| format!("output of stylesheet {}", path.display()))?;
-            if out.root().name() != "configuration" {
-                bail!(
-                    "stylesheet {} produced <{}>, expected a <configuration> element",
-                    path.display(),
-                    out.root().name()
-                );
-            }
-            out.clear_attrs(out.root().index());
-            let next = DocScope::with_content_of(&out, &scope);
+            let mut content = String::new();
+            scope.write_content(doc, &mut content);
+            let mut rest_log = Vec::new();
+            let document = cib_tools::xslt::run_xslt_then(path, std::sync::Arc::new(content), XSLT_TIMEOUT, ends_configuration, |output| {
+                rest_log.clear();
+                after_stylesheet(path, output, &scope, rest, &mut rest_log)
+            })
+            .with_context(|| format!("running stylesheet {}", path.display()))??;
             log.push(format!("stylesheet {} applied", path.display()));
-            run_steps(&mut out, next, rest, None, log)
+            log.extend(rest_log);
+            Ok(document)
         }
     }
+}
+
+/// The steps after a stylesheet: its `output` becomes the content of a
+/// scope like `scope`, the `rest` of the steps run over it, and the result
+/// is checked and written ([`run_steps`]).
+fn after_stylesheet(path: &Path, output: &str, scope: &DocScope, rest: &[Step], log: &mut Vec<String>) -> anyhow::Result<String> {
+    let mut out = Doc::parse(output).with_context(|| format!("output of stylesheet {}", path.display()))?;
+    if out.root().name() != "configuration" {
+        bail!(
+            "stylesheet {} produced <{}>, expected a <configuration> element",
+            path.display(),
+            out.root().name()
+        );
+    }
+    out.clear_attrs(out.root().index());
+    let next = DocScope::with_content_of(&out, scope);
+    run_steps(&mut out, next, rest, log)
 }
 
 /// A [`Sink`] that tells whether what is written equals `expected`.

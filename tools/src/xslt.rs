@@ -67,6 +67,45 @@ pub fn run_xslt(stylesheet_path: &Path, input_xml: &str, timeout: Duration) -> R
 /// [`run_xslt`] on input shared with the thread that writes it to
 /// `xsltproc` (no copy of it is made).
 pub fn run_xslt_shared(stylesheet_path: &Path, input_xml: Arc<String>, timeout: Duration) -> Result<String> {
+    let mut cmd = xsltproc(stylesheet_path, &input_xml)?;
+    let output = process::run_shared(&mut cmd, Some(input_xml), timeout)?;
+    checked_output(stylesheet_path, output)
+}
+
+/// [`run_xslt_shared`], then `work` on the result — started as soon as
+/// the result looks complete (`ready`, asked of what `xsltproc` has written
+/// so far), while `xsltproc` frees its memory and exits, which takes tens
+/// of milliseconds on a large document ([`process::run_early`]).
+///
+/// The result of `work` is returned only if `xsltproc` then succeeds as
+/// [`run_xslt`] requires and wrote nothing more; if it wrote more, `work`
+/// runs again on the whole result. `work` must have no effect but its
+/// result: it may run on output that is then refused.
+///
+/// # Errors
+///
+/// As [`run_xslt`].
+pub fn run_xslt_then<T>(
+    stylesheet_path: &Path,
+    input_xml: Arc<String>,
+    timeout: Duration,
+    ready: fn(&[u8]) -> bool,
+    mut work: impl FnMut(&str) -> T,
+) -> Result<T> {
+    let mut cmd = xsltproc(stylesheet_path, &input_xml)?;
+    let (output, early) = process::run_early(&mut cmd, Some(input_xml), timeout, ready, |bytes| {
+        std::str::from_utf8(bytes).ok().map(&mut work)
+    })?;
+    let text = checked_output(stylesheet_path, output)?;
+    Ok(match early.flatten() {
+        Some(done) => done,
+        None => work(&text),
+    })
+}
+
+/// The `xsltproc` command running `stylesheet_path` on its stdin, once the
+/// stylesheet and `input_xml` passed [`check_untrusted_xml`].
+fn xsltproc(stylesheet_path: &Path, input_xml: &str) -> Result<Command> {
     let what = format!("stylesheet {}", stylesheet_path.display());
     let bytes = std::fs::read(stylesheet_path).map_err(|source| Error::Io {
         context: format!("cannot read {what}"),
@@ -77,7 +116,7 @@ pub fn run_xslt_shared(stylesheet_path: &Path, input_xml: Arc<String>, timeout: 
         reason: "it is not UTF-8 text".to_owned(),
     })?;
     check_untrusted_xml(&what, &text)?;
-    check_untrusted_xml("input document", &input_xml)?;
+    check_untrusted_xml("input document", input_xml)?;
 
     // A relative path starting with '-' would be taken for an option.
     let stylesheet_arg: PathBuf =
@@ -96,8 +135,12 @@ pub fn run_xslt_shared(stylesheet_path: &Path, input_xml: Arc<String>, timeout: 
     ])
     .arg(&stylesheet_arg)
     .arg("-");
-    let output = process::run_shared(&mut cmd, Some(input_xml), timeout)?;
+    Ok(cmd)
+}
 
+/// The result of a finished `xsltproc`: refused unless it exited 0 with
+/// nothing on stderr and wrote UTF-8.
+fn checked_output(stylesheet_path: &Path, output: std::process::Output) -> Result<String> {
     let xslt_error = |message: String| Error::Xslt {
         stylesheet: stylesheet_path.to_path_buf(),
         message,

@@ -446,6 +446,11 @@ impl<'d> Node<'d> for DocNode<'d> {
     }
 
     #[inline]
+    fn subtree_hint(self) -> usize {
+        (self.data().end - self.ix) as usize
+    }
+
+    #[inline]
     fn source_open(self) -> Option<&'d str> {
         let name = self.data().name;
         if name.len & SIDE != 0 || name.start == 0 {

@@ -48,6 +48,13 @@ pub trait Node<'a>: Copy + 'a {
         None
     }
 
+    /// How many elements the subtree rooted here holds, when the tree
+    /// knows without walking it (to size a table once); 0 when it does not.
+    #[inline]
+    fn subtree_hint(self) -> usize {
+        0
+    }
+
     /// The value of attribute `name`.
     #[inline]
     fn attr(self, name: &str) -> Option<&'a str> {

@@ -35,7 +35,10 @@ pub fn check_fragments<'a, N: Node<'a>>(fragments: &[N]) -> Result<(), Error> {
 /// Map of every id in the subtrees to the name of the element carrying it;
 /// an error on the first duplicate.
 pub fn unique_ids<'a, N: Node<'a>>(roots: &[N]) -> Result<IdMap<&'a str, &'a str>, Error> {
-    let mut ids: IdMap<&str, &str> = IdMap::default();
+    // Sized once when the tree knows its size: grown step by step, the
+    // table of 10^5 ids is rehashed and copied a dozen times.
+    let size = roots.iter().map(|r| r.subtree_hint()).sum();
+    let mut ids: IdMap<&str, &str> = IdMap::with_capacity_and_hasher(size, Default::default());
     let mut dup = None;
     for root in roots {
         walk_canonical(*root, &mut |el| {

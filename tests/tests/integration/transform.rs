@@ -211,3 +211,27 @@ fn the_compact_transform_equals_the_owned_one() {
     let set = load_steps(vec![(0, StepArg::Rules(fixture("set-ip.toml")))]).unwrap();
     assert!(transform_file_to_document(&scope, &set).unwrap().is_none());
 }
+
+#[test]
+fn a_first_stylesheet_gets_the_verified_content_whatever_the_layout() {
+    let (_a, scope, b) = two_sites();
+    let steps = load_steps(vec![(0, StepArg::Xslt(fixture("override-ip.xsl")))]).unwrap();
+    let expected = transform_file_to_document(&scope, &steps).unwrap().expect("compact");
+    let text = std::fs::read_to_string(&scope).unwrap();
+
+    // The same content laid out otherwise (blank lines between elements):
+    // what xsltproc was started on is not the canonical content, so the
+    // stylesheet runs again on that — same result as from the publisher's
+    // layout, and as the owned path.
+    let relaid = b.write("relaid.xml", text.replace('\n', "\n\n"));
+    let got = transform_file_to_document(&relaid, &steps).unwrap().expect("compact");
+    assert_eq!(got, expected);
+    assert_eq!(owned_transform(&relaid, &steps), Ok(got));
+
+    // Content changed under the same digest: refused, whatever the
+    // stylesheet made of it meanwhile.
+    assert!(text.contains("192.168.1.10"));
+    let forged = b.write("forged.xml", text.replacen("192.168.1.10", "192.168.1.99", 1));
+    let err = format!("{:#}", transform_file_to_document(&forged, &steps).unwrap_err());
+    assert!(err.contains("scope digest mismatch"), "{err}");
+}
