@@ -11,7 +11,7 @@ use cib_transforms::rules::RuleSet;
 use cib_transforms::node::Node as _;
 use cib_transforms::scope::{DocScope, Scope, ATTR_DIGEST};
 use cib_transforms::Doc;
-use cib_transforms::xml::{self, Element, Limits, Sink};
+use cib_transforms::xml::{self, Element, Limits, SameAs};
 
 use crate::fetch::{Source, TlsArgs};
 
@@ -237,12 +237,13 @@ pub fn transform_file_to_document(path: &Path, steps: &[Step]) -> anyhow::Result
                 })
             }
         });
-        let verified = read_document(path, &text).map(|(doc, scope)| {
-            let mut same = SameAs::new(content.as_bytes());
-            scope.write_content(&doc, &mut same);
-            // The parsed document is not needed any more: its memory is
-            // free for the stylesheet's output before that arrives.
-            (scope, same.finish())
+        // The content is serialized once, to compare it with what xsltproc
+        // was given; when they are equal, the digest is verified over that.
+        // The parsed document is not needed afterwards: its memory is free
+        // for the stylesheet's output before that arrives.
+        let verified = parse_document(path, &text).and_then(|doc| {
+            DocScope::from_document_guessed(&doc, None, content.as_bytes())
+                .with_context(|| format!("reading scope {}", path.display()))
         });
         let _ = tx.send(verified.as_ref().ok().and_then(|(scope, same)| same.then(|| scope.clone())));
         let output = job.join().unwrap_or_else(|_| {
@@ -266,7 +267,8 @@ pub fn transform_file_to_document(path: &Path, steps: &[Step]) -> anyhow::Result
     }
     // Not laid out as the publisher writes it: the stylesheet runs again on
     // the canonical content, after verification, as for any later step.
-    let (mut doc, scope) = read_document(path, &text).map(|(doc, _)| (doc, scope))?;
+    // (The same text parses to the same tree: the verified scope holds.)
+    let mut doc = parse_document(path, &text)?;
     let document = run_steps(&mut doc, scope, steps, &mut log)?;
     Ok(Some((document, log)))
 }
@@ -279,6 +281,13 @@ fn ends_configuration(output: &[u8]) -> bool {
 
 /// Parses and verifies a published document (as [`scope_from_text`] does).
 fn read_document<'t>(path: &Path, text: &'t str) -> anyhow::Result<(Doc<'t>, DocScope)> {
+    let doc = parse_document(path, text)?;
+    let scope = DocScope::from_document(&doc, None).with_context(|| format!("reading scope {}", path.display()))?;
+    Ok((doc, scope))
+}
+
+/// Parses a published document, refusing one staged by the daemon.
+fn parse_document<'t>(path: &Path, text: &'t str) -> anyhow::Result<Doc<'t>> {
     let doc = Doc::parse(text).with_context(|| format!("parsing {}", path.display()))?;
     if doc.root().attr(ATTR_SOURCE_DIGEST).is_some() {
         bail!(
@@ -286,8 +295,7 @@ fn read_document<'t>(path: &Path, text: &'t str) -> anyhow::Result<(Doc<'t>, Doc
             path.display()
         );
     }
-    let scope = DocScope::from_document(&doc, None).with_context(|| format!("reading scope {}", path.display()))?;
-    Ok((doc, scope))
+    Ok(doc)
 }
 
 /// Runs `steps` over the content of `scope` in `doc` (a stylesheet's
@@ -347,32 +355,6 @@ fn after_stylesheet(path: &Path, output: &str, scope: &DocScope, rest: &[Step], 
     out.clear_attrs(out.root().index());
     let next = DocScope::with_content_of(&out, scope);
     run_steps(&mut out, next, rest, log)
-}
-
-/// A [`Sink`] that tells whether what is written equals `expected`.
-struct SameAs<'a> {
-    expected: &'a [u8],
-    at: usize,
-    same: bool,
-}
-
-impl<'a> SameAs<'a> {
-    fn new(expected: &'a [u8]) -> Self {
-        SameAs { expected, at: 0, same: true }
-    }
-
-    /// Whether everything written equals all of `expected`.
-    fn finish(self) -> bool {
-        self.same && self.at == self.expected.len()
-    }
-}
-
-impl Sink for SameAs<'_> {
-    fn push(&mut self, s: &str) {
-        let end = self.at + s.len();
-        self.same = self.same && self.expected.get(self.at..end) == Some(s.as_bytes());
-        self.at = end;
-    }
 }
 
 /// The content of a published document as the publisher writes it — the

@@ -207,6 +207,36 @@ impl Sink for String {
     }
 }
 
+/// A [`Sink`] that tells whether what is written equals `expected`,
+/// without keeping it.
+#[derive(Debug)]
+pub struct SameAs<'a> {
+    expected: &'a [u8],
+    at: usize,
+    same: bool,
+}
+
+impl<'a> SameAs<'a> {
+    /// Compares what will be written with `expected`.
+    pub fn new(expected: &'a [u8]) -> Self {
+        SameAs { expected, at: 0, same: true }
+    }
+
+    /// Whether everything written equals all of `expected`.
+    pub fn finish(self) -> bool {
+        self.same && self.at == self.expected.len()
+    }
+}
+
+impl Sink for SameAs<'_> {
+    #[inline]
+    fn push(&mut self, s: &str) {
+        let end = self.at + s.len();
+        self.same = self.same && self.expected.get(self.at..end) == Some(s.as_bytes());
+        self.at = end;
+    }
+}
+
 const SPACES: &str = "                                                                                                                                ";
 
 /// Two spaces per level.

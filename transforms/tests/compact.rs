@@ -87,6 +87,15 @@ fn compact_tree_and_scope_equal_the_owned_ones_on_the_corpus() {
             let mut back = Doc::parse(&document).unwrap();
             let read = DocScope::from_document(&back, Some(&ticket)).unwrap();
             assert_eq!(read.digest.as_deref(), Some(expected.digest.as_str()), "{name} {ticket}: digest read back");
+            // Verified over a guess of the content: the right guess and a
+            // wrong one give the same scope.
+            let mut content = String::new();
+            read.write_content(&back, &mut content);
+            let guessed = DocScope::from_document_guessed(&back, Some(&ticket), content.as_bytes()).unwrap();
+            assert_eq!(guessed, (read.clone(), true), "{name} {ticket}: guessed content");
+            content.push('\n');
+            let guessed = DocScope::from_document_guessed(&back, Some(&ticket), content.as_bytes()).unwrap();
+            assert_eq!(guessed, (read.clone(), false), "{name} {ticket}: wrong guess");
             let want = rules.apply(&mut expected.config).unwrap();
             let roots: Vec<u32> = read.elements(&back).iter().map(|n| n.index()).collect();
             let lines = rules.apply_doc(&mut back, &roots).expect("value rules run on a Doc").unwrap();
@@ -129,6 +138,14 @@ fn a_tampered_document_is_refused_by_both() {
     let compact = DocScope::from_document(&Doc::parse(&tampered).unwrap(), None).unwrap_err();
     assert_eq!(owned.to_string(), compact.to_string());
     assert!(compact.to_string().contains("digest"), "{compact}");
+    // Verified over its content given as a guess: refused all the same.
+    let back = Doc::parse(&tampered).unwrap();
+    let unverified = DocScope::with_content_of(&back, &scope);
+    let mut content = String::new();
+    unverified.write_content(&back, &mut content);
+    assert!(content.contains("192.168.1.11"));
+    let guessed = DocScope::from_document_guessed(&back, None, content.as_bytes()).unwrap_err();
+    assert_eq!(guessed.to_string(), compact.to_string());
     let wrong = DocScope::from_document(&Doc::parse(&document).unwrap(), Some("other")).unwrap_err();
     assert!(wrong.to_string().contains("other"), "{wrong}");
 }

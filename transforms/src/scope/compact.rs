@@ -13,6 +13,7 @@
 use super::*;
 use crate::canonical::write_canonical;
 use crate::doc::{Doc, DocNode};
+use crate::xml::SameAs;
 
 /// The scope of a ticket over a [`Doc`]: which of its elements make up the
 /// content, with the publication metadata. Methods that read the content
@@ -145,6 +146,33 @@ impl DocScope {
     /// digest and, when `expect_ticket` is given, that it is for that
     /// ticket: [`Scope::from_document`] without the owned copy.
     pub fn from_document(doc: &Doc<'_>, expect_ticket: Option<&str>) -> Result<DocScope, Error> {
+        let (scope, claimed) = DocScope::unverified(doc, expect_ticket)?;
+        let actual = scope.content_digest(doc);
+        scope.verified(claimed, actual)
+    }
+
+    /// [`DocScope::from_document`], for a caller that holds a guess of the
+    /// canonical content — the text of the document with its metadata cut
+    /// out, given to a stylesheet before the document was read, say. The
+    /// content is serialized once, compared with `guess`; when they are
+    /// equal, the digest is verified over `guess` itself. Returns the
+    /// scope and whether `guess` is its canonical content.
+    pub fn from_document_guessed(doc: &Doc<'_>, expect_ticket: Option<&str>, guess: &[u8]) -> Result<(DocScope, bool), Error> {
+        let (scope, claimed) = DocScope::unverified(doc, expect_ticket)?;
+        let mut same = SameAs::new(guess);
+        scope.write_content(doc, &mut same);
+        let same = same.finish();
+        let actual = if same {
+            crate::canonical::digest_bytes(guess)
+        } else {
+            scope.content_digest(doc)
+        };
+        Ok((scope.verified(claimed, actual)?, same))
+    }
+
+    /// The scope of a published document and the digest it claims, not
+    /// yet verified.
+    fn unverified(doc: &Doc<'_>, expect_ticket: Option<&str>) -> Result<(DocScope, String), Error> {
         let root = doc.root();
         let meta = Metadata::read(root, expect_ticket)?;
         let mut left_out = Vec::new();
@@ -164,7 +192,7 @@ impl DocScope {
             }
             children.push(c.index());
         }
-        let mut scope = DocScope {
+        let scope = DocScope {
             ticket: meta.ticket,
             content: Content::Document(children),
             digest: None,
@@ -172,15 +200,17 @@ impl DocScope {
             term: meta.term,
             left_out,
         };
-        let actual = scope.content_digest(doc);
-        if actual != meta.digest {
-            return Err(Error::DigestMismatch {
-                claimed: meta.digest,
-                actual,
-            });
+        Ok((scope, meta.digest))
+    }
+
+    /// This scope with its digest, if the `actual` digest of its content is
+    /// the one `claimed`.
+    fn verified(mut self, claimed: String, actual: String) -> Result<DocScope, Error> {
+        if actual != claimed {
+            return Err(Error::DigestMismatch { claimed, actual });
         }
-        scope.digest = Some(actual);
-        Ok(scope)
+        self.digest = Some(actual);
+        Ok(self)
     }
 
     /// The top-level elements of the content, in canonical order: each
