@@ -392,12 +392,34 @@ impl RuleSet {
         let rewrites: Vec<Rewrite<'_>> = self.rules.iter().filter_map(|r| r.action.rewrite_spec().map(|(rw, _)| rw)).collect();
         // Each line is written with its rule's prefix at once.
         let prefixes: Vec<String> = self.rules.iter().map(Rule::prefix).collect();
-        let mut lines: Vec<Vec<String>> = vec![Vec::new(); rewrites.len()];
-        let mut edits = Vec::new();
         let wanted = Wanted::of(&rewrites);
-        for &root in roots {
-            rewrite_doc(doc.node(root), Owner::None, &rewrites, &wanted, &prefixes, &mut lines, &mut edits);
-        }
+        let walk = |roots: &[u32]| {
+            let mut lines: Vec<Vec<String>> = vec![Vec::new(); rewrites.len()];
+            let mut edits = Vec::new();
+            for &root in roots {
+                rewrite_doc(doc.node(root), Owner::None, &rewrites, &wanted, &prefixes, &mut lines, &mut edits);
+            }
+            (lines, edits)
+        };
+        // The walk only reads the tree: a large scope is walked in two
+        // halves at once, whose lines and edits are then put end to end,
+        // in the order of one walk.
+        let (first, second) = split_in_two(doc, roots);
+        let (lines, edits) = if second.is_empty() {
+            walk(first)
+        } else {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| walk(second));
+                let mut done = walk(first);
+                // The walk cannot fail; a panic there is passed on.
+                let (lines, edits) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                for (all, more) in done.0.iter_mut().zip(lines) {
+                    all.extend(more);
+                }
+                done.1.extend(edits);
+                done
+            })
+        };
         doc.reserve_values(edits.iter().map(|(_, v)| v.len()).sum());
         for (a, value) in edits {
             if let Err(e) = doc.set_value(a, &value) {
@@ -406,6 +428,28 @@ impl RuleSet {
         }
         Some(Ok(lines.into_iter().flatten().collect()))
     }
+}
+
+/// Fewest elements worth a second thread in [`RuleSet::apply_doc`].
+const PARALLEL_WALK: usize = 20_000;
+
+/// `roots` cut in two runs holding about as many elements each, or all in
+/// the first when they hold fewer than [`PARALLEL_WALK`] elements.
+fn split_in_two<'r>(doc: &Doc<'_>, roots: &'r [u32]) -> (&'r [u32], &'r [u32]) {
+    let size = |&r: &u32| doc.node(r).subtree_hint();
+    let total: usize = roots.iter().map(size).sum();
+    if total < PARALLEL_WALK {
+        return (roots, &[]);
+    }
+    let mut seen = 0;
+    let cut = roots
+        .iter()
+        .position(|r| {
+            seen += size(r);
+            2 * seen >= total
+        })
+        .map_or(roots.len(), |i| i + 1);
+    roots.split_at(cut)
 }
 
 /// "rules.toml rule #2 (ip)": how errors name a rule.
@@ -1568,6 +1612,38 @@ mod tests {
         let roots: Vec<u32> = doc.root().children().map(DocNode::index).collect();
         assert_eq!(rules.apply_doc(&mut doc, &roots).unwrap().unwrap(), expected);
         assert_eq!(doc.root().to_element(), owned);
+    }
+
+    #[test]
+    fn a_large_scope_walked_in_two_halves_gives_the_lines_of_one_walk() {
+        // Enough elements for two threads, with values changed in both
+        // halves by two rules in turn (the second sees the first's output).
+        let mut src = String::from("<configuration><resources>");
+        for i in 0..4000 {
+            src.push_str(&format!(
+                r#"<primitive id="p{i}" class="ocf" provider="heartbeat" type="IPaddr2"><instance_attributes id="p{i}-ia"><nvpair id="p{i}-ip" name="ip" value="192.168.{}.{}"/><nvpair id="p{i}-d" name="dir" value="/srv/a/{i}"/></instance_attributes><operations><op id="p{i}-mon" name="monitor" interval="10s"/></operations></primitive>"#,
+                i / 250,
+                i % 250
+            ));
+        }
+        src.push_str("</resources></configuration>");
+        let rules = RuleSet::from_toml(
+            "[[rule]]\ntype = \"ip\"\nfrom = \"192.168.0.0/16\"\nto = \"10.2.0.0/16\"\n\n\
+             [[rule]]\ntype = \"regex\"\npattern = \"^10\\\\.2\\\\.(.*)$\"\nreplace = \"10.3.$1\"\n\n\
+             [[rule]]\ntype = \"path\"\nfrom = \"/srv/a\"\nto = \"/srv/b\"\n",
+            "r.toml",
+        )
+        .unwrap();
+        let mut owned = crate::xml::parse(&src).unwrap();
+        let expected = rules.apply(&mut owned).unwrap();
+        assert_eq!(expected.len(), 3 * 4000);
+        let mut doc = Doc::parse(&src).unwrap();
+        let roots: Vec<u32> = doc.node(1).children().map(DocNode::index).collect();
+        let (first, second) = split_in_two(&doc, &roots);
+        assert!(!first.is_empty() && !second.is_empty(), "two halves");
+        assert_eq!(rules.apply_doc(&mut doc, &roots).unwrap().unwrap(), expected);
+        assert_eq!(doc.root().to_element(), owned);
+        assert!(expected[4000].contains("p0-ip") && expected[4000].contains("10.3.0.0"), "{}", expected[4000]);
     }
 
     #[test]
