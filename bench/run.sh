@@ -13,7 +13,9 @@
 #      (+ cib-publisher scope with CIB_file, for reference)
 #   b. cib-subscriber transform --xslt  vs  xsltproc on the same scope
 #   c. cib-bench diff  vs  crm_diff
-# and the in-process phase breakdown; then, with the release daemons on
+# a and b again in turns (cib-bench paired, 20 rounds: the median of the
+# per-round ratios, which the machine's drift does not bias), and the
+# in-process phase breakdown; then, with the release daemons on
 # loopback (mutual TLS, CIB_file mode, a generated 250-primitive CIB):
 #   d. cib-bench latency --changes N (default 100): change at site A
 #      (cibadmin --modify) to applied at site B, p50/p99, beside cibadmin
@@ -42,7 +44,7 @@ while (($#)); do
         --changes) changes=$2; shift 2 ;;
         --streams) streams=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -122,16 +124,25 @@ if $abc; then
             --export-markdown "$out/$name.md" --export-csv "$out/$name.csv" "$@"
     }
 
+    # paired NAME OURS ANCHOR: the two commands in turns (cib-bench paired),
+    # 20 rounds: the median of the per-round ratios, which the drift of the
+    # machine's speed within a minute does not bias.
+    paired() {
+        cib-bench paired --rounds 20 --csv "$out/$1-paired.csv" "$2" "$3" | tee "$out/$1-paired.md"
+    }
+
     if want a; then
         bench a-scope-rules \
             -n 'cib-bench scope-rules-digest cib-10k.xml' 'cib-bench scope-rules-digest cib-10k.xml' \
             -n 'xsltproc equivalent.xsl cib-10k.xml' 'xsltproc equivalent.xsl cib-10k.xml' \
             -n 'CIB_file=cib-10k.xml cib-publisher scope --ticket geo' 'env CIB_file=cib-10k.xml cib-publisher scope --ticket geo'
+        paired a-scope-rules 'cib-bench scope-rules-digest cib-10k.xml' 'xsltproc equivalent.xsl cib-10k.xml'
     fi
     if want b; then
         bench b-xslt-overhead \
             -n 'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' 'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' \
             -n 'xsltproc equivalent.xsl scope-config.xml' 'xsltproc equivalent.xsl scope-config.xml'
+        paired b-xslt-overhead 'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' 'xsltproc equivalent.xsl scope-config.xml'
     fi
     if want c; then
         bench c-diff -i \
@@ -182,9 +193,32 @@ verdict() {
     }'
 }
 
+# paired_verdict NAME LABEL KIND TARGET: from the median of the per-round
+# ratios of `cib-bench paired`.
+paired_verdict() {
+    local line
+    if [[ "$3" == faster ]]; then
+        line=$(grep -o 'ratio anchor/ours: median [0-9.]*' "$out/$1-paired.md" | awk '{print $NF}')
+        awk -v label="$2" -v r="$line" -v target="$4" 'BEGIN {
+            printf "%s, in turns: %.1fx faster (median of 20 per-round ratios); target >= %gx: %s\n",
+                label, r, target, (r >= target ? "met" : "NOT met") }'
+    else
+        line=$(grep -o 'overhead ours/anchor: median [-+0-9.]*' "$out/$1-paired.md" | awk '{print $NF}')
+        awk -v label="$2" -v o="$line" -v target="$4" 'BEGIN {
+            printf "%s, in turns: overhead %+.1f%% (median of 20 per-round ratios); target <= %g%%: %s\n",
+                label, o, target, (o <= target ? "met" : "NOT met") }'
+    fi
+}
+
 {
-    if want a; then verdict a-scope-rules "a. scope+rules+digest vs xsltproc" faster 10; fi
-    if want b; then verdict b-xslt-overhead "b. subscriber --xslt vs xsltproc" overhead 20; fi
+    if want a; then
+        verdict a-scope-rules "a. scope+rules+digest vs xsltproc" faster 10
+        paired_verdict a-scope-rules "a. scope+rules+digest vs xsltproc" faster 10
+    fi
+    if want b; then
+        verdict b-xslt-overhead "b. subscriber --xslt vs xsltproc" overhead 20
+        paired_verdict b-xslt-overhead "b. subscriber --xslt vs xsltproc" overhead 20
+    fi
     if want c; then verdict c-diff "c. diff vs crm_diff" faster 100; fi
     if want d; then echo "d. change at A -> applied at B: $(grep -o 'Target p50.*' "$out/d-latency.md")"; fi
 } > "$out/verdicts.txt"
@@ -196,6 +230,12 @@ for f in a-scope-rules b-xslt-overhead c-diff d-latency e-fanout; do
     echo
     cat "$out/$f.md"
     echo
+    if [[ -f "$out/$f-paired.md" ]]; then
+        echo "In turns:"
+        echo
+        cat "$out/$f-paired.md"
+        echo
+    fi
 done
 cat "$out/verdicts.txt"
 if $abc; then

@@ -1,12 +1,13 @@
 //! `cib-bench` — inputs and in-process timings for the benchmarks of
 //! cib-replicator. The comparisons against the anchors (xsltproc, crm_diff)
-//! are run by `bench/run.sh` under hyperfine; the end-to-end measurements
+//! are run by `bench/run.sh` under hyperfine and in turns (`paired`); the end-to-end measurements
 //! with the real daemons (`latency`, `fanout`) are subcommands, also run by
 //! `bench/run.sh`; see docs/benchmarks.md.
 
 mod fanout;
 mod generate;
 mod latency;
+mod paired;
 mod phases;
 mod sites;
 
@@ -140,6 +141,28 @@ enum Command {
         #[arg(long, default_value = TICKET)]
         ticket: String,
     },
+    /// Run our command and the anchor's in turns and report the median of
+    /// the per-round ratios (robust to a machine whose speed drifts).
+    ///
+    /// Each round runs both commands back to back, the first of the pair
+    /// alternating; commands are split on white space (no shell) and their
+    /// output is discarded. Prints a markdown table and the ratio
+    /// anchor/ours (median, quartiles, lowest) and the overhead ours/anchor.
+    Paired {
+        /// Our command line.
+        ours: String,
+        /// The anchor's command line.
+        anchor: String,
+        /// Rounds measured.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Rounds run first, not measured.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Write each round's times (ms) to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
     /// Print the unified diff of the <configuration> of two CIBs.
     Diff {
         /// The old CIB.
@@ -253,6 +276,23 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             println!("{digest}");
+            Ok(())
+        }
+        Command::Paired {
+            ours,
+            anchor,
+            rounds,
+            warmup,
+            csv,
+        } => {
+            let opts = paired::Options {
+                ours: (&ours, &ours),
+                anchor: (&anchor, &anchor),
+                rounds,
+                warmup,
+                csv: csv.as_deref(),
+            };
+            print!("{}", paired::run(&opts)?);
             Ok(())
         }
         Command::Diff { old, new } => {
