@@ -11,7 +11,7 @@ use cib_subscriber::pipeline::{
 use cib_transforms::merge::check_scope;
 use cib_transforms::xml;
 
-use crate::support::{canonical_config, fixture, run, two_sites, xsltproc, Site};
+use crate::support::{bin, canonical_config, fixture, run, two_sites, xsltproc, Site};
 
 /// `cib-subscriber transform --from SCOPE STEPS...`, stdout.
 fn transform(site: &Site, scope: &Path, steps: &[(&str, &Path)]) -> String {
@@ -234,4 +234,35 @@ fn a_first_stylesheet_gets_the_verified_content_whatever_the_layout() {
     let forged = b.write("forged.xml", text.replacen("192.168.1.10", "192.168.1.99", 1));
     let err = format!("{:#}", transform_file_to_document(&forged, &steps).unwrap_err());
     assert!(err.contains("scope digest mismatch"), "{err}");
+}
+
+#[test]
+fn with_a_stylesheet_the_subscriber_takes_small_pages() {
+    let thp = |status: &str| status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim().to_owned());
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    if thp(&own).as_deref() != Some("1") {
+        eprintln!("skipped: this kernel has no transparent huge pages to turn off");
+        return;
+    }
+    // xsltproc inherits the process's huge-page setting: a stand-in first
+    // on PATH records it, then runs the real one.
+    let (_a, scope, b) = two_sites();
+    let dir = b.path("wrapped");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = b.path("thp.txt");
+    let wrapper = dir.join("xsltproc");
+    let script = format!(
+        "#!/bin/sh\ngrep THP_enabled /proc/$$/status > '{}'\nexec '{}' \"$@\"\n",
+        record.display(),
+        xsltproc().display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path))).unwrap();
+    let mut cmd = b.command(bin("cib-subscriber"));
+    cmd.env("PATH", &path).arg("transform").arg("--from").arg(&scope).arg("--xslt").arg(fixture("override-ip.xsl"));
+    run(cmd).expect_ok();
+    let seen = std::fs::read_to_string(&record).expect("the stand-in ran");
+    assert_eq!(thp(&seen).as_deref(), Some("0"), "{seen}");
 }
