@@ -20,7 +20,7 @@ use std::borrow::Cow;
 
 use crate::error::Error;
 use crate::node::Node;
-use crate::xml::{run_parser, Builder, Element, Limits};
+use crate::xml::{parse_fragment, parse_until, run_parser, Builder, Element, Fragment, Limits, Paused};
 
 /// A piece of text: a range of the source, or of the side buffer when the
 /// top bit of `len` is set.
@@ -101,20 +101,11 @@ impl<'s> Doc<'s> {
         } else {
             (0, 0)
         };
-        run_parser(
-            input,
-            limits,
-            DocBuilder {
-                doc: Doc {
-                    src: input,
-                    nodes: Vec::with_capacity(nodes),
-                    attrs: Vec::with_capacity(attrs),
-                    side: String::new(),
-                    id_refs: false,
-                },
-                open: Vec::with_capacity(16),
-            },
-        )
+        let builder = DocBuilder::new(input, nodes, attrs);
+        match split_point(input).filter(|_| input.len() >= PARALLEL_PARSE && input.len() <= max) {
+            Some(at) => parse_in_two(input, limits, builder, at),
+            None => run_parser(input, limits, builder),
+        }
     }
 
     /// Whether any element has an `id-ref` attribute (a cheap answer for
@@ -472,11 +463,135 @@ impl<'d> Node<'d> for DocNode<'d> {
     }
 }
 
+/// Documents of this many bytes or more are parsed in two halves at once
+/// ([`parse_in_two`]).
+const PARALLEL_PARSE: usize = 1 << 20;
+
+/// Where the second half of a document starts: the first start tag at
+/// the beginning of a line (after indentation) past the middle. A guess,
+/// checked when the first half gets there ([`parse_in_two`]).
+fn split_point(input: &str) -> Option<usize> {
+    let b = input.as_bytes();
+    memchr::memchr_iter(b'\n', &b[b.len() / 2..]).map(|i| b.len() / 2 + i + 1).find_map(|line| {
+        let at = line + b[line..].iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+        (b.get(at) == Some(&b'<') && b.get(at + 1).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')).then_some(at)
+    })
+}
+
+/// Parses `input` in two halves at once, split at `at`: the first half on
+/// this thread up to `at`, the second on another as a fragment whose end
+/// tags may close elements of the first; the two trees are then joined
+/// into the one a single parse makes. Whenever the join is not certain to
+/// give exactly that tree — `at` fell inside a comment, the fragment could
+/// not be read on its own (a malformed document, say: its error must be
+/// the one of a single parse), an end tag does not match, an element open
+/// at `at` has text — the first half simply goes on to the end alone.
+fn parse_in_two<'s>(input: &'s str, limits: Limits, builder: DocBuilder<'s>, at: usize) -> Result<Doc<'s>, Error> {
+    parse_in_two_joined(input, limits, builder, at).0
+}
+
+/// [`parse_in_two`], and whether the halves were joined (for tests).
+fn parse_in_two_joined<'s>(input: &'s str, limits: Limits, builder: DocBuilder<'s>, at: usize) -> (Result<Doc<'s>, Error>, bool) {
+    let rest = &input.as_bytes()[at..];
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(move || {
+            let nodes = memchr::memchr_iter(b'<', rest).count();
+            let attrs = memchr::memchr_iter(b'=', rest).count();
+            parse_fragment(input, at, limits, DocBuilder::new(input, nodes, attrs)).ok()
+        });
+        let first = parse_until(input, limits, builder, at);
+        // Parsing cannot panic but through a bug: pass it on.
+        (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    match first {
+        Err(e) => (Err(e), false),
+        Ok(Ok(doc)) => (Ok(doc), false),
+        Ok(Err(paused)) => match second {
+            Some(fragment) if can_join(&paused, &fragment) => (Ok(join(paused.into_builder(), fragment)), true),
+            _ => (paused.resume(), false),
+        },
+    }
+}
+
+/// Whether the fragment's outer end tags close exactly the elements open
+/// in `first`, in order, with nothing after the root, within the depth
+/// limit, and no open element of `first` has text the fragment's could be
+/// joined to.
+fn can_join<'s>(first: &Paused<'s, DocBuilder<'s>>, fragment: &Fragment<'s, DocBuilder<'s>>) -> bool {
+    let mut open: Vec<&str> = first.open_names().collect();
+    let b = first.builder();
+    if first.done() || open.is_empty() || open.len() + fragment.max_open > first.limits().max_depth {
+        return false;
+    }
+    if b.open.iter().any(|&ix| !b.doc.nodes[ix as usize].text.is_empty()) {
+        return false;
+    }
+    for event in &fragment.outer {
+        match (event, open.last()) {
+            (None, Some(_)) => {}
+            (Some(name), Some(top)) if name == top => {
+                open.pop();
+            }
+            _ => return false,
+        }
+    }
+    open.is_empty()
+}
+
+/// The tree of `first` with the fragment's elements appended: indices,
+/// attribute ranges and side-buffer positions shifted, and the ends of the
+/// elements the fragment closed set. [`can_join`] must hold.
+fn join<'s>(mut first: DocBuilder<'s>, fragment: Fragment<'s, DocBuilder<'s>>) -> Doc<'s> {
+    let second = fragment.builder;
+    let (n, a) = (first.doc.nodes.len() as u32, first.doc.attrs.len() as u32);
+    let side = first.doc.side.len() as u32;
+    let shift = |s: Str| if s.len & SIDE != 0 { Str { start: s.start + side, len: s.len } } else { s };
+    for (&ix, &end) in first.open.iter().rev().zip(&second.outer_ends) {
+        first.doc.nodes[ix as usize].end = n + end;
+    }
+    first.doc.nodes.extend(second.doc.nodes.iter().map(|d| NodeData {
+        name: shift(d.name),
+        attr_start: d.attr_start + a,
+        end: d.end + n,
+        text: shift(d.text),
+        ..*d
+    }));
+    first.doc.attrs.extend(second.doc.attrs.iter().map(|d| AttrData {
+        name: shift(d.name),
+        value: shift(d.value),
+    }));
+    first.doc.side.push_str(&second.doc.side);
+    first.doc.id_refs |= second.doc.id_refs;
+    first.doc
+}
+
 /// Builds a [`Doc`] from the parser's events.
 struct DocBuilder<'s> {
     doc: Doc<'s>,
     /// Indices of the open elements.
     open: Vec<u32>,
+    /// For a fragment ([`parse_fragment`]): the element count each time an
+    /// element opened before it ended.
+    outer_ends: Vec<u32>,
+}
+
+impl<'s> DocBuilder<'s> {
+    /// A builder for `src`, its arrays sized for `nodes` elements and
+    /// `attrs` attributes (upper bounds: memory reserved and never written
+    /// costs nothing).
+    fn new(src: &'s str, nodes: usize, attrs: usize) -> Self {
+        DocBuilder {
+            doc: Doc {
+                src,
+                nodes: Vec::with_capacity(nodes),
+                attrs: Vec::with_capacity(attrs),
+                side: String::new(),
+                id_refs: false,
+            },
+            open: Vec::with_capacity(16),
+            outer_ends: Vec::new(),
+        }
+    }
 }
 
 impl<'s> Builder<'s> for DocBuilder<'s> {
@@ -511,8 +626,9 @@ impl<'s> Builder<'s> for DocBuilder<'s> {
     }
 
     fn end(&mut self) {
-        if let Some(ix) = self.open.pop() {
-            self.doc.nodes[ix as usize].end = self.doc.nodes.len() as u32;
+        match self.open.pop() {
+            Some(ix) => self.doc.nodes[ix as usize].end = self.doc.nodes.len() as u32,
+            None => self.outer_ends.push(self.doc.nodes.len() as u32),
         }
     }
 
@@ -632,6 +748,83 @@ mod tests {
         let ix = doc.append(&parse(r#"<x id="x"/>"#).unwrap()).unwrap();
         let x = doc.node(ix);
         assert_eq!((x.source_open(), x.source_attr("id", x.id().unwrap())), (None, None));
+    }
+
+    /// The tree of `doc` with every element's subtree end, or the error.
+    fn shape(doc: Result<Doc<'_>, Error>) -> Result<(Element, Vec<u32>, bool), String> {
+        doc.map(|d| {
+            let ends = (0..d.len() as u32).map(|i| d.node(i).subtree_end()).collect();
+            (d.root().to_element(), ends, d.has_id_refs())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// Splits `src` at every `<` (inside comments and CDATA too): each
+    /// gives the tree or the error of one parse. Returns how many splits
+    /// were joined rather than read on by the first half.
+    fn every_split_is_one_parse(src: &str, limits: Limits) -> usize {
+        let one = shape(Doc::parse_with(src, limits));
+        let mut joined = 0;
+        for at in memchr::memchr_iter(b'<', src.as_bytes()) {
+            let n = src.len();
+            let (two, was_joined) = parse_in_two_joined(src, limits, DocBuilder::new(src, n, n), at);
+            assert_eq!(shape(two), one, "split at {at}: {:?}", &src[at..src.len().min(at + 20)]);
+            joined += usize::from(was_joined);
+        }
+        joined
+    }
+
+    #[test]
+    fn two_halves_give_the_tree_or_the_error_of_one_parse() {
+        let limits = Limits::default();
+        let good = [
+            // Entities and tabs in values (side buffer on both halves), text
+            // and CDATA in elements, comments and a processing instruction
+            // between elements, an id-ref, self-closing and empty elements.
+            "<?xml version=\"1.0\"?>\n<cib a=\"1\">\n  <configuration>\n    <resources>\n      <primitive id=\"p1\" class=\"ocf\" description=\"a &amp; b\">\n        <instance_attributes id=\"p1-ia\">\n          <nvpair id=\"p1-ip\" name=\"ip\" value=\"tab\there\"/>\n        </instance_attributes>\n      </primitive>\n      <!-- <primitive id=\"commented\"/> -->\n      <?pi data?>\n      <primitive id=\"p2\" class=\"ocf\"><meta_attributes id-ref=\"p1-ia\"/></primitive>\n      <x id=\"t\">text &lt;here&gt;<![CDATA[ <raw> ]]>more</x>\n      <empty></empty>\n    </resources>\n    <constraints>\n      <rsc_ticket id=\"t1\" rsc=\"p1\" ticket=\"geo\"/>\n    </constraints>\n  </configuration>\n  <status/>\n</cib>\n<!-- after -->\n",
+            // An element with text before its children, and after them.
+            "<r>\n<a>hello\n<b id=\"1\"/>\n<c/>\nworld</a>\n<d/>\n</r>",
+        ];
+        // (At least this many splits are joined; the others, where the
+        // first half reads on alone, are tested all the same.)
+        for (src, least) in good.into_iter().zip([20, 3]) {
+            let joined = every_split_is_one_parse(src, limits);
+            assert!(joined >= least, "only {joined} splits joined: the join is not tested");
+        }
+        let bad = [
+            "<r>\n<a>\n<b/>\n</c>\n</r>",              // mismatched end tag
+            "<r>\n<a>\n<b/>\n</a>\n",                  // root never closed
+            "<r>\n<a/>\n</r>\n<s/>",                    // a second root
+            "<r>\n<a/>\n</r>\ntext",                    // text after the root
+            "<r>\n<a/>\n<b>&bogus;</b>\n</r>",          // unknown entity
+            "<r>\n<a/>\n</r>\n</r>",                    // one end tag too many
+            "<r>\n<a/>\n<!DOCTYPE x>\n</r>",            // refused
+            "<r>\n<a>\n<b>\n<c>\n<d/>\n</c>\n</b>\n</a>\n</r>", // too deep below
+        ];
+        for src in bad {
+            every_split_is_one_parse(src, Limits { max_depth: 4, ..limits });
+        }
+    }
+
+    #[test]
+    fn a_large_document_is_parsed_in_two_halves() {
+        let mut src = String::from("<cib>\n  <configuration>\n    <resources>\n");
+        let mut i = 0;
+        while src.len() < PARALLEL_PARSE + 1000 {
+            src.push_str(&format!(
+                "      <primitive id=\"p{i}\" class=\"ocf\" type=\"IPaddr2\">\n        <instance_attributes id=\"p{i}-ia\">\n          <nvpair id=\"p{i}-ip\" name=\"ip\" value=\"10.0.{}.{} &amp; co\"/>\n        </instance_attributes>\n      </primitive>\n",
+                i / 250,
+                i % 250
+            ));
+            i += 1;
+        }
+        src.push_str("    </resources>\n  </configuration>\n</cib>\n");
+        let at = split_point(&src).expect("a line that starts with a tag past the middle");
+        let n = src.len();
+        let (two, joined) = parse_in_two_joined(&src, Limits::default(), DocBuilder::new(&src, n, n), at);
+        assert!(joined);
+        assert_eq!(shape(two), shape(run_parser(&src, Limits::default(), DocBuilder::new(&src, n, n))));
+        assert_eq!(Doc::parse(&src).unwrap().root().to_element(), parse(&src).unwrap());
     }
 
     #[test]

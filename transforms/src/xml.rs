@@ -444,17 +444,98 @@ pub(crate) fn run_parser<'a, B: Builder<'a>>(input: &'a str, limits: Limits, bui
             limit: limits.max_bytes,
         });
     }
-    Parser {
-        src: input,
-        b: input.as_bytes(),
-        pos: 0,
-        limits,
-        open: Vec::with_capacity(16),
-        attrs: Vec::with_capacity(16),
-        done: false,
-        builder,
+    Parser::new(input, 0, limits, builder).run()
+}
+
+/// A parse of the whole of `input` that pauses when it reaches `stop`
+/// exactly between two pieces of markup (the text before `stop` read):
+/// `Ok(Err(paused))` then, to be resumed or finished otherwise. A parse
+/// that passes over `stop` (inside a comment, say) goes on to the end.
+pub(crate) fn parse_until<'a, B: Builder<'a>>(input: &'a str, limits: Limits, builder: B, stop: usize) -> Result<Result<B::Out, Paused<'a, B>>, Error> {
+    if input.len() > limits.max_bytes {
+        return Err(Error::TooLarge {
+            size: input.len(),
+            limit: limits.max_bytes,
+        });
     }
-    .run()
+    let mut parser = Parser::new(input, 0, limits, builder);
+    parser.stop = stop;
+    if parser.scan()? {
+        Ok(Err(Paused { parser }))
+    } else {
+        parser.finish().map(Ok)
+    }
+}
+
+/// A parse stopped by [`parse_until`].
+pub(crate) struct Paused<'a, B> {
+    parser: Parser<'a, B>,
+}
+
+impl<'a, B: Builder<'a>> Paused<'a, B> {
+    /// Goes on to the end, as if it had never stopped.
+    pub(crate) fn resume(mut self) -> Result<B::Out, Error> {
+        self.parser.stop = usize::MAX;
+        self.parser.scan()?;
+        self.parser.finish()
+    }
+
+    /// The names of the open elements, outermost first.
+    pub(crate) fn open_names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.parser.open.iter().map(|(name, _)| *name)
+    }
+
+    /// Whether the root element has ended.
+    pub(crate) fn done(&self) -> bool {
+        self.parser.done
+    }
+
+    /// The builder, as it stands.
+    pub(crate) fn builder(&self) -> &B {
+        &self.parser.builder
+    }
+
+    /// The builder, the parse abandoned (the caller completes the tree).
+    pub(crate) fn into_builder(self) -> B {
+        self.parser.builder
+    }
+
+    /// The limits of the parse.
+    pub(crate) fn limits(&self) -> Limits {
+        self.parser.limits
+    }
+}
+
+/// What [`parse_fragment`] read: elements from `start` to the end of the
+/// input, whose end tags may close elements opened before `start`.
+pub(crate) struct Fragment<'a, B> {
+    /// The builder, fed the fragment's elements.
+    pub builder: B,
+    /// In order, what happened outside the fragment's own elements: `None`
+    /// an element started, `Some(name)` an end tag closed an element opened
+    /// before `start`.
+    pub outer: Vec<Option<&'a str>>,
+    /// The deepest the fragment's own elements were nested.
+    pub max_open: usize,
+}
+
+/// Parses `input` from `start`, a `<` that starts a tag, to the end, as a
+/// fragment: end tags of elements opened before `start` are recorded, not
+/// refused (the builder is told with [`Builder::end`] while none of its own
+/// elements is open). Any error means the fragment cannot be read on its
+/// own: the caller then parses the document from the beginning.
+pub(crate) fn parse_fragment<'a, B: Builder<'a>>(input: &'a str, start: usize, limits: Limits, builder: B) -> Result<Fragment<'a, B>, Error> {
+    let mut parser = Parser::new(input, start, limits, builder);
+    parser.fragment = true;
+    parser.scan()?;
+    if !parser.open.is_empty() {
+        return Err(parser.malformed("document ends inside an element"));
+    }
+    Ok(Fragment {
+        builder: parser.builder,
+        outer: parser.outer,
+        max_open: parser.max_open,
+    })
 }
 
 /// Builds the owned tree. Children of open elements accumulate in `kids`
@@ -521,6 +602,15 @@ struct Parser<'a, B> {
     /// Whether the root element has ended.
     done: bool,
     builder: B,
+    /// Where [`Parser::scan`] pauses (`usize::MAX`: nowhere).
+    stop: usize,
+    /// A fragment ([`parse_fragment`]): end tags may close elements opened
+    /// before it, recorded in `outer` with the elements started outside
+    /// its own.
+    fragment: bool,
+    outer: Vec<Option<&'a str>>,
+    /// The most elements open at once.
+    max_open: usize,
 }
 
 #[inline]
@@ -535,7 +625,31 @@ fn ends_name(b: u8) -> bool {
 }
 
 impl<'a, B: Builder<'a>> Parser<'a, B> {
+    fn new(input: &'a str, pos: usize, limits: Limits, builder: B) -> Self {
+        Parser {
+            src: input,
+            b: input.as_bytes(),
+            pos,
+            limits,
+            open: Vec::with_capacity(16),
+            attrs: Vec::with_capacity(16),
+            done: false,
+            builder,
+            stop: usize::MAX,
+            fragment: false,
+            outer: Vec::new(),
+            max_open: 0,
+        }
+    }
+
     fn run(mut self) -> Result<B::Out, Error> {
+        self.scan()?;
+        self.finish()
+    }
+
+    /// Reads markup until the end of the input (`false`), or until the
+    /// next piece of markup starts at [`Parser::stop`] (`true`).
+    fn scan(&mut self) -> Result<bool, Error> {
         let len = self.b.len();
         loop {
             let next = memchr::memchr(b'<', &self.b[self.pos..]).map_or(len, |i| self.pos + i);
@@ -543,9 +657,12 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
                 self.text_run(self.pos, next)?;
             }
             if next == len {
-                break;
+                return Ok(false);
             }
             self.pos = next;
+            if next == self.stop {
+                return Ok(true);
+            }
             match self.b.get(next + 1) {
                 Some(b'/') => self.end_tag()?,
                 Some(b'?') => {
@@ -556,6 +673,11 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
                 _ => self.start_tag()?,
             }
         }
+    }
+
+    /// The checks at the end of the document, and the tree.
+    fn finish(self) -> Result<B::Out, Error> {
+        let len = self.b.len();
         if !self.open.is_empty() {
             return Err(self.malformed("document ends inside an element"));
         }
@@ -676,6 +798,13 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
         };
         let name = self.src[start..gt].trim_end_matches([' ', '\t', '\n', '\r']);
         let Some((open, _)) = self.open.last() else {
+            if self.fragment {
+                // Closes an element opened before the fragment.
+                self.outer.push(Some(name));
+                self.builder.end();
+                self.pos = gt + 1;
+                return Ok(());
+            }
             return Err(self.malformed(format!("unexpected end tag </{name}>")));
         };
         if *open != name {
@@ -691,7 +820,7 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
     /// Ends the innermost element in the builder.
     fn close(&mut self) {
         self.builder.end();
-        if self.open.is_empty() {
+        if self.open.is_empty() && !self.fragment {
             self.done = true;
         }
     }
@@ -756,7 +885,11 @@ impl<'a, B: Builder<'a>> Parser<'a, B> {
     /// Starts element `name` with the attributes collected so far.
     fn open(&mut self, name: &'a str) {
         let id = self.attrs.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.clone());
+        if self.fragment && self.open.is_empty() {
+            self.outer.push(None);
+        }
         self.open.push((name, id));
+        self.max_open = self.max_open.max(self.open.len());
         self.builder.start(name, &mut self.attrs);
     }
 
