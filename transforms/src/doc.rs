@@ -102,7 +102,8 @@ impl<'s> Doc<'s> {
             (0, 0)
         };
         let builder = DocBuilder::new(input, nodes, attrs);
-        match split_point(input).filter(|_| input.len() >= PARALLEL_PARSE && input.len() <= max) {
+        let large = input.len() >= PARALLEL_PARSE && input.len() <= max;
+        match large.then(|| split_point(input)).flatten() {
             Some(at) => parse_in_two(input, limits, builder, at),
             None => run_parser(input, limits, builder),
         }

@@ -438,13 +438,19 @@ pub(crate) trait Builder<'a> {
 
 /// Runs the parser over `input` with `builder`.
 pub(crate) fn run_parser<'a, B: Builder<'a>>(input: &'a str, limits: Limits, builder: B) -> Result<B::Out, Error> {
+    check_size(input, limits)?;
+    Parser::new(input, 0, limits, builder).run()
+}
+
+/// Refuses an input larger than the limit.
+fn check_size(input: &str, limits: Limits) -> Result<(), Error> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLarge {
             size: input.len(),
             limit: limits.max_bytes,
         });
     }
-    Parser::new(input, 0, limits, builder).run()
+    Ok(())
 }
 
 /// A parse of the whole of `input` that pauses when it reaches `stop`
@@ -452,12 +458,7 @@ pub(crate) fn run_parser<'a, B: Builder<'a>>(input: &'a str, limits: Limits, bui
 /// `Ok(Err(paused))` then, to be resumed or finished otherwise. A parse
 /// that passes over `stop` (inside a comment, say) goes on to the end.
 pub(crate) fn parse_until<'a, B: Builder<'a>>(input: &'a str, limits: Limits, builder: B, stop: usize) -> Result<Result<B::Out, Paused<'a, B>>, Error> {
-    if input.len() > limits.max_bytes {
-        return Err(Error::TooLarge {
-            size: input.len(),
-            limit: limits.max_bytes,
-        });
-    }
+    check_size(input, limits)?;
     let mut parser = Parser::new(input, 0, limits, builder);
     parser.stop = stop;
     if parser.scan()? {
@@ -523,7 +524,8 @@ pub(crate) struct Fragment<'a, B> {
 /// fragment: end tags of elements opened before `start` are recorded, not
 /// refused (the builder is told with [`Builder::end`] while none of its own
 /// elements is open). Any error means the fragment cannot be read on its
-/// own: the caller then parses the document from the beginning.
+/// own: the caller then reads the document on from `start` in the parse of
+/// its beginning, as if it had never been split.
 pub(crate) fn parse_fragment<'a, B: Builder<'a>>(input: &'a str, start: usize, limits: Limits, builder: B) -> Result<Fragment<'a, B>, Error> {
     let mut parser = Parser::new(input, start, limits, builder);
     parser.fragment = true;
