@@ -149,3 +149,28 @@ fn a_tampered_document_is_refused_by_both() {
     let wrong = DocScope::from_document(&Doc::parse(&document).unwrap(), Some("other")).unwrap_err();
     assert!(wrong.to_string().contains("other"), "{wrong}");
 }
+
+#[test]
+fn large_documents_of_corpus_cibs_parse_as_the_owned_tree() {
+    // Documents of 1 MiB and more are parsed in two halves at once: the
+    // corpus CIBs, put end to end under one root in documents of ~1.5 MB
+    // (twice, the second time shifted, so the splits fall in other CIBs),
+    // give the owned parser's tree.
+    let Some(files) = corpus() else { return };
+    let mut compared = 0;
+    for shift in [0, 7] {
+        let mut doc = String::from("<corpus>\n");
+        for (name, text) in files.iter().cycle().skip(shift).take(files.len()) {
+            let body = text.trim_start().strip_prefix("<?xml").map_or(text.as_str(), |rest| rest.split_once("?>").map_or("", |(_, b)| b));
+            doc.push_str(&format!("<!-- {name} -->\n{body}\n"));
+            if doc.len() > 1_500_000 {
+                doc.push_str("</corpus>\n");
+                let compact = Doc::parse(&doc).unwrap_or_else(|e| panic!("up to {name}: {e}"));
+                assert_eq!(compact.root().to_element(), parse(&doc).unwrap(), "up to {name}");
+                compared += 1;
+                doc = String::from("<corpus>\n");
+            }
+        }
+    }
+    assert!(compared >= 10, "only {compared} large documents");
+}
