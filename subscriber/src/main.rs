@@ -45,6 +45,14 @@ fn small_pages_if_stylesheets(steps: &[Step]) {
     }
 }
 
+/// The --rules/--xslt steps of the command line, loaded, with small pages
+/// from here on if one of them is a stylesheet.
+fn command_steps(input: &Input, matches: &ArgMatches) -> anyhow::Result<Vec<Step>> {
+    let steps = load_steps(input.steps(matches))?;
+    small_pages_if_stylesheets(&steps);
+    Ok(steps)
+}
+
 /// Keep a stopped, site-adapted copy of a Pacemaker ticket's configuration
 /// in the local CIB.
 ///
@@ -320,8 +328,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let Some(from) = &input.from else {
                 anyhow::bail!("transform needs --from FILE|URL");
             };
-            let steps = load_steps(input.steps(matches))?;
-            small_pages_if_stylesheets(&steps);
+            let steps = command_steps(&input, matches)?;
             // A file on the compact tree, when every step runs on it.
             let compact = match from {
                 Source::File(path) => transform_file_to_document(path, &steps)?,
@@ -360,11 +367,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         } => {
             let (state_dir, cib) = local.resolve()?;
             let scope = match &input.from {
-                Some(from) => {
-                    let steps = load_steps(input.steps(matches))?;
-                    small_pages_if_stylesheets(&steps);
-                    prepare(from, &input, Some(&ticket), &steps)?
-                }
+                Some(from) => prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?,
                 None => match staged(&input, &ticket, &state_dir)? {
                     Some((scope, _, _)) => scope,
                     None => {
@@ -385,9 +388,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let (state_dir, cib) = local.resolve()?;
             let mut on_retry = |m: &str| eprintln!("cib-subscriber: {m}");
             if let Some(from) = &input.from {
-                let steps = load_steps(input.steps(matches))?;
-                small_pages_if_stylesheets(&steps);
-                let scope = prepare(from, &input, Some(&ticket), &steps)?;
+                let scope = prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?;
                 let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
                 print!("{}", applied.describe(&scope));
                 return Ok(ExitCode::SUCCESS);

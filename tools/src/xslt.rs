@@ -96,11 +96,12 @@ pub fn run_xslt_then<T>(
     let (output, early) = process::run_early(&mut cmd, Some(input_xml), timeout, ready, |bytes| {
         std::str::from_utf8(bytes).ok().map(&mut work)
     })?;
-    let text = checked_output(stylesheet_path, output)?;
-    Ok(match early.flatten() {
-        Some(done) => done,
-        None => work(&text),
-    })
+    // Early work ran only on output that was UTF-8 and whole: it stands
+    // once the status is clean, without checking the text a second time.
+    match early.flatten() {
+        Some(done) => check_status(stylesheet_path, &output).map(|()| done),
+        None => checked_output(stylesheet_path, output).map(|text| work(&text)),
+    }
 }
 
 /// The `xsltproc` command running `stylesheet_path` on its stdin, once the
@@ -139,27 +140,31 @@ fn xsltproc(stylesheet_path: &Path, input_xml: &str) -> Result<Command> {
 }
 
 /// The result of a finished `xsltproc`: refused unless it exited 0 with
-/// nothing on stderr and wrote UTF-8.
+/// nothing on stderr ([`check_status`]) and wrote UTF-8.
 fn checked_output(stylesheet_path: &Path, output: std::process::Output) -> Result<String> {
-    let xslt_error = |message: String| Error::Xslt {
+    check_status(stylesheet_path, &output)?;
+    String::from_utf8(output.stdout).map_err(|_| Error::Xslt {
         stylesheet: stylesheet_path.to_path_buf(),
-        message,
-    };
-    if !output.status.success() || !output.stderr.is_empty() {
-        let status = match output.status.code() {
-            Some(0) => "exit code 0 but output on stderr".to_owned(),
-            Some(code) => format!("exit code {code}"),
-            None => "terminated by a signal".to_owned(),
-        };
-        let stderr = bounded_text(&output.stderr, STDERR_LIMIT);
-        return Err(xslt_error(if stderr.is_empty() {
-            status
-        } else {
-            format!("{status}: {stderr}")
-        }));
+        message: "the result is not UTF-8 (check xsl:output encoding)".to_owned(),
+    })
+}
+
+/// Refuses a finished `xsltproc` that exited non-zero or wrote anything on
+/// stderr.
+fn check_status(stylesheet_path: &Path, output: &std::process::Output) -> Result<()> {
+    if output.status.success() && output.stderr.is_empty() {
+        return Ok(());
     }
-    String::from_utf8(output.stdout)
-        .map_err(|_| xslt_error("the result is not UTF-8 (check xsl:output encoding)".to_owned()))
+    let status = match output.status.code() {
+        Some(0) => "exit code 0 but output on stderr".to_owned(),
+        Some(code) => format!("exit code {code}"),
+        None => "terminated by a signal".to_owned(),
+    };
+    let stderr = bounded_text(&output.stderr, STDERR_LIMIT);
+    Err(Error::Xslt {
+        stylesheet: stylesheet_path.to_path_buf(),
+        message: if stderr.is_empty() { status } else { format!("{status}: {stderr}") },
+    })
 }
 
 /// Refuses XML text that libxml2 could turn into a local file read:
