@@ -16,12 +16,10 @@
 
 use std::cmp::Ordering;
 
-use std::sync::mpsc;
-
 use sha2::{Digest, Sha256};
 
-use crate::node::Node;
-use crate::xml::{write_attr, write_element_with, Element, Sink};
+use crate::xml::writer::write_element;
+use crate::xml::{Element, Sink};
 
 /// How the children of one element are ordered in canonical form.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,10 +32,7 @@ enum ChildOrder {
     ByName,
 }
 
-#[inline]
 fn child_order(name: &str) -> ChildOrder {
-    // A `match` on the names of `SORT_BY_ID` and `NVSETS` (checked by a
-    // test): called for every element of every canonical walk.
     match name {
         "resources" | "constraints" | "tags" | "tag" | "operations" => ChildOrder::ById,
         "instance_attributes" | "meta_attributes" | "utilization" | "cluster_property_set" => ChildOrder::ByName,
@@ -47,183 +42,104 @@ fn child_order(name: &str) -> ChildOrder {
 
 /// Canonical order of the children of `<resources>`, `<constraints>` and
 /// `<tags>`: by (`id`, element name).
-pub(crate) fn compare_by_id<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
-    id_key(*a).cmp(&id_key(*b))
-}
-
-fn by_name<'a, N: Node<'a>>(a: &N, b: &N) -> Ordering {
-    name_key(*a).cmp(&name_key(*b))
+pub(crate) fn compare_by_id(a: &Element, b: &Element) -> Ordering {
+    id_key(a).cmp(&id_key(b))
 }
 
 /// The sort key of [`compare_by_id`].
-fn id_key<'a, N: Node<'a>>(e: N) -> (&'a str, &'a str) {
-    (e.id().unwrap_or(""), e.name())
+fn id_key(e: &Element) -> (&str, &str) {
+    (e.id().unwrap_or(""), &e.name)
 }
 
-/// The sort key of [`by_name`]: `nvpair`s first, by name.
-fn name_key<'a, N: Node<'a>>(e: N) -> (bool, &'a str) {
-    (e.name() != "nvpair", e.attr("name").unwrap_or(""))
+/// The sort key of `ByName`: `nvpair`s first, by name.
+fn name_key(e: &Element) -> (bool, &str) {
+    (e.name != "nvpair", e.attr("name").unwrap_or(""))
 }
 
-fn attrs_sorted<'a, N: Node<'a>>(el: N) -> bool {
-    el.attrs().is_sorted_by(|a, b| name_cmp(a.0, b.0).is_le())
-}
-
-/// How `el`'s children must be sorted to be in canonical form, or `None`
-/// when they are already in it (or must keep their order).
-fn needed_sort<'a, N: Node<'a>>(el: N) -> Option<ChildOrder> {
-    let order = child_order(el.name());
-    // Each child's key read once (a comparison would read it twice).
-    let sorted = match order {
-        ChildOrder::Kept => true,
-        ChildOrder::ById => el.children().map(id_key).is_sorted(),
-        ChildOrder::ByName => el.children().map(name_key).is_sorted(),
-    };
-    if sorted {
-        return None;
-    }
-    if order == ChildOrder::ByName && !nvpair_names_unique(el) {
-        return None;
-    }
-    Some(order)
-}
-
-/// Canonical order of two children of one element.
-fn compare<'a, N: Node<'a>>(order: ChildOrder, a: &N, b: &N) -> Ordering {
-    match order {
-        ChildOrder::Kept => Ordering::Equal,
-        ChildOrder::ById => compare_by_id(a, b),
-        ChildOrder::ByName => by_name(a, b),
+/// How `el`'s children are ordered in canonical form: `Kept` when they keep
+/// the order they have.
+fn order_of(el: &Element) -> ChildOrder {
+    match child_order(&el.name) {
+        ChildOrder::ByName if !nvpair_names_unique(el) => ChildOrder::Kept,
+        order => order,
     }
 }
 
-/// Calls `f` on each child of `el` in canonical order (the order
-/// [`canonicalize`] would give them), without reordering the tree.
-pub(crate) fn for_each_canonical_child<'a, N: Node<'a>>(el: N, f: impl FnMut(N)) {
-    match needed_sort(el) {
-        None => el.children().for_each(f),
-        Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| sorted.iter().copied().for_each(f)),
+/// `el`'s children in canonical order (the order [`canonicalize`] would
+/// give them), without reordering the tree.
+fn canonical_children(el: &Element) -> Vec<&Element> {
+    let mut children: Vec<&Element> = el.children.iter().collect();
+    match order_of(el) {
+        ChildOrder::Kept => {}
+        ChildOrder::ById => children.sort_by(|a, b| compare_by_id(a, b)),
+        ChildOrder::ByName => children.sort_by(|a, b| name_key(a).cmp(&name_key(b))),
     }
+    children
+}
+
+/// Calls `f` on each child of `el` in canonical order, without reordering
+/// the tree (so that the first error found does not depend on the order a
+/// document was written in).
+pub(crate) fn for_each_canonical_child<'a>(el: &'a Element, f: impl FnMut(&'a Element)) {
+    canonical_children(el).into_iter().for_each(f);
+}
+
+/// `el`'s attributes sorted by name.
+fn sorted_attrs(el: &Element) -> Vec<&(String, String)> {
+    let mut attrs: Vec<&(String, String)> = el.attrs.iter().collect();
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    attrs
 }
 
 /// Visits `el` and its descendants, parents first, children in canonical
 /// order.
-pub fn walk_canonical<'a, N: Node<'a>>(el: N, f: &mut impl FnMut(N)) {
+pub fn walk_canonical<'a>(el: &'a Element, f: &mut impl FnMut(&'a Element)) {
     f(el);
-    for_each_canonical_child(el, |c| walk_canonical(c, f));
+    for c in canonical_children(el) {
+        walk_canonical(c, f);
+    }
 }
 
 /// Puts `el` (and its whole subtree) into canonical form, in place.
 pub fn canonicalize(el: &mut Element) {
-    if !attrs_sorted(&*el) {
-        el.attrs.sort_by(|a, b| a.0.cmp(&b.0));
-    }
+    el.attrs.sort_by(|a, b| a.0.cmp(&b.0));
     for c in &mut el.children {
         canonicalize(c);
     }
-    if let Some(order) = needed_sort(&*el) {
-        el.children.sort_by(|a, b| compare(order, &a, &b));
+    match order_of(el) {
+        ChildOrder::Kept => {}
+        ChildOrder::ById => el.children.sort_by(compare_by_id),
+        ChildOrder::ByName => el.children.sort_by(|a, b| name_key(a).cmp(&name_key(b))),
     }
 }
 
 /// Whether `el`'s subtree is in canonical form ([`canonicalize`] would not
 /// change it).
-pub fn is_canonical<'a, N: Node<'a>>(el: N) -> bool {
-    attrs_sorted(el) && needed_sort(el).is_none() && el.children().all(is_canonical)
+pub fn is_canonical(el: &Element) -> bool {
+    let attrs = el.attrs.is_sorted_by(|a, b| a.0 <= b.0);
+    let children = match order_of(el) {
+        ChildOrder::Kept => true,
+        ChildOrder::ById => el.children.iter().map(id_key).is_sorted(),
+        ChildOrder::ByName => el.children.iter().map(name_key).is_sorted(),
+    };
+    attrs && children && el.children.iter().all(is_canonical)
 }
 
-fn nvpair_names_unique<'a, N: Node<'a>>(set: N) -> bool {
-    let names = || set.children().filter(|c| c.name() == "nvpair").map(|c| c.attr("name").unwrap_or(""));
-    if set.children().len_hint() <= 16 {
-        return names().enumerate().all(|(i, a)| names().skip(i + 1).all(|b| a != b));
-    }
-    let mut all: Vec<&str> = names().collect();
-    let n = all.len();
-    all.sort_unstable();
-    all.dedup();
-    all.len() == n
-}
-
-/// A cheap upper bound on an iterator's length (exact for slices).
-trait LenHint {
-    fn len_hint(&self) -> usize;
-}
-
-impl<I: Iterator> LenHint for I {
-    fn len_hint(&self) -> usize {
-        match self.size_hint() {
-            (_, Some(n)) => n,
-            _ => usize::MAX,
-        }
-    }
+fn nvpair_names_unique(set: &Element) -> bool {
+    let mut names: Vec<&str> = set.children.iter().filter(|c| c.name == "nvpair").map(|c| c.attr("name").unwrap_or("")).collect();
+    let n = names.len();
+    names.sort_unstable();
+    names.dedup();
+    names.len() == n
 }
 
 /// Writes `el`'s subtree in canonical form (as [`canonicalize`] followed by
 /// [`Element::write_to`] would), without copying or reordering the tree.
-/// With `attrs` false, `el`'s own attributes are left out. `el` may belong
-/// to either tree ([`Node`]).
-pub fn write_canonical<'a, N: Node<'a>, S: Sink + ?Sized>(el: N, out: &mut S, depth: usize, attrs: bool) {
-    // Each attribute in one piece when the source has it as it is written.
-    let write_attrs = |out: &mut S| {
-        if !attrs {
-            return;
-        }
-        let mut one = |(k, v): (&'a str, &'a str)| match el.source_attr(k, v) {
-            Some(text) => out.push(text),
-            None => write_attr(out, k, v),
-        };
-        if attrs_sorted(el) {
-            el.attrs().for_each(&mut one);
-        } else {
-            with_sorted(el.attrs(), |a, b| name_cmp(a.0, b.0), |sorted| sorted.iter().copied().for_each(&mut one));
-        }
-    };
-    let mut child = |c: N, out: &mut S, depth: usize| write_canonical(c, out, depth, true);
-    let (name, open, text) = (el.name(), el.source_open(), el.text());
-    match needed_sort(el) {
-        None => write_element_with(out, depth, name, open, write_attrs, text, el.children(), &mut child),
-        Some(order) => with_sorted(el.children(), |a, b| compare(order, a, b), |sorted| {
-            write_element_with(out, depth, name, open, write_attrs, text, sorted.iter().copied(), &mut child);
-        }),
-    }
-}
-
-/// `a.cmp(b)` for attribute names, which mostly differ in their first
-/// byte: that byte decides without a call to `memcmp`.
-#[inline]
-fn name_cmp(a: &str, b: &str) -> Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
-    }
-}
-
-/// Calls `f` with the items sorted (stably) by `cmp`: on the stack when
-/// there are few (the attributes or children of one element), else in a
-/// vector.
-fn with_sorted<T: Copy, R>(mut items: impl Iterator<Item = T>, cmp: impl Fn(&T, &T) -> Ordering, f: impl FnOnce(&[T]) -> R) -> R {
-    const STACK: usize = 16;
-    let Some(first) = items.next() else {
-        return f(&[]);
-    };
-    let mut buf = [first; STACK];
-    let mut n = 1;
-    while n < STACK {
-        match items.next() {
-            Some(item) => {
-                buf[n] = item;
-                n += 1;
-            }
-            None => {
-                buf[..n].sort_by(&cmp);
-                return f(&buf[..n]);
-            }
-        }
-    }
-    let mut all: Vec<T> = buf.to_vec();
-    all.extend(items);
-    all.sort_by(cmp);
-    f(&all)
+/// With `attrs` false, `el`'s own attributes are left out.
+pub fn write_canonical<S: Sink + ?Sized>(el: &Element, out: &mut S, depth: usize, attrs: bool) {
+    let own = if attrs { sorted_attrs(el) } else { Vec::new() };
+    let children = canonical_children(el);
+    write_element(out, depth, el, own.into_iter(), children.into_iter(), &mut |c, out, depth| write_canonical(c, out, depth, true));
 }
 
 /// Canonical serialization of the *children* of `el` (its own attributes are
@@ -268,127 +184,26 @@ pub fn element_digest(el: &Element) -> String {
     sink.finish()
 }
 
-/// A SHA-256 hasher fed through a buffer, so that the many small pieces of
-/// a serialization cost one `update` per 64 KiB.
-///
-/// Past the first buffer (a large document), the full buffers are hashed on
-/// a second thread, in order, while the serialization goes on: with a
-/// second core free, hashing an 8 MB scope then costs the writer only the
-/// handing over of buffers (three of them take turns). If that thread
-/// cannot be started, hashing stays here.
-pub struct HashSink {
-    buf: Vec<u8>,
-    hashing: Hashing,
-}
-
-/// Where the full buffers of a [`HashSink`] are hashed.
-enum Hashing {
-    /// Here.
-    Inline(Sha256),
-    /// On a thread that returns each buffer, emptied, for reuse.
-    Worker {
-        full: mpsc::SyncSender<Vec<u8>>,
-        empty: mpsc::Receiver<Vec<u8>>,
-        thread: std::thread::JoinHandle<Sha256>,
-    },
-}
-
-const HASH_BUF: usize = 64 * 1024;
+/// A SHA-256 hasher that is a [`Sink`]: the canonical writer streams into
+/// it, so a digest never needs the serialization in memory.
+#[derive(Default)]
+pub struct HashSink(Sha256);
 
 impl HashSink {
     /// An empty hash.
     pub fn new() -> Self {
-        HashSink {
-            buf: Vec::with_capacity(HASH_BUF),
-            hashing: Hashing::Inline(Sha256::new()),
-        }
+        HashSink(Sha256::new())
     }
 
     /// `sha256:<hex>` of everything pushed.
     pub fn finish(self) -> String {
-        let HashSink { buf, hashing } = self;
-        let hasher = match hashing {
-            Hashing::Inline(mut hasher) => {
-                hasher.update(&buf);
-                hasher
-            }
-            Hashing::Worker { full, empty, thread } => {
-                // The last buffer goes the same way, so the order holds.
-                let sent = full.send(buf);
-                drop((full, empty));
-                match (sent, thread.join()) {
-                    (Ok(()), Ok(hasher)) => hasher,
-                    // The thread only hashes: it cannot fail but by panicking.
-                    (_, Err(panic)) => std::panic::resume_unwind(panic),
-                    (Err(_), Ok(_)) => unreachable!("the hashing thread ends only when the sender is dropped"),
-                }
-            }
-        };
-        format!("sha256:{}", hex::encode(hasher.finalize()))
-    }
-
-    /// Hands the full buffer over (or hashes it here) and continues with an
-    /// empty one.
-    fn flush(&mut self) {
-        if let Hashing::Inline(hasher) = &mut self.hashing {
-            match start_worker(hasher.clone()) {
-                Some(worker) => self.hashing = worker,
-                None => {
-                    hasher.update(&self.buf);
-                    self.buf.clear();
-                    return;
-                }
-            }
-        }
-        let Hashing::Worker { full, empty, .. } = &mut self.hashing else {
-            return;
-        };
-        let next = empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(HASH_BUF));
-        let done = std::mem::replace(&mut self.buf, next);
-        // The thread lives until `full` is dropped, in `finish`.
-        let _ = full.send(done);
-    }
-}
-
-/// Starts the thread hashing full buffers, from the state `hasher`.
-fn start_worker(mut hasher: Sha256) -> Option<Hashing> {
-    // Two buffers in flight at most, the third being filled.
-    let (full, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-    let (empty_tx, empty) = mpsc::channel::<Vec<u8>>();
-    let thread = std::thread::Builder::new()
-        .name("sha256".into())
-        .spawn(move || {
-            for mut buf in full_rx {
-                hasher.update(&buf);
-                buf.clear();
-                // The sink may be finishing and gone: nothing to return then.
-                let _ = empty_tx.send(buf);
-            }
-            hasher
-        })
-        .ok()?;
-    Some(Hashing::Worker { full, empty, thread })
-}
-
-impl Default for HashSink {
-    fn default() -> Self {
-        Self::new()
+        format!("sha256:{}", hex::encode(self.0.finalize()))
     }
 }
 
 impl Sink for HashSink {
-    #[inline]
     fn push(&mut self, s: &str) {
-        if self.buf.len() + s.len() > HASH_BUF {
-            self.flush();
-            if s.len() >= HASH_BUF {
-                // A piece larger than a buffer (a huge value): whole.
-                self.buf.extend_from_slice(s.as_bytes());
-                self.flush();
-                return;
-            }
-        }
-        self.buf.extend_from_slice(s.as_bytes());
+        self.0.update(s.as_bytes());
     }
 }
 
@@ -409,24 +224,14 @@ mod tests {
     ];
 
     #[test]
-    fn large_and_small_inputs_hash_as_sha256_of_their_bytes() {
-        // Below one buffer (hashed here), across many (on the thread), and
-        // with pieces larger than a buffer.
-        let piece = "<nvpair id=\"x\" value=\"1.2.3.4\"/>\n";
-        for (pieces, big) in [(10, 0), (5_000, 0), (50_000, 3)] {
-            let mut sink = HashSink::new();
-            let mut all = String::new();
-            for i in 0..pieces {
-                sink.push(piece);
-                all.push_str(piece);
-                if big > 0 && i % (pieces / big) == 0 {
-                    let huge = "z".repeat(HASH_BUF + 17);
-                    sink.push(&huge);
-                    all.push_str(&huge);
-                }
-            }
-            assert_eq!(sink.finish(), digest_str(&all), "{pieces} pieces");
+    fn hash_sink_is_sha256_of_what_was_pushed() {
+        let mut sink = HashSink::new();
+        let mut all = String::new();
+        for piece in ["<a", " b=\"1\"", "/>\n", &"z".repeat(100_000)] {
+            sink.push(piece);
+            all.push_str(piece);
         }
+        assert_eq!(sink.finish(), digest_str(&all));
     }
 
     #[test]

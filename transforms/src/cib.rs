@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use crate::error::Error;
 use crate::IdMap;
-use crate::node::Node;
 use crate::xml::Element;
 
 /// Elements that may appear directly under `<resources>`.
@@ -22,10 +21,9 @@ pub const CONSTRAINT_KINDS: &[&str] = &["rsc_location", "rsc_colocation", "rsc_o
 pub const CONSTRAINT_REF_ATTRS: &[&str] = &["rsc", "with-rsc", "first", "then"];
 
 /// The `<configuration>` child of a `<cib>`.
-/// (Of either tree: `&Element` or a [`crate::doc::DocNode`].)
-pub fn configuration<'a, N: Node<'a>>(cib: N) -> Result<N, Error> {
-    if cib.name() != "cib" {
-        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name())));
+pub fn configuration<'a>(cib: &'a Element) -> Result<&'a Element, Error> {
+    if cib.name.as_str() != "cib" {
+        return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name.as_str())));
     }
     cib.child("configuration")
         .ok_or_else(|| Error::NotCib("<cib> has no <configuration>".into()))
@@ -41,7 +39,7 @@ pub fn configuration_mut(cib: &mut Element) -> Result<&mut Element, Error> {
 }
 
 /// `admin_epoch.epoch.num_updates` of a `<cib>`, e.g. `0.42.7`.
-pub fn version<'a, N: Node<'a>>(cib: N) -> String {
+pub fn version<'a>(cib: &'a Element) -> String {
     let get = |k| cib.attr(k).unwrap_or("0");
     format!("{}.{}.{}", get("admin_epoch"), get("epoch"), get("num_updates"))
 }
@@ -56,11 +54,11 @@ pub struct TicketState {
 }
 
 /// Reads the state of ticket `ticket` from a full CIB (default: not granted).
-pub fn ticket_state<'a, N: Node<'a>>(cib: N, ticket: &str) -> TicketState {
+pub fn ticket_state<'a>(cib: &'a Element, ticket: &str) -> TicketState {
     let state = cib
         .child("status")
         .and_then(|s| s.child("tickets"))
-        .and_then(|t| t.children().find(|c| c.name() == "ticket_state" && c.id() == Some(ticket)));
+        .and_then(|t| t.children.iter().find(|c| c.name.as_str() == "ticket_state" && c.id() == Some(ticket)));
     match state {
         None => TicketState::default(),
         Some(s) => TicketState {
@@ -75,21 +73,21 @@ pub fn ticket_state<'a, N: Node<'a>>(cib: N, ticket: &str) -> TicketState {
 
 /// Every resource name a constraint uses, with the attribute it came from
 /// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`), in that order.
-pub fn constraint_refs<'a, N: Node<'a>>(constraint: N) -> impl Iterator<Item = (&'static str, &'a str)> {
+pub fn constraint_refs<'a>(constraint: &'a Element) -> impl Iterator<Item = (&'static str, &'a str)> {
     let direct = CONSTRAINT_REF_ATTRS
         .iter()
         .filter_map(move |attr| constraint.attr(attr).map(|v| (*attr, v)));
     let in_sets = constraint
-        .children()
-        .filter(|c| c.name() == "resource_set")
-        .flat_map(|set| set.children().filter(|c| c.name() == "resource_ref"))
+        .children.iter()
+        .filter(|c| c.name.as_str() == "resource_set")
+        .flat_map(|set| set.children.iter().filter(|c| c.name.as_str() == "resource_ref"))
         .filter_map(|r| r.id().map(|id| ("resource_ref", id)));
     direct.chain(in_sets)
 }
 
 /// Whether a primitive is a fencing device.
-pub fn is_stonith<'a, N: Node<'a>>(el: N) -> bool {
-    el.name() == "primitive" && el.attr("class") == Some("stonith")
+pub fn is_stonith<'a>(el: &'a Element) -> bool {
+    el.name.as_str() == "primitive" && el.attr("class") == Some("stonith")
 }
 
 /// What a name used by a constraint stands for.
@@ -104,19 +102,19 @@ pub struct Resolved<'a> {
 
 /// A top-level element of `<resources>` in an [`Index`].
 #[derive(Debug, Clone, Copy)]
-pub struct Top<N> {
+pub struct Top<'a> {
     /// The element.
-    pub node: N,
+    pub node: &'a Element,
     /// Its position among the children of `<resources>`.
     pub position: usize,
 }
 
 /// Lookup tables over one `<configuration>`, of either tree ([`Node`]).
 #[derive(Debug)]
-pub struct Index<'a, N = &'a Element> {
+pub struct Index<'a> {
     /// Top-level resources and templates by id, with their position among
     /// the children of `<resources>` (the last one, for a duplicated id).
-    pub top: IdMap<&'a str, Top<N>>,
+    pub top: IdMap<&'a str, Top<'a>>,
     /// Any resource id (nested ones included) → id of its top-level element.
     pub top_of: IdMap<&'a str, &'a str>,
     /// Template id → top-level ids of the resources whose primitives use it.
@@ -127,14 +125,14 @@ pub struct Index<'a, N = &'a Element> {
     pub fencing: BTreeSet<&'a str>,
 }
 
-impl<'a, N: Node<'a>> Index<'a, N> {
+impl<'a> Index<'a> {
     /// Builds the index of a `<configuration>` element.
-    pub fn new(config: N) -> Index<'a, N> {
+    pub fn new(config: &'a Element) -> Index<'a> {
         Index::of_sections(config.child("resources"), config.child("tags"))
     }
 
     /// Builds the index from a configuration's `<resources>` and `<tags>`.
-    pub fn of_sections(resources: Option<N>, tags: Option<N>) -> Index<'a, N> {
+    pub fn of_sections(resources: Option<&'a Element>, tags: Option<&'a Element>) -> Index<'a> {
         let mut ix = Index {
             top: IdMap::default(),
             top_of: IdMap::default(),
@@ -145,24 +143,31 @@ impl<'a, N: Node<'a>> Index<'a, N> {
         if let Some(resources) = resources {
             // Sized up front: growing tables of ten thousand entries costs
             // more than filling them.
-            let n = resources.children().count();
+            let n = resources.children.len();
             ix.top.reserve(n);
             ix.top_of.reserve(2 * n);
-            for (position, top) in resources.children().enumerate() {
+            for (position, top) in resources.children.iter().enumerate() {
                 let Some(top_id) = top.id() else { continue };
-                if !TOP_LEVEL_RESOURCES.contains(&top.name()) {
+                if !TOP_LEVEL_RESOURCES.contains(&top.name.as_str()) {
                     continue;
                 }
                 ix.top.insert(top_id, Top { node: top, position });
                 ix.add_resources(top, top_id);
             }
+            // A primitive is a fencing device through its template too.
+            let fencing_templates: Vec<&'a str> = ix.fencing.iter().copied().filter(|id| ix.top.get(id).is_some_and(|t| t.node.name == "template")).collect();
+            for t in fencing_templates {
+                if let Some(users) = ix.template_users.get(t) {
+                    ix.fencing.extend(users.iter().copied());
+                }
+            }
         }
         if let Some(tags) = tags {
-            for tag in tags.children().filter(|t| t.name() == "tag") {
+            for tag in tags.children.iter().filter(|t| t.name.as_str() == "tag") {
                 if let Some(id) = tag.id() {
                     let refs = tag
-                        .children()
-                        .filter(|c| c.name() == "obj_ref")
+                        .children.iter()
+                        .filter(|c| c.name.as_str() == "obj_ref")
                         .filter_map(|c| c.id())
                         .collect();
                     ix.tags.insert(id, refs);
@@ -177,24 +182,24 @@ impl<'a, N: Node<'a>> Index<'a, N> {
     /// resources contain resources (a group its primitives, a clone or
     /// bundle its group or primitive): attribute sets and operations are
     /// not searched.
-    fn add_resources(&mut self, el: N, top_id: &'a str) {
-        let name = el.name();
+    fn add_resources(&mut self, el: &'a Element, top_id: &'a str) {
+        let name = el.name.as_str();
         if !RESOURCE_KINDS.contains(&name) && name != "template" {
             return;
         }
         if let Some(id) = el.id() {
             self.top_of.insert(id, top_id);
         }
+        if el.attr("class") == Some("stonith") {
+            self.fencing.insert(top_id);
+        }
         if name == "primitive" {
-            if el.attr("class") == Some("stonith") {
-                self.fencing.insert(top_id);
-            }
             if let Some(t) = el.attr("template") {
                 self.template_users.entry(t).or_default().insert(top_id);
             }
         }
         if matches!(name, "group" | "clone" | "master" | "bundle") {
-            for c in el.children() {
+            for c in el.children.iter() {
                 self.add_resources(c, top_id);
             }
         }
@@ -211,23 +216,34 @@ impl<'a, N: Node<'a>> Index<'a, N> {
 
     /// [`Index::resolve`] into `out`, whose vectors are reused (a scope
     /// resolves every name of every constraint): whether `name` is known.
+    /// Tags listing tags are followed with a work list, each once, so that
+    /// neither a cycle nor a long chain can exhaust the stack.
     pub fn resolve_with(&self, name: &str, out: &mut Resolved<'a>) -> bool {
         out.tops.clear();
         out.tags.clear();
-        // Most names are a resource: the set of tags seen stays empty, and
-        // allocates nothing.
-        let found = self.resolve_into(name, out, &mut BTreeSet::new());
+        let mut pending: Vec<&'a str> = Vec::new();
+        if !self.resolve_one(name, out, &mut pending) {
+            return false;
+        }
+        let mut seen: BTreeSet<&'a str> = out.tags.iter().copied().collect();
+        while let Some(m) = pending.pop() {
+            // A tag already followed adds nothing; names that are neither
+            // resources nor tags (e.g. constraints) add nothing either.
+            if self.tags.contains_key(m) && !seen.insert(m) {
+                continue;
+            }
+            self.resolve_one(m, out, &mut pending);
+        }
         out.tops.sort_unstable();
         out.tops.dedup();
         out.tags.sort_unstable();
         out.tags.dedup();
-        found
+        true
     }
 
-    fn resolve_into<'n>(&self, name: &'n str, out: &mut Resolved<'a>, seen: &mut BTreeSet<&'n str>) -> bool
-    where
-        'a: 'n,
-    {
+    /// Adds what `name` covers directly to `out`, and a tag's members to
+    /// `pending`: whether `name` is a resource, template or tag.
+    fn resolve_one(&self, name: &str, out: &mut Resolved<'a>, pending: &mut Vec<&'a str>) -> bool {
         if let Some(top) = self.top_of.get(name) {
             out.tops.push(top);
             if let Some(users) = self.template_users.get(name) {
@@ -236,15 +252,8 @@ impl<'a, N: Node<'a>> Index<'a, N> {
             return true;
         }
         if let Some((tag, members)) = self.tags.get_key_value(name) {
-            // Tags may list each other: each is followed once.
-            if !seen.insert(name) {
-                return true;
-            }
             out.tags.push(tag);
-            for m in members.clone() {
-                // Tags may list non-resources (e.g. constraints); those add nothing.
-                self.resolve_into(m, out, seen);
-            }
+            pending.extend(members.iter().copied());
             return true;
         }
         false
@@ -277,6 +286,37 @@ mod tests {
         assert_eq!(r.tops, ["f", "g"]);
         assert_eq!(r.tags, ["tg"]);
         assert!(ix.fencing.contains("f"));
+        assert!(ix.resolve("nope").is_none());
+    }
+
+    #[test]
+    fn fencing_through_a_template_is_fencing() {
+        let config = parse(
+            r#"<configuration><resources>
+              <primitive id="fp" template="ft"/>
+              <template id="ft" class="stonith" type="fence_dummy"/>
+              <primitive id="d" class="ocf" provider="pacemaker" type="Dummy"/>
+            </resources></configuration>"#,
+        )
+        .unwrap();
+        let ix = Index::new(&config);
+        assert!(ix.fencing.contains("fp") && ix.fencing.contains("ft"), "{:?}", ix.fencing);
+        assert!(!ix.fencing.contains("d"));
+    }
+
+    #[test]
+    fn long_and_cyclic_tag_chains_resolve_without_recursion() {
+        let n = 200_000;
+        let mut tags = String::new();
+        for i in 0..n {
+            tags.push_str(&format!(r#"<tag id="t{i}"><obj_ref id="t{}"/></tag>"#, (i + 1) % n));
+        }
+        let src = format!(r#"<configuration><resources><primitive id="a"/></resources><tags>{tags}<tag id="x"><obj_ref id="t0"/><obj_ref id="a"/></tag></tags></configuration>"#);
+        let config = parse(&src).unwrap();
+        let ix = Index::new(&config);
+        let r = ix.resolve("x").unwrap();
+        assert_eq!(r.tops, ["a"]);
+        assert_eq!(r.tags.len(), n + 1);
         assert!(ix.resolve("nope").is_none());
     }
 }

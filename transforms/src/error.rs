@@ -6,15 +6,20 @@
 #[non_exhaustive]
 pub enum Error {
     /// The XML is not well formed.
-    #[error("malformed XML at byte {offset}{}: {message}", if context.is_empty() { String::new() } else { format!(" inside {context}") })]
+    #[error("malformed XML at line {line}, column {column}{}: {message}", if context.is_empty() { String::new() } else { format!(" inside {context}") })]
     Malformed {
-        /// Byte offset where the problem was detected.
-        offset: usize,
+        /// Line where the problem was detected (1-based).
+        line: usize,
+        /// Column (in characters, 1-based).
+        column: usize,
         /// Path of enclosing elements.
         context: String,
         /// What is wrong.
         message: String,
     },
+    /// The document is not UTF-8.
+    #[error("not a UTF-8 document: {0}")]
+    Encoding(String),
     /// A DOCTYPE or entity declaration was present.
     #[error("DOCTYPE and entity declarations are refused (they can read local files or expand without bound)")]
     Doctype,

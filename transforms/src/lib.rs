@@ -6,10 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`xml`]: hardened parser and writer for a small owned element tree.
-//! - [`doc`]: the same parser building a compact tree that borrows the
-//!   text, for whole CIBs read once (publisher, transform path).
-//! - [`node`]: read access common to both trees.
+//! - [`xml`]: the element tree, its hardened parser (quick-xml behind
+//!   bounds and well-formedness checks) and its writer.
 //! - [`cib`]: schema knowledge — resource kinds, constraint references,
 //!   versions, ticket state, a name index.
 //! - [`canonical`]: canonical form and SHA-256 digests.
@@ -24,10 +22,8 @@
 pub mod canonical;
 pub mod cib;
 pub mod diff;
-pub mod doc;
 pub mod error;
 pub mod merge;
-pub mod node;
 pub mod patch;
 pub mod rules;
 pub mod scope;
@@ -36,15 +32,9 @@ pub mod xml;
 
 pub use error::Error;
 pub use scope::Scope;
-pub use doc::Doc;
-pub use node::Node;
 pub use xml::Element;
 
-/// The hash map of this crate's lookup tables (ids to elements): foldhash,
-/// several times faster than the standard SipHash on short keys, and seeded
-/// per process like it, so that another site cannot prepare ids that
-/// collide. Its `quality` variant: on the ids of a generated 10,000-resource
-/// CIB (`grp-17-vip`, ...) the `fast` one made the whole scope selection
-/// ~40 % slower, its lookups comparing far more strings
-/// (docs/benchmarks.md).
-pub type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+/// The hash map of this crate's lookup tables (ids to elements): the
+/// standard one, whose hasher is seeded per process, so that another site
+/// cannot prepare ids that collide.
+pub type IdMap<K, V> = std::collections::HashMap<K, V>;

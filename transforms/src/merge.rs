@@ -36,7 +36,6 @@ use crate::error::Error;
 use crate::IdMap;
 use crate::scope::{LeftOut, Scope};
 use crate::canonical::{for_each_canonical_child, walk_canonical};
-use crate::node::Node;
 use crate::validate::check_fragments;
 use crate::xml::Element;
 
@@ -145,9 +144,9 @@ pub fn check_scope(scope: &Scope) -> Result<(), Error> {
 /// its `<configuration>`), of either tree. Elements are visited in
 /// canonical order: the first problem found is reported, whatever the tree
 /// and the order of unordered elements.
-pub fn check_scope_sections<'a, N: Node<'a>>(sections: &[N], ticket: &str) -> Result<(), Error> {
-    if let Some(other) = sections.iter().find(|c| !SECTIONS.contains(&c.name())) {
-        return Err(Error::ForeignSection(other.name().to_string()));
+pub fn check_scope_sections<'a>(sections: &[&'a Element], ticket: &str) -> Result<(), Error> {
+    if let Some(other) = sections.iter().find(|c| !SECTIONS.contains(&c.name.as_str())) {
+        return Err(Error::ForeignSection(other.name.as_str().to_string()));
     }
     let mut fencing = None;
     for s in sections {
@@ -161,13 +160,13 @@ pub fn check_scope_sections<'a, N: Node<'a>>(sections: &[N], ticket: &str) -> Re
         return Err(Error::Fencing(id));
     }
     check_fragments(sections)?;
-    let section = |name: &str| sections.iter().copied().find(|s| s.name() == name);
+    let section = |name: &str| sections.iter().copied().find(|s| s.name.as_str() == name);
     let ix = Index::of_sections(section("resources"), section("tags"));
     let mut bound: BTreeSet<&str> = BTreeSet::new();
     let mut any = false;
     if let Some(cons) = section("constraints") {
-        for c in cons.children() {
-            if c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
+        for c in cons.children.iter() {
+            if c.name.as_str() == "rsc_ticket" && c.attr("ticket") == Some(ticket) {
                 any = true;
                 for (_, name) in constraint_refs(c) {
                     if let Some(r) = ix.resolve(name) {
@@ -184,7 +183,7 @@ pub fn check_scope_sections<'a, N: Node<'a>>(sections: &[N], ticket: &str) -> Re
         let mut unbound = None;
         for_each_canonical_child(resources, |top| {
             let Some(id) = top.id() else { return };
-            if unbound.is_none() && top.name() != "template" && !bound.contains(id) {
+            if unbound.is_none() && top.name.as_str() != "template" && !bound.contains(id) {
                 unbound = Some(id);
             }
         });

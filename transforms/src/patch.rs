@@ -45,7 +45,8 @@
 //! `create`). What even that cannot express
 //! is [`Patch::Unsupported`], for the caller to fall back to `crm_diff`.
 
-use crate::xml::{escape_attr_into, escape_text_into, write_element, Element};
+use crate::xml::writer::escape_text_into;
+use crate::xml::{escape_attr_into, Element};
 use crate::IdMap;
 
 /// The three `<cib>` attributes that make its version, in Pacemaker's order.
@@ -442,20 +443,19 @@ fn render_modify(out: &mut String, path: &str, old: &Element, new: &Element) {
 
 /// `<name a="v"…/>` on its own line, `depth` levels deep.
 fn empty_element(out: &mut String, depth: usize, name: &str, attrs: &[(&str, &str)]) {
-    write_element(
-        out,
-        depth,
-        name,
-        attrs.iter().copied(),
-        "",
-        std::iter::empty::<&Element>(),
-        &mut |_, _, _| {},
-    );
+    open_tag(out, depth, name, attrs);
+    out.push_str("/>\n");
 }
 
 /// `<name a="v"…>` indented `depth` levels (the caller writes the content
 /// and the end tag).
 fn start_tag(out: &mut String, depth: usize, name: &str, attrs: &[(&str, &str)]) {
+    open_tag(out, depth, name, attrs);
+    out.push('>');
+}
+
+/// `<name a="v"…` indented `depth` levels.
+fn open_tag(out: &mut String, depth: usize, name: &str, attrs: &[(&str, &str)]) {
     for _ in 0..depth {
         out.push_str("  ");
     }
@@ -468,7 +468,6 @@ fn start_tag(out: &mut String, depth: usize, name: &str, attrs: &[(&str, &str)])
         escape_attr_into(v, out);
         out.push('"');
     }
-    out.push('>');
 }
 
 /// `el` serialized without any whitespace between nodes (text first, as

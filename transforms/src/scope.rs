@@ -26,12 +26,11 @@ use std::collections::BTreeSet;
 
 use regex::Regex;
 
-use crate::canonical::{canonicalize, digest_of_canonical};
+use crate::canonical::{canonicalize, digest};
 use crate::cib::{self, constraint_refs, Index, CONSTRAINT_KINDS};
 use crate::error::Error;
-use crate::canonical::HashSink;
-use crate::node::Node;
-use crate::xml::{escape_attr_into, write_element, Element, Sink};
+use crate::xml::writer::write_element;
+use crate::xml::{Element, Limits};
 
 /// Root attribute naming the ticket of a published scope.
 pub const ATTR_TICKET: &str = "replicator-ticket";
@@ -100,47 +99,19 @@ impl Scope {
     pub fn document_xml_with(&self, attrs: Vec<(String, String)>) -> String {
         let lo = self.left_out_element();
         let mut out = String::with_capacity(self.config.children.len() * 1024);
+        let root = Element {
+            attrs,
+            ..Element::new(self.config.name.as_str())
+        };
         write_element(
             &mut out,
             0,
-            &self.config.name,
-            attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &self.config.text,
+            &root,
+            root.attrs.iter(),
             self.config.children.iter().chain(lo.as_ref()),
             &mut |c, out, depth| c.write_to(out, depth),
         );
         out
-    }
-
-    /// [`Scope::document_xml_with`], where the value of attribute
-    /// `digest_attr` (one of `attrs`) is replaced by the digest of the
-    /// content ([`crate::canonical::digest`] of the configuration), computed
-    /// while the content is written: one serialization for both.
-    pub fn document_xml_with_digest(&self, attrs: &[(String, String)], digest_attr: &str) -> String {
-        let single_pass = !self.config.children.is_empty()
-            && self.config.text.is_empty()
-            && crate::canonical::is_canonical(&self.config);
-        if !single_pass {
-            let digest = crate::canonical::digest(&self.config);
-            let attrs = attrs
-                .iter()
-                .map(|(k, v)| (k.clone(), if k == digest_attr { digest.clone() } else { v.clone() }))
-                .collect();
-            return self.document_xml_with(attrs);
-        }
-        let config = &self.config;
-        let (document, _) = document_with_digest(
-            self.config.children.iter().map(|c| c.children.len() * 1024).sum(),
-            attrs,
-            digest_attr,
-            self.left_out_element(),
-            |out| {
-                for c in &config.children {
-                    c.write_to(out, 1);
-                }
-            },
-        );
-        document
     }
 
     /// The root attributes of the published document, in document order:
@@ -175,7 +146,7 @@ impl Scope {
         }
         doc.attrs.clear();
         canonicalize(&mut doc);
-        let actual = digest_of_canonical(&doc);
+        let actual = digest(&doc);
         if actual != claimed {
             return Err(Error::DigestMismatch { claimed, actual });
         }
@@ -233,11 +204,11 @@ struct Metadata {
 impl Metadata {
     /// Reads them from the root of a published document, checking that it
     /// is one, and for `expect_ticket` when given.
-    fn read<'a, N: Node<'a>>(root: N, expect_ticket: Option<&str>) -> Result<Metadata, Error> {
-        if root.name() != "configuration" {
+    fn read<'a>(root: &'a Element, expect_ticket: Option<&str>) -> Result<Metadata, Error> {
+        if root.name.as_str() != "configuration" {
             return Err(Error::NotCib(format!(
                 "a published scope is a <configuration> element, found <{}>",
-                root.name()
+                root.name.as_str()
             )));
         }
         let ticket = root
@@ -269,69 +240,6 @@ impl Metadata {
     }
 }
 
-/// A published document whose content (the children of its root, written
-/// one level deep by `content`, in canonical form) is hashed while it is
-/// written: `attrs` are the root's attributes, where the value of
-/// `digest_attr` is replaced by the content's digest. `left_out` follows
-/// the content and is not part of the digest. Returns the document and
-/// the digest. `capacity` is a guess of the document's length (growing an
-/// 8 MB string by doubling costs more than writing it).
-fn document_with_digest(
-    capacity: usize,
-    attrs: &[(String, String)],
-    digest_attr: &str,
-    left_out: Option<Element>,
-    content: impl FnOnce(&mut Both<'_, String, HashSink>),
-) -> (String, String) {
-    // A placeholder of the digest's length, overwritten at the end.
-    const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    const ROOT: &str = "configuration";
-    let mut out = String::with_capacity(capacity);
-    let mut hole = None;
-    out.push('<');
-    out.push_str(ROOT);
-    for (k, v) in attrs {
-        out.push(' ');
-        out.push_str(k);
-        out.push_str("=\"");
-        if k == digest_attr {
-            hole = Some(out.len());
-            out.push_str(PLACEHOLDER);
-        } else {
-            escape_attr_into(v, &mut out);
-        }
-        out.push('"');
-    }
-    out.push_str(">\n");
-    // The content as `digest` serializes it: the root without attributes.
-    let mut hash = HashSink::new();
-    hash.push("<");
-    hash.push(ROOT);
-    hash.push(">\n");
-    content(&mut Both(&mut out, &mut hash));
-    let end = format!("</{ROOT}>\n");
-    hash.push(&end);
-    if let Some(lo) = left_out {
-        lo.write_to(&mut out, 1);
-    }
-    out.push_str(&end);
-    let digest = hash.finish();
-    if let Some(at) = hole {
-        out.replace_range(at..at + PLACEHOLDER.len(), &digest);
-    }
-    (out, digest)
-}
-
-/// A [`Sink`] writing to two sinks.
-struct Both<'a, A: Sink, B: Sink>(&'a mut A, &'a mut B);
-
-impl<A: Sink, B: Sink> Sink for Both<'_, A, B> {
-    fn push(&mut self, s: &str) {
-        self.0.push(s);
-        self.1.push(s);
-    }
-}
-
 /// Cuts the scope of `ticket` out of a full `<cib>` document.
 pub fn scope(cib: &Element, ticket: &str) -> Result<Scope, Error> {
     let config = cib::configuration(cib)?;
@@ -348,7 +256,7 @@ pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
     let term = cib::ticket_state(&cib, ticket).term;
     let config = cib::configuration_mut(&mut cib)?;
     let selection = select(&*config, ticket, |position, _| position)?;
-    let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]));
+    let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]))?;
     out.version = Some(version);
     out.term = term;
     Ok(out)
@@ -356,7 +264,7 @@ pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
 
 /// Cuts the scope of `ticket` out of a `<configuration>` element.
 pub fn scope_of_configuration(config: &Element, ticket: &str) -> Result<Scope, Error> {
-    Ok(select(config, ticket, |position, _| position)?.assemble_copy(config))
+    select(config, ticket, |position, _| position)?.assemble_copy(config)
 }
 
 /// What the scope of a ticket is made of: handles `H` on elements of the
@@ -389,7 +297,7 @@ struct TopSet {
 impl TopSet {
     /// Adds the top-level element `id`; nothing when the index does not
     /// know it.
-    fn insert<'a, N: Node<'a>>(&mut self, ix: &Index<'a, N>, id: &str) {
+    fn insert<'a>(&mut self, ix: &Index<'a>, id: &str) {
         let Some(top) = ix.top.get(id) else { return };
         let (word, bit) = (top.position / 64, 1u64 << (top.position % 64));
         if self.bits.len() <= word {
@@ -402,7 +310,7 @@ impl TopSet {
     }
 
     /// Whether the top-level element `id` is in.
-    fn contains<'a, N: Node<'a>>(&self, ix: &Index<'a, N>, id: &str) -> bool {
+    fn contains<'a>(&self, ix: &Index<'a>, id: &str) -> bool {
         ix.top.get(id).is_some_and(|top| self.has(top.position))
     }
 
@@ -423,7 +331,7 @@ enum Own<H> {
 impl Selection<usize> {
     /// Builds the scope, taking each selected element with `take(section,
     /// position)`. `take` may leave an empty element behind.
-    fn assemble(self, config: &mut Element, mut take: impl FnMut(&mut Element, usize) -> Element) -> Scope {
+    fn assemble(self, config: &mut Element, mut take: impl FnMut(&mut Element, usize) -> Element) -> Result<Scope, Error> {
         let mut resources = Element::new("resources");
         if let Some(section) = config.child_mut("resources") {
             resources.children = self.tops.iter().map(|&i| take(section, i)).collect();
@@ -445,7 +353,7 @@ impl Selection<usize> {
 
     /// Builds the scope from a borrowed configuration, copying the selected
     /// elements.
-    fn assemble_copy(self, src: &Element) -> Scope {
+    fn assemble_copy(self, src: &Element) -> Result<Scope, Error> {
         let child = |section: &str, i: usize| src.child(section).map(|s| s.children[i].clone()).unwrap_or_default();
         let resources = Element {
             children: self.tops.iter().map(|&i| child("resources", i)).collect(),
@@ -468,14 +376,14 @@ impl Selection<usize> {
 }
 
 /// The scope from its parts: canonical, foreign `id-ref`s inlined, digested.
-fn finish<'a, N: Node<'a>>(
+fn finish<'a>(
     ticket: String,
     resources: Element,
     cons: Element,
     tags: Element,
     left_out: BTreeSet<LeftOut>,
-    config: N,
-) -> Scope {
+    config: &'a Element,
+) -> Result<Scope, Error> {
     let mut scope_config = Element::new("configuration")
         .with_child(resources)
         .with_child(cons);
@@ -483,24 +391,24 @@ fn finish<'a, N: Node<'a>>(
         scope_config.children.push(tags);
     }
     canonicalize(&mut scope_config);
-    if inline_foreign_id_refs(&mut scope_config, config) {
+    if inline_foreign_id_refs(&mut scope_config, config)? {
         canonicalize(&mut scope_config);
     }
-    let digest = digest_of_canonical(&scope_config);
-    Scope {
+    let digest = digest(&scope_config);
+    Ok(Scope {
         ticket,
         config: scope_config,
         digest,
         version: None,
         term: None,
         left_out: left_out.into_iter().collect(),
-    }
+    })
 }
 
 /// Decides what the scope of `ticket` is (PRODUCT.md rules 1–5); `handle`
 /// makes the [`Selection`]'s handle on an element from its position in its
 /// section and the element.
-fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N) -> H) -> Result<Selection<H>, Error> {
+fn select<'a, H>(config: &'a Element, ticket: &str, handle: impl Fn(usize, &'a Element) -> H) -> Result<Selection<H>, Error> {
     let ix = Index::new(config);
     // The constraints, with their positions; walked a few times rather
     // than collected (a fresh page costs more than a walk here).
@@ -508,10 +416,10 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     let constraints = || {
         section
             .into_iter()
-            .flat_map(|c| c.children().enumerate())
-            .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name()))
+            .flat_map(|c| c.children.iter().enumerate())
+            .filter(|(_, c)| CONSTRAINT_KINDS.contains(&c.name.as_str()))
     };
-    let is_own = |c: N| c.name() == "rsc_ticket" && c.attr("ticket") == Some(ticket);
+    let is_own = |c: &'a Element| c.name.as_str() == "rsc_ticket" && c.attr("ticket") == Some(ticket);
     let own = || constraints().filter(|&(_, c)| is_own(c));
     let mut left_out = BTreeSet::new();
 
@@ -527,7 +435,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
         for (attr, name) in constraint_refs(c) {
             if !ix.resolve_with(name, &mut resolved) {
                 return Err(Error::UnknownRef {
-                    element: c.name().to_string(),
+                    element: c.name.as_str().to_string(),
                     owner: c.id().unwrap_or("").into(),
                     attr: attr.into(),
                     target: name.into(),
@@ -537,7 +445,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
             for &top in &resolved.tops {
                 if ix.fencing.contains(top) {
                     left_out.insert(LeftOut {
-                        kind: ix.top[top].node.name().to_string(),
+                        kind: ix.top[top].node.name.as_str().to_string(),
                         id: top.to_string(),
                         reason: format!(
                             "fencing device named by rsc_ticket `{}`: fencing is never replicated",
@@ -585,7 +493,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
             continue; // one of `own`, handled above
         }
         let id = c.id().unwrap_or("").to_string();
-        let kind = c.name().to_string();
+        let kind = c.name.as_str().to_string();
         if let Some(pattern) = c.attr("rsc-pattern") {
             match Regex::new(pattern) {
                 Ok(re) => {
@@ -663,7 +571,7 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
     // In document order: one walk over the resources.
     let mut top_handles = Vec::with_capacity(tops.len);
     if let Some(resources) = config.child("resources") {
-        top_handles.extend(resources.children().enumerate().filter(|&(i, _)| tops.has(i)).map(|(i, n)| handle(i, n)));
+        top_handles.extend(resources.children.iter().enumerate().filter(|&(i, _)| tops.has(i)).map(|(i, n)| handle(i, n)));
     }
     Ok(Selection {
         ticket: ticket.into(),
@@ -678,22 +586,22 @@ fn select<'a, N: Node<'a>, H>(config: N, ticket: &str, handle: impl Fn(usize, N)
 /// One of the ticket's own `rsc_ticket`s without the fencing devices it
 /// names: `None` when nothing else is left in it, `Some(None)` when it names
 /// none (replicated as it is), else `Some(Some(copy))`.
-fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTreeSet<LeftOut>) -> Option<Option<Element>> {
+fn without_fencing<'a>(c: &'a Element, ix: &Index<'a>, left_out: &mut BTreeSet<LeftOut>) -> Option<Option<Element>> {
     let fencing = |name: &str| ix.top_of.get(name).is_some_and(|top| ix.fencing.contains(top));
     if c.attr("rsc").is_some_and(fencing) {
         return None;
     }
     // A set changes when it names a fencing device; it goes when no
     // resource_ref is left in it.
-    let changes = c.children().filter(|set| set.name() == "resource_set").any(|set| {
-        let mut refs = set.children().filter(|r| r.name() == "resource_ref");
+    let changes = c.children.iter().filter(|set| set.name.as_str() == "resource_set").any(|set| {
+        let mut refs = set.children.iter().filter(|r| r.name.as_str() == "resource_ref");
         refs.clone().next().is_none() || refs.any(|r| r.id().is_some_and(fencing))
     });
     if !changes {
-        let binds_something = c.attr("rsc").is_some() || c.children().any(|s| s.name() == "resource_set");
+        let binds_something = c.attr("rsc").is_some() || c.children.iter().any(|s| s.name.as_str() == "resource_set");
         return binds_something.then_some(None);
     }
-    let mut copy = c.to_element();
+    let mut copy = c.clone();
     copy.children.retain_mut(|set| {
         if set.name != "resource_set" {
             return true;
@@ -702,7 +610,7 @@ fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTre
         set.children.iter().any(|r| r.name == "resource_ref")
     });
     left_out.insert(LeftOut {
-        kind: c.name().to_string(),
+        kind: c.name.as_str().to_string(),
         id: c.id().unwrap_or("").into(),
         reason: "replicated without the fencing devices it names".into(),
     });
@@ -711,13 +619,13 @@ fn without_fencing<'a, N: Node<'a>>(c: N, ix: &Index<'a, N>, left_out: &mut BTre
 }
 
 /// The tags in `used`, each listing only members inside the scope.
-fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &Index<'a, N>, tops: &TopSet) -> Element {
+fn restricted_tags<'a>(config: &'a Element, used: &BTreeSet<&'a str>, ix: &Index<'a>, tops: &TopSet) -> Element {
     let mut out = Element::new("tags");
     let Some(tags) = config.child("tags") else {
         return out;
     };
-    for tag in tags.children().filter(|t| t.id().is_some_and(|id| used.contains(id))) {
-        let mut t = tag.to_element();
+    for tag in tags.children.iter().filter(|t| t.id().is_some_and(|id| used.contains(id))) {
+        let mut t = tag.clone();
         t.children.retain(|r| {
             r.name != "obj_ref"
                 || r.id().is_some_and(|id| {
@@ -736,8 +644,8 @@ fn restricted_tags<'a, N: Node<'a>>(config: N, used: &BTreeSet<&'a str>, ix: &In
 
 /// The node a location constraint pins to, directly or through a `#uname`
 /// rule expression.
-fn names_node<'a, N: Node<'a>>(c: N) -> Option<String> {
-    if c.name() != "rsc_location" {
+fn names_node<'a>(c: &'a Element) -> Option<String> {
+    if c.name.as_str() != "rsc_location" {
         return None;
     }
     if let Some(node) = c.attr("node") {
@@ -745,7 +653,7 @@ fn names_node<'a, N: Node<'a>>(c: N) -> Option<String> {
     }
     let mut found = None;
     c.walk(&mut |el| {
-        if found.is_none() && el.name() == "expression" && el.attr("attribute") == Some("#uname") {
+        if found.is_none() && el.name.as_str() == "expression" && el.attr("attribute") == Some("#uname") {
             found = Some(el.attr("value").unwrap_or("").to_string());
         }
     });
@@ -754,12 +662,15 @@ fn names_node<'a, N: Node<'a>>(c: N) -> Option<String> {
 
 /// Replaces the first element of `scope` that `id-ref`s an element outside
 /// the scope by a copy of that element; later references then point inside.
+/// A copy may itself hold `id-ref`s, inlined in turn: the result may not
+/// nest deeper than subscribers accept ([`Limits::max_depth`]), so a chain
+/// of references ends in an error instead of an ever deeper document.
 /// Returns whether anything was inlined.
-fn inline_foreign_id_refs<'a, N: Node<'a>>(scope: &mut Element, config: N) -> bool {
+fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> Result<bool, Error> {
     let mut any_ref = false;
     scope.walk(&mut |el| any_ref |= el.attr("id-ref").is_some());
     if !any_ref {
-        return false;
+        return Ok(false);
     }
     let mut ids = BTreeSet::new();
     scope.walk(&mut |el| {
@@ -767,27 +678,58 @@ fn inline_foreign_id_refs<'a, N: Node<'a>>(scope: &mut Element, config: N) -> bo
             ids.insert(id.to_string());
         }
     });
-    let mut inlined: BTreeSet<String> = BTreeSet::new();
-    scope.walk_mut(&mut |el| {
-        let Some(target) = el.attr("id-ref").map(str::to_string) else {
-            return;
-        };
-        if ids.contains(&target) || inlined.contains(&target) {
-            return;
-        }
-        if let Some(found) = config.find_id(&target) {
-            if found.name() == el.name {
-                *el = found.to_element();
-                canonicalize(el);
-                inlined.insert(target);
-            }
+    let mut by_id: crate::IdMap<&str, &Element> = crate::IdMap::default();
+    config.walk(&mut |el| {
+        if let Some(id) = el.id() {
+            by_id.entry(id).or_insert(el);
         }
     });
-    !inlined.is_empty()
+    let mut inliner = Inliner {
+        ids,
+        by_id,
+        inlined: BTreeSet::new(),
+        max_depth: Limits::default().max_depth,
+    };
+    inliner.visit(scope, 1)?;
+    Ok(!inliner.inlined.is_empty())
 }
 
-mod compact;
-pub use compact::DocScope;
+/// The state of [`inline_foreign_id_refs`].
+struct Inliner<'c> {
+    /// Ids defined in the scope.
+    ids: BTreeSet<String>,
+    /// Every element of the configuration by id (the first, for a
+    /// duplicated id).
+    by_id: crate::IdMap<&'c str, &'c Element>,
+    /// Targets inlined so far.
+    inlined: BTreeSet<String>,
+    max_depth: usize,
+}
+
+impl Inliner<'_> {
+    /// Inlines in `el` (at `depth`, the root being 1) and below.
+    fn visit(&mut self, el: &mut Element, depth: usize) -> Result<(), Error> {
+        if depth > self.max_depth {
+            return Err(Error::TooDeep {
+                limit: self.max_depth,
+                context: format!("the scope, once the id-refs it uses are inlined (<{} id=\"{}\">)", el.name, el.id().unwrap_or("")),
+            });
+        }
+        if let Some(target) = el.attr("id-ref").map(str::to_string) {
+            if !self.ids.contains(&target) && !self.inlined.contains(&target) {
+                if let Some(found) = self.by_id.get(target.as_str()).filter(|f| f.name == el.name) {
+                    *el = (*found).clone();
+                    canonicalize(el);
+                    self.inlined.insert(target);
+                }
+            }
+        }
+        for c in &mut el.children {
+            self.visit(c, depth + 1)?;
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -8,14 +8,14 @@
 
 use crate::cib::{constraint_refs, CONSTRAINT_KINDS};
 use crate::error::Error;
+use crate::xml::Element;
 use crate::IdMap;
 use crate::canonical::{for_each_canonical_child, walk_canonical};
-use crate::node::Node;
 
 /// Verifies that ids are unique within `fragment` and that every reference
 /// (constraint resource names, `resource_ref`, `obj_ref`, `template`,
 /// `id-ref`) names an id inside it.
-pub fn check_fragment<'a, N: Node<'a>>(fragment: N) -> Result<(), Error> {
+pub fn check_fragment<'a>(fragment: &'a Element) -> Result<(), Error> {
     check_fragments(&[fragment])
 }
 
@@ -23,7 +23,7 @@ pub fn check_fragment<'a, N: Node<'a>>(fragment: N) -> Result<(), Error> {
 /// of a configuration, say). Elements are visited in canonical order, so
 /// the error reported (the first one met) does not depend on the order of
 /// unordered elements, nor on the tree.
-pub fn check_fragments<'a, N: Node<'a>>(fragments: &[N]) -> Result<(), Error> {
+pub fn check_fragments<'a>(fragments: &[&'a Element]) -> Result<(), Error> {
     let ids = unique_ids(fragments)?;
     let mut result = Ok(());
     for f in fragments {
@@ -34,16 +34,13 @@ pub fn check_fragments<'a, N: Node<'a>>(fragments: &[N]) -> Result<(), Error> {
 
 /// Map of every id in the subtrees to the name of the element carrying it;
 /// an error on the first duplicate.
-pub fn unique_ids<'a, N: Node<'a>>(roots: &[N]) -> Result<IdMap<&'a str, &'a str>, Error> {
-    // Sized once when the tree knows its size: grown step by step, the
-    // table of 10^5 ids is rehashed and copied a dozen times.
-    let size = roots.iter().map(|r| r.subtree_hint()).sum();
-    let mut ids: IdMap<&str, &str> = IdMap::with_capacity_and_hasher(size, Default::default());
+pub fn unique_ids<'a>(roots: &[&'a Element]) -> Result<IdMap<&'a str, &'a str>, Error> {
+    let mut ids: IdMap<&str, &str> = IdMap::default();
     let mut dup = None;
     for root in roots {
         walk_canonical(*root, &mut |el| {
             // `resource_ref` and `obj_ref` carry the id they point at, not their own.
-            let name = el.name();
+            let name = el.name.as_str();
             if name == "resource_ref" || name == "obj_ref" || dup.is_some() {
                 return;
             }
@@ -64,18 +61,18 @@ pub fn unique_ids<'a, N: Node<'a>>(roots: &[N]) -> Result<IdMap<&'a str, &'a str
     }
 }
 
-fn check_refs<'a, N: Node<'a>>(el: N, owner: Option<N>, ids: &IdMap<&str, &str>, result: &mut Result<(), Error>) {
+fn check_refs<'a>(el: &'a Element, owner: Option<&'a Element>, ids: &IdMap<&str, &str>, result: &mut Result<(), Error>) {
     if result.is_err() {
         return;
     }
-    let name = el.name();
+    let name = el.name.as_str();
     let owner = if el.id().is_some() && name != "resource_ref" && name != "obj_ref" {
         Some(el)
     } else {
         owner
     };
     let unknown = |attr: &str, target: &str| Error::UnknownRef {
-        element: owner.map_or(name, |o| o.name()).to_string(),
+        element: owner.map_or(name, |o| o.name.as_str()).to_string(),
         owner: owner.and_then(|o| o.id()).unwrap_or("").to_string(),
         attr: attr.to_string(),
         target: target.to_string(),
