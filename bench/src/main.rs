@@ -8,7 +8,6 @@ mod fanout;
 mod generate;
 mod latency;
 mod paired;
-mod phases;
 mod sites;
 
 use std::io::Write as _;
@@ -18,18 +17,12 @@ use std::time::Duration;
 use anyhow::{ensure, Context as _};
 use clap::{Parser, Subcommand};
 
-use cib_transforms::canonical::{canonicalize, digest};
 use cib_transforms::rules::RuleSet;
-use cib_transforms::scope::{self, DocScope};
-use cib_transforms::{diff, xml, Doc, Element};
+use cib_transforms::scope;
+use cib_transforms::{diff, xml, Element};
 
 use generate::{Variant, TICKET};
 
-/// mimalloc: a 10 MB CIB becomes ~10^6 small allocations; mimalloc serves
-/// them from huge pages, with a fraction of the page faults of the system
-/// allocator (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Benchmark inputs and in-process timings for cib-replicator.
 #[derive(Debug, Parser)]
@@ -130,17 +123,6 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Parse a CIB, cut the scope of the ticket, apply the rules, print the digest.
-    ScopeRulesDigest {
-        /// The CIB file.
-        file: PathBuf,
-        /// Rules file (default: rules.toml next to FILE).
-        #[arg(long, value_name = "FILE")]
-        rules: Option<PathBuf>,
-        /// Ticket whose scope to cut.
-        #[arg(long, default_value = TICKET)]
-        ticket: String,
-    },
     /// Run our command and the anchor's in turns and report the median of
     /// the per-round ratios (robust to a machine whose speed drifts).
     ///
@@ -169,23 +151,6 @@ enum Command {
         old: PathBuf,
         /// The new CIB.
         new: PathBuf,
-    },
-    /// Time each step of the pipeline in process (median of several runs).
-    Phases {
-        /// The CIB file.
-        file: PathBuf,
-        /// Rules file (default: rules.toml next to FILE).
-        #[arg(long, value_name = "FILE")]
-        rules: Option<PathBuf>,
-        /// Ticket whose scope to cut.
-        #[arg(long, default_value = TICKET)]
-        ticket: String,
-        /// Also time the diff against this CIB.
-        #[arg(long, value_name = "FILE")]
-        against: Option<PathBuf>,
-        /// Number of runs.
-        #[arg(long, default_value_t = 7)]
-        iterations: usize,
     },
 }
 
@@ -251,33 +216,6 @@ fn main() -> anyhow::Result<()> {
             print!("{}", fanout::run(&opts)?);
             Ok(())
         }
-        Command::ScopeRulesDigest {
-            file,
-            rules,
-            ticket,
-        } => {
-            // What the publisher and the subscriber do to a change, in one
-            // process: cut the scope (compact tree), rewrite it, digest it.
-            let rules = load_rules(&file, rules.as_deref())?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let mut doc = Doc::parse(&text).with_context(|| format!("parsing {}", file.display()))?;
-            let s = DocScope::select(&mut doc, &ticket).with_context(|| format!("scope of ticket `{ticket}`"))?;
-            let roots: Vec<u32> = s.elements(&doc).iter().map(|n| n.index()).collect();
-            let digest = match rules.apply_doc(&mut doc, &roots) {
-                Some(changes) => {
-                    changes.context("applying the rules")?;
-                    s.content_digest(&doc)
-                }
-                None => {
-                    let mut s = s.to_scope(&doc);
-                    rules.apply(&mut s.config).context("applying the rules")?;
-                    canonicalize(&mut s.config);
-                    digest(&s.config)
-                }
-            };
-            println!("{digest}");
-            Ok(())
-        }
         Command::Paired {
             ours,
             anchor,
@@ -317,24 +255,6 @@ fn main() -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;
-            Ok(())
-        }
-        Command::Phases {
-            file,
-            rules,
-            ticket,
-            against,
-            iterations,
-        } => {
-            let rules = load_rules(&file, rules.as_deref())?;
-            let table = phases::run(
-                &file,
-                &rules,
-                &ticket,
-                against.as_deref(),
-                iterations.max(1),
-            )?;
-            print!("{table}");
             Ok(())
         }
     }

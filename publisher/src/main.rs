@@ -22,14 +22,7 @@ use cib_publisher::publication::Channels;
 use cib_publisher::server::{self, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
-use cib_transforms::scope::DocScope;
-use cib_transforms::Doc;
-
-/// mimalloc: a 10 MB CIB becomes ~10^6 small allocations; mimalloc serves
-/// them from huge pages, with a fraction of the page faults of the system
-/// allocator (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use cib_transforms::{scope, xml};
 
 /// Publish the configuration of a Pacemaker ticket to the other sites of a
 /// geo cluster.
@@ -142,14 +135,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
-            let mut cib = Doc::parse(&text).context("parsing the local CIB")?;
+            let cib = xml::parse(&text).context("parsing the local CIB")?;
             // Scope errors name the ticket and the element already.
-            let s = DocScope::select(&mut cib, &ticket)?;
+            let s = scope::cut(cib, &ticket)?;
             for l in &s.left_out {
                 eprintln!("cib-publisher: left out {l}");
             }
             let mut out = std::io::stdout().lock();
-            out.write_all(s.to_document_xml(&cib).as_bytes())?;
+            out.write_all(s.to_document_xml().as_bytes())?;
             out.flush()?;
             Ok(())
         }

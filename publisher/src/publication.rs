@@ -21,9 +21,8 @@ use tokio::sync::watch;
 use cib_net::protocol::{entity_tag, EVENT_SCOPE};
 use cib_net::sse::{self, SseError};
 use cib_transforms::cib::{self, ticket_state};
-use cib_transforms::doc::{Doc, DocNode};
-use cib_transforms::node::Node as _;
-use cib_transforms::scope::DocScope;
+use cib_transforms::scope;
+use cib_transforms::xml::{self, Element};
 
 use crate::metrics::Metrics;
 
@@ -132,33 +131,29 @@ pub struct CibParseError(#[from] cib_transforms::Error);
 /// [`CibParseError`] when the text is not a CIB; a ticket whose scope cannot
 /// be computed is a [`TicketView::Failed`], not an error.
 pub fn views(cib_text: &str, tickets: &[String], metrics: &Metrics) -> Result<Vec<(String, TicketView)>, CibParseError> {
-    // The compact tree: the CIB is read once per change and never modified.
-    let mut cib = Doc::parse(cib_text)?;
-    cib::configuration(cib.root())?;
+    let cib = xml::parse(cib_text)?;
+    cib::configuration(&cib)?;
     Ok(tickets
         .iter()
-        .map(|t| (t.clone(), view_of(&mut cib, t, metrics)))
+        .map(|t| (t.clone(), view_of(&cib, t, metrics)))
         .collect())
 }
 
 /// The view of one ticket in a parsed CIB. The scope is computed only while
 /// the ticket is granted here.
-pub fn view_of(cib: &mut Doc<'_>, ticket: &str, metrics: &Metrics) -> TicketView {
-    let root = cib.root();
-    let state = ticket_state(root, ticket);
-    let standby = is_standby(root, ticket);
+pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
+    let state = ticket_state(cib, ticket);
+    let standby = is_standby(cib, ticket);
     if !state.granted || standby {
         return TicketView::NotGranted { standby };
     }
     metrics.computed(ticket);
-    let s = match DocScope::select(cib, ticket) {
+    let s = match scope::scope(cib, ticket) {
         Ok(s) => s,
         Err(e) => return TicketView::Failed(e.to_string()),
     };
-    // One serialization for the document and its digest.
-    let (document, digest) = s.document_and_digest(cib);
-    let version = s.version.clone().unwrap_or_else(|| cib::version(cib.root()));
-    match Published::new(ticket, document, digest, version, s.term) {
+    let version = s.version.clone().unwrap_or_else(|| cib::version(cib));
+    match Published::new(ticket, s.to_document_xml(), s.digest, version, s.term) {
         Ok(p) => TicketView::Granted(Arc::new(p)),
         Err(e) => TicketView::Failed(e.to_string()),
     }
@@ -166,10 +161,10 @@ pub fn view_of(cib: &mut Doc<'_>, ticket: &str, metrics: &Metrics) -> TicketView
 
 /// Whether `<ticket_state id=ticket standby="true">` is recorded.
 /// (`cib_transforms::cib::TicketState` carries `granted` and `term` only.)
-fn is_standby(cib: DocNode<'_>, ticket: &str) -> bool {
+fn is_standby(cib: &Element, ticket: &str) -> bool {
     cib.child("status")
         .and_then(|s| s.child("tickets"))
-        .and_then(|t| t.children().find(|c| c.name() == "ticket_state" && c.id() == Some(ticket)))
+        .and_then(|t| t.children.iter().find(|c| c.name == "ticket_state" && c.id() == Some(ticket)))
         .is_some_and(|s| s.attr("standby") == Some("true"))
 }
 

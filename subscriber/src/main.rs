@@ -16,41 +16,15 @@ use tokio_util::sync::CancellationToken;
 use cib_subscriber::apply::{self, Color};
 use cib_subscriber::config::{read_config, Overrides, DEFAULT_CONFIG, DEFAULT_STATE_DIR};
 use cib_subscriber::fetch::{Source, TlsArgs};
-use cib_subscriber::pipeline::{load_and_transform_file, load_scope, load_staged, load_steps, transform, transform_file_to_document, transformed_document, Step, StepArg};
+use cib_subscriber::pipeline::{load_scope, load_staged, load_steps, transform, transformed_document, Step, StepArg};
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
 use cib_tools::cib::Cib;
 use cib_transforms::merge::Options;
 use cib_transforms::Scope;
 
-/// mimalloc: a 10 MB CIB becomes ~10^6 small allocations; mimalloc serves
-/// them from huge pages, with a fraction of the page faults of the system
-/// allocator (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Small pages for the rest of this process when a stylesheet runs.
-///
-/// `xsltproc` frees a few hundred megabytes as it exits, right before its
-/// output is parsed and checked here. A virtual machine that hands freed
-/// memory back to its host (free page reporting) hands back whole huge
-/// pages, and those are the ones a process takes next: each then costs a
-/// trip to the host (up to ~2.4 ms per MB, against ~0.5 with small pages,
-/// measured in docs/benchmarks.md, b). Small pages come from memory still
-/// backed, at a steady cost; without a stylesheet, huge pages stay.
-fn small_pages_if_stylesheets(steps: &[Step]) {
-    if steps.iter().any(|s| matches!(s, Step::Xslt(_))) {
-        // SAFETY: PR_SET_THP_DISABLE takes integers and touches no memory of
-        // ours; failing (an old kernel) only leaves huge pages on.
-        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    }
-}
-
-/// The --rules/--xslt steps of the command line, loaded, with small pages
-/// from here on if one of them is a stylesheet.
+/// The --rules/--xslt steps of the command line, loaded.
 fn command_steps(input: &Input, matches: &ArgMatches) -> anyhow::Result<Vec<Step>> {
-    let steps = load_steps(input.steps(matches))?;
-    small_pages_if_stylesheets(&steps);
-    Ok(steps)
+    load_steps(input.steps(matches))
 }
 
 /// Keep a stopped, site-adapted copy of a Pacemaker ticket's configuration
@@ -285,10 +259,7 @@ fn main() -> ExitCode {
 
 /// A scope from --from, transformed by --rules/--xslt.
 fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -> anyhow::Result<Scope> {
-    let (scope, log) = match from {
-        Source::File(path) => load_and_transform_file(path, ticket, steps)?,
-        Source::Url(_) => transform(load_scope(from, ticket, &input.tls)?, steps)?,
-    };
+    let (scope, log) = transform(load_scope(from, ticket, &input.tls)?, steps)?;
     print_log(log);
     Ok(scope)
 }
@@ -329,30 +300,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("transform needs --from FILE|URL");
             };
             let steps = command_steps(&input, matches)?;
-            // A file on the compact tree, when every step runs on it.
-            let compact = match from {
-                Source::File(path) => transform_file_to_document(path, &steps)?,
-                Source::Url(_) => None,
-            };
-            let document = match compact {
-                Some((document, log)) => {
-                    print_log(log);
-                    document
-                }
-                None => {
-                    let scope = prepare(from, &input, None, &steps)?;
-                    // Checking and serializing only read the scope: both at once.
-                    let (checked, document) = std::thread::scope(|s| {
-                        let document = s.spawn(|| transformed_document(&scope));
-                        (cib_transforms::merge::check_scope(&scope), document.join())
-                    });
-                    checked?;
-                    // The process ends soon: freeing a tree of 10^5 elements
-                    // one by one would only delay the exit.
-                    std::mem::forget(scope);
-                    document.map_err(|_| anyhow::anyhow!("serializing the transformed scope failed"))?
-                }
-            };
+            let scope = prepare(from, &input, None, &steps)?;
+            cib_transforms::merge::check_scope(&scope)?;
+            let document = transformed_document(&scope);
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, document.as_bytes())?;
             std::io::Write::flush(&mut out)?;

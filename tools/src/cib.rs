@@ -371,47 +371,9 @@ pub fn simulate<S: AsRef<OsStr>>(cib_xml: &str, extra_args: &[S]) -> Result<Stri
     into_string(&cmd, output.stdout)
 }
 
-/// A command for a Pacemaker tool. The tools live in `/usr/sbin`, which is
-/// not on the `PATH` of ordinary users on Debian: use the bare name when it
-/// is found on `PATH`, otherwise the first of `/usr/sbin/NAME`,
-/// `/sbin/NAME` that exists, otherwise the bare name (so that the spawn
-/// error names the program).
-///
-/// The tool runs with glibc's malloc in transparent huge pages
-/// ([`PACEMAKER_TUNABLES`]) unless the environment sets `GLIBC_TUNABLES`.
+/// A command for a Pacemaker tool ([`crate::files::program`]).
 fn pacemaker_command(name: &str) -> Command {
-    let mut cmd = pacemaker_program(name);
-    if let Some(tunables) = tunables_for(std::env::var_os("GLIBC_TUNABLES")) {
-        cmd.env("GLIBC_TUNABLES", tunables);
-    }
-    cmd
-}
-
-/// `GLIBC_TUNABLES` for Pacemaker's tools: malloc in transparent huge
-/// pages. Each run parses, validates and copies the whole CIB in many
-/// small allocations and then exits; with this, `crm_verify` and `cibadmin`
-/// take 10–20 % less time on the machines measured (docs/benchmarks.md,
-/// d). Without effect where glibc is older than 2.35 or THP is disabled.
-pub const PACEMAKER_TUNABLES: &str = "glibc.malloc.hugetlb=1";
-
-/// The tunables to give a Pacemaker tool, given the environment's: none
-/// when the admin set their own.
-fn tunables_for(existing: Option<std::ffi::OsString>) -> Option<&'static str> {
-    existing.is_none().then_some(PACEMAKER_TUNABLES)
-}
-
-fn pacemaker_program(name: &str) -> Command {
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
-    if !on_path {
-        for dir in ["/usr/sbin", "/sbin"] {
-            let candidate = Path::new(dir).join(name);
-            if candidate.is_file() {
-                return Command::new(candidate);
-            }
-        }
-    }
-    Command::new(name)
+    Command::new(crate::files::program(name))
 }
 
 /// Reads a CIB file for [`Cib::read`], waiting for an in-place rewrite to
@@ -447,21 +409,7 @@ fn is_complete(text: &str) -> bool {
 }
 
 fn read_bounded(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let io_err = |source| Error::Io {
-        context: format!("reading the CIB file {}", path.display()),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut bytes = Vec::with_capacity(file.metadata().map_or(0, |m| m.len()).min(MAX_CIB_FILE_BYTES) as usize);
-    file.take(MAX_CIB_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
-    if bytes.len() as u64 > MAX_CIB_FILE_BYTES {
-        return Err(io_err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("larger than {MAX_CIB_FILE_BYTES} bytes"),
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8")))
+    crate::files::read_bounded(path, MAX_CIB_FILE_BYTES as usize)
 }
 
 /// Writes `xml` to a new temporary file (removed on drop).
@@ -488,19 +436,7 @@ fn into_string(cmd: &Command, bytes: Vec<u8>) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_complete, pacemaker_command, tunables_for, PACEMAKER_TUNABLES};
-
-    #[test]
-    fn pacemaker_tools_get_huge_page_malloc_unless_the_admin_tuned_glibc() {
-        assert_eq!(tunables_for(None), Some(PACEMAKER_TUNABLES));
-        assert_eq!(tunables_for(Some("glibc.malloc.arena_max=2".into())), None);
-        // The command carries it (the test environment sets no tunables).
-        if std::env::var_os("GLIBC_TUNABLES").is_none() {
-            let cmd = pacemaker_command("crm_verify");
-            let set = cmd.get_envs().find(|(k, _)| *k == "GLIBC_TUNABLES").and_then(|(_, v)| v);
-            assert_eq!(set, Some(std::ffi::OsStr::new(PACEMAKER_TUNABLES)));
-        }
-    }
+    use super::is_complete;
 
     #[test]
     fn complete_cib_texts() {

@@ -53,6 +53,7 @@
 
 pub mod cib;
 pub mod error;
+pub mod files;
 pub mod process;
 pub mod xslt;
 

@@ -54,53 +54,6 @@ pub type SharedInput = Arc<dyn AsRef<[u8]> + Send + Sync>;
 /// [`run`] with input the caller shares instead of lending: the thread
 /// that writes it needs no copy (an 8 MB scope given to `xsltproc`, say).
 pub fn run_shared(cmd: &mut Command, stdin: Option<SharedInput>, timeout: Duration) -> Result<Output> {
-    run_inner(cmd, stdin, timeout, None).map(|(output, _)| output)
-}
-
-/// [`run_shared`], and `work` on the child's stdout as soon as it looks
-/// complete, while the child may still be running.
-///
-/// A filter such as `xsltproc` writes its result and then spends tens of
-/// milliseconds freeing its memory before it exits and its stdout closes.
-/// After each read, `ready` is asked whether the stdout read so far looks
-/// complete (a document ending with its root's end tag, say); the first
-/// time it says yes, `work` runs on it in the calling thread while the
-/// child goes on. `work` runs at most once and must have no effect but
-/// its result.
-///
-/// Returns the whole output and `work`'s result — `Some` only if `work`
-/// ran on all of stdout (nothing more came before it closed). The caller
-/// still decides from the status and stderr whether the output, and so
-/// the result, may be used; with `None` it runs `work` itself on
-/// `output.stdout` if it wants the result.
-///
-/// # Errors
-///
-/// As [`run`].
-pub fn run_early<T>(
-    cmd: &mut Command,
-    stdin: Option<SharedInput>,
-    timeout: Duration,
-    ready: fn(&[u8]) -> bool,
-    mut work: impl FnMut(&[u8]) -> T,
-) -> Result<(Output, Option<T>)> {
-    let mut result = None;
-    let (output, complete) = {
-        let mut early = |bytes: &[u8]| result = Some(work(bytes));
-        run_inner(cmd, stdin, timeout, Some(Early { ready, work: &mut early }))?
-    };
-    Ok((output, result.filter(|_| complete)))
-}
-
-/// What [`run_early`] gives [`run_inner`].
-struct Early<'w> {
-    ready: fn(&[u8]) -> bool,
-    work: &'w mut dyn FnMut(&[u8]),
-}
-
-/// [`run_shared`], with the [`Early`] work if any; also returns whether
-/// that work ran on the whole of stdout.
-fn run_inner(cmd: &mut Command, stdin: Option<SharedInput>, timeout: Duration, early: Option<Early<'_>>) -> Result<(Output, bool)> {
     let program = program_name(cmd);
     tracing::debug!(program = %program, args = %joined_args(cmd), ?timeout, "running");
 
@@ -127,11 +80,10 @@ fn run_inner(cmd: &mut Command, stdin: Option<SharedInput>, timeout: Duration, e
         .map(|(data, pipe)| spawn_writer(data, pipe));
 
     let (tx, rx) = mpsc::channel();
-    let ready = early.as_ref().map(|e| e.ready);
-    spawn_reader(child.stdout.take(), Stream::Stdout, tx.clone(), expected, ready);
-    spawn_reader(child.stderr.take(), Stream::Stderr, tx, 0, None);
+    spawn_reader(child.stdout.take(), Stream::Stdout, tx.clone(), expected);
+    spawn_reader(child.stderr.take(), Stream::Stderr, tx, 0);
 
-    let (stdout, stderr, complete) = match collect(&rx, deadline, &program, timeout, early) {
+    let (stdout, stderr) = match collect(&rx, deadline, &program, timeout) {
         Ok(streams) => streams,
         Err(e) => {
             kill_and_reap(&mut child);
@@ -167,12 +119,11 @@ fn run_inner(cmd: &mut Command, stdin: Option<SharedInput>, timeout: Duration, e
     }
 
     tracing::debug!(program = %program, code = ?status.code(), elapsed = ?start.elapsed(), "finished");
-    let output = Output {
+    Ok(Output {
         status,
         stdout,
         stderr,
-    };
-    Ok((output, complete))
+    })
 }
 
 /// Like [`run`], but a non-zero exit status (or death by signal) becomes
@@ -278,18 +229,14 @@ fn spawn_writer(data: SharedInput, mut pipe: ChildStdin) -> thread::JoinHandle<i
     })
 }
 
-/// Waits for both reader threads until `deadline`; returns stdout,
-/// stderr, and whether the early work ran on all of stdout. The early
-/// work runs here, in the calling thread, when the stdout reader hands
-/// over what looks complete. On error the caller kills the child.
+/// Waits for both reader threads until `deadline`; returns (stdout, stderr).
+/// On error the caller kills the child.
 fn collect(
     rx: &mpsc::Receiver<Received>,
     deadline: Option<Instant>,
     program: &str,
     timeout: Duration,
-    mut early: Option<Early<'_>>,
-) -> Result<(Vec<u8>, Vec<u8>, bool)> {
-    let mut head: Option<Vec<u8>> = None;
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut stdout = None;
     let mut stderr = None;
     while stdout.is_none() || stderr.is_none() {
@@ -298,14 +245,8 @@ fn collect(
             Some(left) => rx.recv_timeout(left),
         };
         match received {
-            Ok((Stream::Stdout, Ok(Chunk::Head(bytes)))) => {
-                if let Some(early) = early.take() {
-                    (early.work)(&bytes);
-                }
-                head = Some(bytes);
-            }
-            Ok((Stream::Stdout, Ok(Chunk::Rest(bytes)))) => stdout = Some(bytes),
-            Ok((Stream::Stderr, Ok(Chunk::Rest(bytes) | Chunk::Head(bytes)))) => stderr = Some(bytes),
+            Ok((Stream::Stdout, Ok(bytes))) => stdout = Some(bytes),
+            Ok((Stream::Stderr, Ok(bytes))) => stderr = Some(bytes),
             Ok((stream, Err(source))) => {
                 return Err(Error::Io {
                     context: format!("reading {} of `{program}`", stream.name()),
@@ -318,8 +259,8 @@ fn collect(
                     after: timeout,
                 })
             }
-            // Cannot happen: each reader sends its last message before it
-            // drops its sender. Treat it as an I/O failure anyway.
+            // Cannot happen: each reader sends exactly once before it drops
+            // its sender. Treat it as an I/O failure anyway.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::Io {
                     context: format!("reader thread of `{program}` vanished"),
@@ -328,16 +269,7 @@ fn collect(
             }
         }
     }
-    let rest = stdout.unwrap_or_default();
-    let (stdout, complete) = match head {
-        Some(head) if rest.is_empty() => (head, true),
-        Some(mut head) => {
-            head.extend_from_slice(&rest);
-            (head, false)
-        }
-        None => (rest, false),
-    };
-    Ok((stdout, stderr.unwrap_or_default(), complete))
+    Ok((stdout.unwrap_or_default(), stderr.unwrap_or_default()))
 }
 
 #[derive(Clone, Copy)]
@@ -355,56 +287,22 @@ impl Stream {
     }
 }
 
-/// What a reader thread sends: at most one [`Chunk::Head`], then exactly
-/// one [`Chunk::Rest`] (or an error).
-type Received = (Stream, io::Result<Chunk>);
-
-/// Part of a stream, in order.
-enum Chunk {
-    /// What was read until the stream looked complete.
-    Head(Vec<u8>),
-    /// What was read after the head, if any, until the end of the stream.
-    Rest(Vec<u8>),
-}
+type Received = (Stream, io::Result<Vec<u8>>);
 
 trait Pipe: Read + Send + 'static {}
 impl Pipe for ChildStdout {}
 impl Pipe for ChildStderr {}
 
-/// Reads `pipe` to its end on a new thread. With `ready`, what was read so
-/// far is handed over as a [`Chunk::Head`] the first time `ready` accepts
-/// it, and reading goes on into a new buffer.
-fn spawn_reader<P: Pipe>(pipe: Option<P>, stream: Stream, tx: mpsc::Sender<Received>, capacity: usize, ready: Option<fn(&[u8]) -> bool>) {
+fn spawn_reader<P: Pipe>(pipe: Option<P>, stream: Stream, tx: mpsc::Sender<Received>, capacity: usize) {
     thread::spawn(move || {
         let mut buf = Vec::with_capacity(capacity);
-        let result = match (pipe, ready) {
-            (Some(mut p), Some(ready)) => read_watching(&mut p, &mut buf, ready, &tx, stream).map(|()| Chunk::Rest(buf)),
-            (Some(mut p), None) => p.read_to_end(&mut buf).map(|_| Chunk::Rest(buf)),
-            (None, _) => Ok(Chunk::Rest(buf)),
+        let result = match pipe {
+            Some(mut p) => p.read_to_end(&mut buf).map(|_| buf),
+            None => Ok(buf),
         };
         // The receiver is gone only if run() already returned (timeout).
         let _ = tx.send((stream, result));
     });
-}
-
-/// Reads `pipe` to its end into `buf`, handing `buf` over once when
-/// `ready` accepts it.
-fn read_watching<P: Read>(pipe: &mut P, buf: &mut Vec<u8>, ready: fn(&[u8]) -> bool, tx: &mpsc::Sender<Received>, stream: Stream) -> io::Result<()> {
-    let mut chunk = vec![0u8; 64 << 10];
-    let mut watching = true;
-    loop {
-        let n = match pipe.read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if watching && ready(buf) {
-            watching = false;
-            let _ = tx.send((stream, Ok(Chunk::Head(std::mem::take(buf)))));
-        }
-    }
 }
 
 /// Time left until `deadline`; `None` means no deadline (timeout overflowed).

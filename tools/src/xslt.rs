@@ -67,46 +67,6 @@ pub fn run_xslt(stylesheet_path: &Path, input_xml: &str, timeout: Duration) -> R
 /// [`run_xslt`] on input shared with the thread that writes it to
 /// `xsltproc` (no copy of it is made).
 pub fn run_xslt_shared(stylesheet_path: &Path, input_xml: Arc<String>, timeout: Duration) -> Result<String> {
-    let mut cmd = xsltproc(stylesheet_path, &input_xml)?;
-    let output = process::run_shared(&mut cmd, Some(input_xml), timeout)?;
-    checked_output(stylesheet_path, output)
-}
-
-/// [`run_xslt_shared`], then `work` on the result — started as soon as
-/// the result looks complete (`ready`, asked of what `xsltproc` has written
-/// so far), while `xsltproc` frees its memory and exits, which takes tens
-/// of milliseconds on a large document ([`process::run_early`]).
-///
-/// The result of `work` is returned only if `xsltproc` then succeeds as
-/// [`run_xslt`] requires and wrote nothing more; if it wrote more, `work`
-/// runs again on the whole result. `work` must have no effect but its
-/// result: it may run on output that is then refused.
-///
-/// # Errors
-///
-/// As [`run_xslt`].
-pub fn run_xslt_then<T>(
-    stylesheet_path: &Path,
-    input_xml: Arc<String>,
-    timeout: Duration,
-    ready: fn(&[u8]) -> bool,
-    mut work: impl FnMut(&str) -> T,
-) -> Result<T> {
-    let mut cmd = xsltproc(stylesheet_path, &input_xml)?;
-    let (output, early) = process::run_early(&mut cmd, Some(input_xml), timeout, ready, |bytes| {
-        std::str::from_utf8(bytes).ok().map(&mut work)
-    })?;
-    // Early work ran only on output that was UTF-8 and whole: it stands
-    // once the status is clean, without checking the text a second time.
-    match early.flatten() {
-        Some(done) => check_status(stylesheet_path, &output).map(|()| done),
-        None => checked_output(stylesheet_path, output).map(|text| work(&text)),
-    }
-}
-
-/// The `xsltproc` command running `stylesheet_path` on its stdin, once the
-/// stylesheet and `input_xml` passed [`check_untrusted_xml`].
-fn xsltproc(stylesheet_path: &Path, input_xml: &str) -> Result<Command> {
     let what = format!("stylesheet {}", stylesheet_path.display());
     let bytes = std::fs::read(stylesheet_path).map_err(|source| Error::Io {
         context: format!("cannot read {what}"),
@@ -117,7 +77,7 @@ fn xsltproc(stylesheet_path: &Path, input_xml: &str) -> Result<Command> {
         reason: "it is not UTF-8 text".to_owned(),
     })?;
     check_untrusted_xml(&what, &text)?;
-    check_untrusted_xml("input document", input_xml)?;
+    check_untrusted_xml("input document", &input_xml)?;
 
     // A relative path starting with '-' would be taken for an option.
     let stylesheet_arg: PathBuf =
@@ -136,35 +96,27 @@ fn xsltproc(stylesheet_path: &Path, input_xml: &str) -> Result<Command> {
     ])
     .arg(&stylesheet_arg)
     .arg("-");
-    Ok(cmd)
-}
+    let output = process::run_shared(&mut cmd, Some(input_xml), timeout)?;
 
-/// The result of a finished `xsltproc`: refused unless it exited 0 with
-/// nothing on stderr ([`check_status`]) and wrote UTF-8.
-fn checked_output(stylesheet_path: &Path, output: std::process::Output) -> Result<String> {
-    check_status(stylesheet_path, &output)?;
-    String::from_utf8(output.stdout).map_err(|_| Error::Xslt {
+    let xslt_error = |message: String| Error::Xslt {
         stylesheet: stylesheet_path.to_path_buf(),
-        message: "the result is not UTF-8 (check xsl:output encoding)".to_owned(),
-    })
-}
-
-/// Refuses a finished `xsltproc` that exited non-zero or wrote anything on
-/// stderr.
-fn check_status(stylesheet_path: &Path, output: &std::process::Output) -> Result<()> {
-    if output.status.success() && output.stderr.is_empty() {
-        return Ok(());
-    }
-    let status = match output.status.code() {
-        Some(0) => "exit code 0 but output on stderr".to_owned(),
-        Some(code) => format!("exit code {code}"),
-        None => "terminated by a signal".to_owned(),
+        message,
     };
-    let stderr = bounded_text(&output.stderr, STDERR_LIMIT);
-    Err(Error::Xslt {
-        stylesheet: stylesheet_path.to_path_buf(),
-        message: if stderr.is_empty() { status } else { format!("{status}: {stderr}") },
-    })
+    if !output.status.success() || !output.stderr.is_empty() {
+        let status = match output.status.code() {
+            Some(0) => "exit code 0 but output on stderr".to_owned(),
+            Some(code) => format!("exit code {code}"),
+            None => "terminated by a signal".to_owned(),
+        };
+        let stderr = bounded_text(&output.stderr, STDERR_LIMIT);
+        return Err(xslt_error(if stderr.is_empty() {
+            status
+        } else {
+            format!("{status}: {stderr}")
+        }));
+    }
+    String::from_utf8(output.stdout)
+        .map_err(|_| xslt_error("the result is not UTF-8 (check xsl:output encoding)".to_owned()))
 }
 
 /// Refuses XML text that libxml2 could turn into a local file read:
@@ -205,13 +157,12 @@ pub fn check_untrusted_xml(what: &str, xml: &str) -> Result<()> {
     }
 }
 
-/// Whether `needle` (which starts with `<`) occurs in `haystack`, ASCII
-/// case-insensitively. Only the `<!` positions are compared: a scan of a
-/// few megabytes costs a few milliseconds.
+/// Whether `needle` (which starts with `<!`) occurs in `haystack`, ASCII
+/// case-insensitively. Only the `<!` positions are compared.
 fn contains_ignore_ascii_case(haystack: &str, needle: &[u8]) -> bool {
-    let h = haystack.as_bytes();
-    memchr::memmem::find_iter(h, b"<!").any(|i| {
-        h.get(i..i + needle.len())
+    haystack.match_indices("<!").any(|(i, _)| {
+        haystack.as_bytes()
+            .get(i..i + needle.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(needle))
     })
 }

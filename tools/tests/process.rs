@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cib_tools::process::{run, run_checked, run_early, STDERR_LIMIT};
+use cib_tools::process::{run, run_checked, STDERR_LIMIT};
 use cib_tools::Error;
 
 const T: Duration = Duration::from_secs(60);
@@ -20,67 +20,6 @@ fn captures_stdout_and_stderr() {
     assert!(out.status.success());
     assert_eq!(out.stdout, b"out\n");
     assert_eq!(out.stderr, b"err\n");
-}
-
-/// Whether output ends with the end tag `</a>`.
-fn ends_a(out: &[u8]) -> bool {
-    out.trim_ascii_end().ends_with(b"</a>")
-}
-
-/// A child that writes `<a></a>`, then waits until `flag` exists, then
-/// writes `after`: it exits only once the early work (which creates the
-/// flag) has run, so a work run only after the exit would hang until the
-/// timeout.
-fn waits_for_flag(flag: &std::path::Path, after: &str) -> Command {
-    sh(&format!(
-        "printf '<a></a>\\n'; while [ ! -e '{}' ]; do sleep 0.01; done; printf '{after}'",
-        flag.display()
-    ))
-}
-
-#[test]
-fn early_work_runs_while_the_child_is_still_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let flag = dir.path().join("flag");
-    let mut seen = Vec::new();
-    let (out, early) = run_early(&mut waits_for_flag(&flag, ""), None, Duration::from_secs(20), ends_a, |head| {
-        seen.push(head.to_vec());
-        std::fs::write(&flag, "").unwrap();
-        head.len()
-    })
-    .unwrap();
-    assert!(out.status.success());
-    assert_eq!(out.stdout, b"<a></a>\n");
-    assert_eq!(seen, [b"<a></a>\n".to_vec()], "the work ran once, on the output");
-    assert_eq!(early, Some(8), "nothing came after: the early result stands");
-}
-
-#[test]
-fn early_work_is_dropped_when_more_output_follows() {
-    let dir = tempfile::tempdir().unwrap();
-    let flag = dir.path().join("flag");
-    let mut runs = 0;
-    let (out, early) = run_early(&mut waits_for_flag(&flag, "<b/>"), None, Duration::from_secs(20), ends_a, |_| {
-        runs += 1;
-        std::fs::write(&flag, "").unwrap();
-    })
-    .unwrap();
-    assert_eq!(runs, 1);
-    assert_eq!(out.stdout, b"<a></a>\n<b/>", "the whole output, in order");
-    assert_eq!(early, None, "the work saw only part of the output");
-}
-
-#[test]
-fn early_work_waits_for_output_that_looks_complete() {
-    let mut runs = 0;
-    let (out, early) = run_early(&mut sh("printf '<a>'; printf 'x'"), None, T, ends_a, |_| runs += 1).unwrap();
-    assert_eq!((runs, early), (0, None));
-    assert_eq!(out.stdout, b"<a>x");
-    // A failing child: the output and the status are returned as they are,
-    // and the caller decides.
-    let (out, early) = run_early(&mut sh("printf '<a></a>'; exit 4"), None, T, ends_a, |head| head.len()).unwrap();
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(early, Some(7));
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cib_tools::xslt::{run_xslt, run_xslt_then, DEFAULT_TIMEOUT};
+use cib_tools::xslt::{run_xslt, DEFAULT_TIMEOUT};
 use cib_tools::Error;
 
 const INPUT: &str = r#"<cib epoch="3" num_updates="0" admin_epoch="0">
@@ -55,49 +55,6 @@ fn identity_round_trips() {
         .strip_prefix("<?xml version=\"1.0\"?>\n")
         .unwrap_or(&out);
     assert_eq!(body.trim_end(), INPUT);
-}
-
-/// Whether the output read so far ends with `</cib>`.
-fn ends_cib(out: &[u8]) -> bool {
-    out.trim_ascii_end().ends_with(b"</cib>")
-}
-
-#[test]
-fn work_on_the_result_is_the_work_on_run_xslt_output() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let xsl = stylesheet(dir.path(), "id.xsl", IDENTITY);
-    let plain = run_xslt(&xsl, INPUT, DEFAULT_TIMEOUT).unwrap();
-    let mut runs = 0;
-    let len = run_xslt_then(&xsl, INPUT.to_owned().into(), DEFAULT_TIMEOUT, ends_cib, |out| {
-        runs += 1;
-        assert_eq!(out, plain);
-        out.len()
-    })
-    .unwrap();
-    assert_eq!((runs, len), (1, plain.len()));
-    // Output that never looks complete: the work runs once, at the end.
-    let mut runs = 0;
-    let len = run_xslt_then(&xsl, INPUT.to_owned().into(), DEFAULT_TIMEOUT, |_| false, |out| {
-        runs += 1;
-        out.len()
-    })
-    .unwrap();
-    assert_eq!((runs, len), (1, plain.len()));
-}
-
-#[test]
-fn work_done_early_is_discarded_when_the_stylesheet_fails() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // The message goes to stderr, the output is complete all the same.
-    let xsl = stylesheet(
-        dir.path(),
-        "msg.xsl",
-        &with_identity(r#"<xsl:template match="/"><xsl:message>no ticket here</xsl:message><xsl:apply-templates/></xsl:template>"#),
-    );
-    let mut runs = 0;
-    let err = run_xslt_then(&xsl, INPUT.to_owned().into(), DEFAULT_TIMEOUT, ends_cib, |_| runs += 1).unwrap_err();
-    assert!(xslt_message(err).contains("no ticket here"));
-    assert!(runs <= 1, "the work ran at most once, early");
 }
 
 #[test]

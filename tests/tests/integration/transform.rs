@@ -5,10 +5,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use cib_subscriber::pipeline::{
-    load_and_transform_file, load_steps, transform_file_to_document, transformed_document, Step, StepArg,
-};
-use cib_transforms::merge::check_scope;
 use cib_transforms::xml;
 
 use crate::support::{bin, canonical_config, fixture, run, two_sites, xsltproc, Site};
@@ -156,113 +152,24 @@ fn replicate_now_with_a_stylesheet_verifies_and_is_idempotent() {
     );
 }
 
-/// What `transform` did before the compact tree: the owned scope, checked,
-/// written as the transformed document; or the error, with its causes.
-fn owned_transform(scope: &Path, steps: &[Step]) -> Result<(String, Vec<String>), String> {
-    let (s, log) = load_and_transform_file(scope, None, steps).map_err(|e| format!("{e:#}"))?;
-    check_scope(&s).map_err(|e| format!("{e:#}"))?;
-    Ok((transformed_document(&s), log))
-}
-
 #[test]
-fn the_compact_transform_equals_the_owned_one() {
+fn a_stylesheet_gets_the_verified_content_whatever_the_layout() {
     let (_a, scope, b) = two_sites();
     let xsl = fixture("override-ip.xsl");
-    let meta = fixture("add-meta.xsl");
-    let remap = fixture("remap-10-0-0.toml");
-    // Site B's address and path rules (its `set` rule needs the owned tree),
-    // and a regex over values.
-    let rules = b.write(
-        "values.toml",
-        "[[rule]]\ntype = \"ip\"\nfrom = \"192.168.1.0/24\"\nto = \"10.2.1.0/24\"\n\n\
-         [[rule]]\ntype = \"path\"\nfrom = \"/srv/site-a\"\nto = \"/srv/site-b\"\n\n\
-         [[rule]]\ntype = \"regex\"\npattern = \"^([0-9]+)s$\"\nreplace = \"${1}000ms\"\n",
-    );
-    let cases: Vec<Vec<StepArg>> = vec![
-        vec![],
-        vec![StepArg::Xslt(xsl.clone())],
-        vec![StepArg::Rules(rules.clone())],
-        vec![StepArg::Rules(rules.clone()), StepArg::Xslt(meta.clone()), StepArg::Rules(remap.clone())],
-        vec![StepArg::Xslt(xsl.clone()), StepArg::Rules(remap.clone()), StepArg::Xslt(meta.clone())],
-        // Each refused after the stylesheet ran: an unbound resource, a
-        // duplicate id, a misspelled instruction (a libxslt warning).
-        vec![StepArg::Xslt(fixture("add-unbound.xsl"))],
-        vec![StepArg::Rules(remap.clone()), StepArg::Xslt(fixture("duplicate-backup.xsl"))],
-        vec![StepArg::Xslt(fixture("valueof-typo.xsl"))],
-    ];
-    let mut compared_ok = 0;
-    for case in cases {
-        let names: Vec<String> = case
-            .iter()
-            .map(|s| match s {
-                StepArg::Rules(p) | StepArg::Xslt(p) => p.file_name().unwrap().to_string_lossy().into_owned(),
-            })
-            .collect();
-        let steps = load_steps(case.into_iter().enumerate().collect()).unwrap();
-        let compact = transform_file_to_document(&scope, &steps)
-            .map(|r| r.expect("these steps run on the compact tree"))
-            .map_err(|e| format!("{e:#}"));
-        assert_eq!(compact, owned_transform(&scope, &steps), "steps {names:?}");
-        compared_ok += usize::from(compact.is_ok());
-    }
-    assert_eq!(compared_ok, 5, "the successful cases did succeed");
-
-    // Rules that need the owned tree are left to it.
-    let set = load_steps(vec![(0, StepArg::Rules(fixture("set-ip.toml")))]).unwrap();
-    assert!(transform_file_to_document(&scope, &set).unwrap().is_none());
-}
-
-#[test]
-fn a_first_stylesheet_gets_the_verified_content_whatever_the_layout() {
-    let (_a, scope, b) = two_sites();
-    let steps = load_steps(vec![(0, StepArg::Xslt(fixture("override-ip.xsl")))]).unwrap();
-    let expected = transform_file_to_document(&scope, &steps).unwrap().expect("compact");
+    let transform = |from: &Path| {
+        let mut cmd = b.command(bin("cib-subscriber"));
+        cmd.arg("transform").arg("--from").arg(from).arg("--xslt").arg(&xsl);
+        run(cmd)
+    };
+    let expected = transform(&scope).expect_ok().stdout.clone();
     let text = std::fs::read_to_string(&scope).unwrap();
 
-    // The same content laid out otherwise (blank lines between elements):
-    // what xsltproc was started on is not the canonical content, so the
-    // stylesheet runs again on that — same result as from the publisher's
-    // layout, and as the owned path.
+    // The same content laid out otherwise (blank lines between elements).
     let relaid = b.write("relaid.xml", text.replace('\n', "\n\n"));
-    let got = transform_file_to_document(&relaid, &steps).unwrap().expect("compact");
-    assert_eq!(got, expected);
-    assert_eq!(owned_transform(&relaid, &steps), Ok(got));
+    assert_eq!(transform(&relaid).expect_ok().stdout, expected);
 
-    // Content changed under the same digest: refused, whatever the
-    // stylesheet made of it meanwhile.
+    // Content changed under the same digest: refused before the stylesheet.
     assert!(text.contains("192.168.1.10"));
     let forged = b.write("forged.xml", text.replacen("192.168.1.10", "192.168.1.99", 1));
-    let err = format!("{:#}", transform_file_to_document(&forged, &steps).unwrap_err());
-    assert!(err.contains("scope digest mismatch"), "{err}");
-}
-
-#[test]
-fn with_a_stylesheet_the_subscriber_takes_small_pages() {
-    let thp = |status: &str| status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim().to_owned());
-    let own = std::fs::read_to_string("/proc/self/status").unwrap();
-    if thp(&own).as_deref() != Some("1") {
-        eprintln!("skipped: this kernel has no transparent huge pages to turn off");
-        return;
-    }
-    // xsltproc inherits the process's huge-page setting: a stand-in first
-    // on PATH records it, then runs the real one.
-    let (_a, scope, b) = two_sites();
-    let dir = b.path("wrapped");
-    std::fs::create_dir_all(&dir).unwrap();
-    let record = b.path("thp.txt");
-    let wrapper = dir.join("xsltproc");
-    let script = format!(
-        "#!/bin/sh\ngrep THP_enabled /proc/$$/status > '{}'\nexec '{}' \"$@\"\n",
-        record.display(),
-        xsltproc().display()
-    );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path))).unwrap();
-    let mut cmd = b.command(bin("cib-subscriber"));
-    cmd.env("PATH", &path).arg("transform").arg("--from").arg(&scope).arg("--xslt").arg(fixture("override-ip.xsl"));
-    run(cmd).expect_ok();
-    let seen = std::fs::read_to_string(&record).expect("the stand-in ran");
-    assert_eq!(thp(&seen).as_deref(), Some("0"), "{seen}");
+    transform(&forged).expect_code(2).expect_stderr(&["scope digest mismatch"]);
 }

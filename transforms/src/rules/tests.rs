@@ -1,6 +1,5 @@
 //! Tests of the rules: TOML validation, every rule type, change lines.
 
-use super::structure::*;
 use super::values::*;
 use super::*;
 use crate::xml::parse;
