@@ -145,6 +145,17 @@ impl Scope {
             }
         }
         doc.attrs.clear();
+        // Pacemaker's configuration holds no text: a scope that does was
+        // not cut by a publisher, and the patch could not carry it anyway.
+        let mut text = None;
+        doc.walk(&mut |el| {
+            if text.is_none() && !el.text.is_empty() {
+                text = Some(el.name.clone());
+            }
+        });
+        if let Some(name) = text {
+            return Err(Error::NotCib(format!("<{name}> holds text: a published scope holds elements and attributes only")));
+        }
         canonicalize(&mut doc);
         let actual = digest(&doc);
         if actual != claimed {

@@ -12,6 +12,7 @@
 //!   drift, idempotence, and what `crm_simulate` would start.
 //! - [`refusals`]: everything `replicate-now` refuses, each leaving the CIB
 //!   file byte-for-byte unchanged.
+//! - [`hostile`]: hostile documents refused in bounded time and memory.
 //! - [`transform`]: XSLT output equals `xsltproc`'s; steps run in
 //!   command-line order.
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
@@ -23,6 +24,7 @@
 
 mod corpus;
 mod gate;
+mod hostile;
 mod ocf;
 mod patch;
 mod publisher;

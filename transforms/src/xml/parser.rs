@@ -100,12 +100,7 @@ pub fn parse_with(input: &str, limits: Limits) -> Result<Element, Error> {
         });
     }
     let input = input.strip_prefix('\u{FEFF}').unwrap_or(input);
-    if let Some(at) = input.bytes().position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) {
-        return Err(malformed_at(input, at, "", format!("character U+{:04X} is not allowed in XML", input.as_bytes()[at])));
-    }
-    if let Some(at) = input.find(['\u{FFFE}', '\u{FFFF}']) {
-        return Err(malformed_at(input, at, "", "characters U+FFFE and U+FFFF are not allowed in XML"));
-    }
+    check_chars(input)?;
     let text = normalize_line_ends(input);
     Parser::new(&text, limits).run()
 }
@@ -116,6 +111,22 @@ pub fn refuse_doctype(input: &str) -> Result<(), Error> {
     let has = |needle: &str| input.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
     if has("<!DOCTYPE") || has("<!ENTITY") {
         return Err(Error::Doctype);
+    }
+    Ok(())
+}
+
+/// Refuses the characters XML forbids that a `&str` can hold: control
+/// characters other than tab and line ends, and U+FFFE and U+FFFF (UTF-8
+/// `EF BF BE`, `EF BF BF`). One pass over the bytes.
+fn check_chars(input: &str) -> Result<(), Error> {
+    let b = input.as_bytes();
+    for (at, &c) in b.iter().enumerate() {
+        if c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r') {
+            return Err(malformed_at(input, at, "", format!("character U+{c:04X} is not allowed in XML")));
+        }
+        if c == 0xEF && b.get(at + 1) == Some(&0xBF) && matches!(b.get(at + 2), Some(0xBE | 0xBF)) {
+            return Err(malformed_at(input, at, "", "characters U+FFFE and U+FFFF are not allowed in XML"));
+        }
     }
     Ok(())
 }
@@ -480,16 +491,23 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// The open elements, outermost first, as `<a> > <b id="x">`.
+    /// The open elements, outermost first, as `<a> > <b id="x">`; past six,
+    /// the two outermost and the three innermost around `…`.
     fn context(&self) -> String {
-        self.stack
-            .iter()
-            .map(|e| match e.id() {
-                Some(id) => format!("<{} id=\"{}\">", e.name, id.escape_debug()),
-                None => format!("<{}>", e.name),
-            })
-            .collect::<Vec<_>>()
-            .join(" > ")
+        let show = |e: &Element| match e.id() {
+            Some(id) => format!("<{} id=\"{}\">", e.name, id.escape_debug()),
+            None => format!("<{}>", e.name),
+        };
+        let n = self.stack.len();
+        let parts: Vec<String> = if n <= 6 {
+            self.stack.iter().map(show).collect()
+        } else {
+            let mut parts: Vec<String> = self.stack[..2].iter().map(show).collect();
+            parts.push(format!("… ({} more)", n - 5));
+            parts.extend(self.stack[n - 3..].iter().map(show));
+            parts
+        };
+        parts.join(" > ")
     }
 
     fn error(&self, message: impl Into<String>) -> Error {
