@@ -173,10 +173,11 @@ async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()
         let views = channels.subscribe(&t.name).context("a configured ticket has a channel")?;
         tickets.insert(t.name.clone(), TicketAccess { allow: t.allow.clone(), views });
     }
-    let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?;
+    let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?
+        .with_max_streams_per_client(cfg.limits.max_streams_per_client);
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
-    server::run(listener, tls, server::app(state), metrics, shutdown.clone(), cfg.shutdown_grace()).await?;
+    server::run_with_limits(listener, tls, server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
     shutdown.cancel();
     let _ = watcher.await;
     tracing::info!("stopped");
