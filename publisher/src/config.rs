@@ -160,8 +160,8 @@ impl Limits {
                 return bad(format!("limits.{key} = {value}: use 1 to 3600"));
             }
         }
-        if !(1..=1000).contains(&self.max_streams_per_client) {
-            return bad(format!("limits.max_streams_per_client = {}: use 1 to 1000", self.max_streams_per_client));
+        if !(1..=1_000_000).contains(&self.max_streams_per_client) {
+            return bad(format!("limits.max_streams_per_client = {}: use 1 to 1000000", self.max_streams_per_client));
         }
         Ok(())
     }
