@@ -16,9 +16,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use cib_net::protocol::parse_ticket;
 use cib_publisher::config::{read_config, Config, Overrides};
 use cib_publisher::metrics::Metrics;
-use cib_publisher::publication::Channels;
+use cib_publisher::publication::{grant_term, Channels};
 use cib_publisher::server::{self, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
@@ -61,7 +62,7 @@ enum Command {
     /// canonical content; cib-subscriber verifies it.
     Scope {
         /// Ticket whose configuration to print.
-        #[arg(long, short = 't', value_name = "TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
     },
     /// Serve the configured tickets over HTTPS with mutual TLS (the daemon).
@@ -143,6 +144,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
             let mut cib = Doc::parse(&text).context("parsing the local CIB")?;
+            // A term that is not a number is refused, not printed as none.
+            grant_term(cib.root(), &ticket)?;
             // Scope errors name the ticket and the element already.
             let s = DocScope::select(&mut cib, &ticket)?;
             for l in &s.left_out {

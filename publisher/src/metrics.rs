@@ -9,7 +9,7 @@
 //! | `cib_publisher_versions_published_total` | counter | `ticket` | new versions published |
 //! | `cib_publisher_scope_computations_total` | counter | `ticket` | scopes computed |
 //! | `cib_publisher_open_streams` | gauge | `ticket` | event streams open now |
-//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `watch` |
+//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `term` (a grant term that is not a number: not published), `watch` |
 //! | `cib_publisher_open_connections` | gauge | | TCP connections held now (handshaking or authenticated) |
 //! | `cib_publisher_connections_refused_total` | counter | `reason` | connections closed as soon as accepted: `max_connections`, `max_connections_per_peer` |
 //! | `cib_publisher_connections_timed_out_total` | counter | `phase` | connections closed by a timeout: `handshake` (TLS handshake not finished in time), `idle` (no request and no stream) |
