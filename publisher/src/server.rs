@@ -622,8 +622,14 @@ async fn serve_connection(
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 metrics.error("tls_handshake");
-                let reason = TlsFailure::find(&e).map_or_else(|| "the connection failed during the handshake".to_owned(), |f| f.to_string());
-                tracing::warn!(%peer, %reason, error = %e, "TLS handshake refused");
+                match TlsFailure::find(&e) {
+                    Some(reason) => tracing::warn!(%peer, %reason, error = %e, "TLS handshake refused"),
+                    // Closed or reset before TLS said anything (a port
+                    // probe, a TCP health check, a flooder letting go):
+                    // nothing for the operator to fix, and anyone can make
+                    // as many as they like.
+                    None => tracing::debug!(%peer, error = %e, "connection closed during the TLS handshake"),
+                }
                 return;
             }
             Err(_) => {

@@ -144,6 +144,12 @@ async fn a_flood_from_two_addresses_keeps_its_share_and_the_subscriber_is_served
     // Refusals are logged, but not one line each.
     let warned = site.logs.lines().iter().filter(|l| l.contains("connection refused: too many connections")).count();
     assert!((1..=2).contains(&warned), "{warned} refusal lines");
+    // Nor is the flooder letting go a refused handshake worth a WARN each.
+    drop(half_open);
+    until(&site, Duration::from_secs(5), "the half-open connections closed", |s| s.metric(OPEN) == 8.0).await;
+    let handshake_warnings: Vec<String> = site.logs.lines().into_iter().filter(|l| l.starts_with("WARN") && l.contains("handshake")).collect();
+    assert!(handshake_warnings.is_empty(), "{handshake_warnings:#?}");
+    drop(idle);
 }
 
 /// Four addresses each within their share fill the whole server: the
