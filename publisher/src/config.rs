@@ -99,7 +99,8 @@ pub struct Config {
 pub struct Limits {
     /// TCP connections held at once by the whole server.
     pub max_connections: usize,
-    /// TCP connections held at once from one IP address.
+    /// TCP connections held at once from one IP address (IPv6: from one
+    /// /64 prefix).
     pub max_connections_per_peer: usize,
     /// Seconds a connection has to finish its TLS handshake.
     pub handshake_timeout_seconds: u64,

@@ -16,7 +16,8 @@
 //! Under a flood ([`Limits`]):
 //!
 //! - A connection is closed as soon as it is accepted when the server holds
-//!   `max_connections`, or its peer address holds `max_connections_per_peer`
+//!   `max_connections`, or its peer address (IPv6: its /64) holds
+//!   `max_connections_per_peer`
 //!   (counted in `cib_publisher_connections_refused_total`; one WARN per
 //!   10 s at most). Connections still in their handshake count too: the
 //!   handshake timeout is what frees those a client leaves half-open.
@@ -52,7 +53,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -518,7 +519,7 @@ pub async fn run_with_limits(
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => match slots.take(peer.ip().to_canonical()) {
+                Ok((tcp, peer)) => match slots.take(peer_key(peer.ip())) {
                     Ok(slot) => {
                         let held = Held {
                             _slot: slot,
@@ -557,10 +558,21 @@ pub async fn run_with_limits(
     Ok(())
 }
 
+/// The key a peer's connections are counted under for
+/// `max_connections_per_peer`: its IPv4 address (an IPv4-mapped IPv6
+/// address counts as the IPv4 one), or the /64 prefix of its IPv6 address
+/// (one host commonly holds a whole /64).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
 /// What an accepted connection holds while it lives: its slot under the
 /// connection caps and its count in `open_connections`.
 struct Held {
-    _slot: Slot<std::net::IpAddr>,
+    _slot: Slot<IpAddr>,
     _gauge: GaugeGuard,
 }
 
@@ -811,6 +823,17 @@ mod tests {
             req.extensions_mut().insert(ClientIdentity::from_names([who]));
         }
         req
+    }
+
+    #[test]
+    fn peers_are_counted_by_ipv4_address_or_ipv6_slash_64() {
+        let key = |s: &str| peer_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::1"), "::");
     }
 
     #[tokio::test]
