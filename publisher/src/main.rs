@@ -76,6 +76,8 @@ enum Command {
     /// in its `allow` list, and only while this site holds it granted (not
     /// standby). The CIB is re-read when its file changes (CIB_file, else
     /// /var/lib/pacemaker/cib/cib.xml) and every `recheck_seconds`.
+    /// Connections (in all and per address), handshake and idle times, and
+    /// streams per client certificate are capped by the `[limits]` table.
     ///
     /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
     /// Stops cleanly on SIGTERM or SIGINT.

@@ -1,26 +1,27 @@
 //! The HTTPS server: the router ([`app`]) and the mutual-TLS accept loop
 //! with graceful shutdown ([`run`]).
 //!
-//! `run` takes a bound listener, a rustls configuration that requires client
-//! certificates, the router and a [`CancellationToken`]. Each connection is
-//! a task in a [`JoinSet`]: TLS handshake (bounded by
+//! [`run_with_limits`] (or [`run`], with the default [`Limits`]) takes a
+//! bound listener, a rustls configuration that requires client
+//! certificates, the router, the limits and a [`CancellationToken`]. Each
+//! connection is a task in a [`JoinSet`]: TLS handshake (bounded by
 //! `limits.handshake_timeout_seconds`; failures are logged with the peer
 //! address and the reason, and counted), client identity read from the
 //! verified certificate and attached to every request with the peer
 //! address, then hyper (HTTP/1.1 or HTTP/2 by ALPN) with bounded request
 //! heads. On cancellation the loop stops accepting, every connection is
-//! asked to shut down gracefully (open event streams end by themselves, they
-//! watch the same token), and whatever is still open after the grace period
-//! is aborted.
+//! asked to shut down gracefully (open event streams end by themselves,
+//! they watch the same token), and whatever is still open after the grace
+//! period is aborted.
 //!
 //! Under a flood ([`Limits`]):
 //!
 //! - A connection is closed as soon as it is accepted when the server holds
 //!   `max_connections`, or its peer address (IPv6: its /64) holds
-//!   `max_connections_per_peer`
-//!   (counted in `cib_publisher_connections_refused_total`; one WARN per
-//!   10 s at most). Connections still in their handshake count too: the
-//!   handshake timeout is what frees those a client leaves half-open.
+//!   `max_connections_per_peer` (counted in
+//!   `cib_publisher_connections_refused_total`; one WARN per 10 s at most).
+//!   Connections still in their handshake count too: the handshake timeout
+//!   is what frees those a client leaves half-open.
 //! - An authenticated connection without a request in flight and without
 //!   an open stream for `idle_timeout_seconds` is closed (gracefully: an
 //!   HTTP/2 client gets a GOAWAY). A request or a response body in progress
