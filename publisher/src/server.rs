@@ -99,6 +99,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest an idle connection asked to close is waited for (an HTTP/2
 /// client answering the GOAWAY's ping) before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// An HTTP/2 client silent this long is pinged, and its connection closed
+/// when the ping is not answered within as long again: a stream whose
+/// client vanished without a word (a network partition) gives its slot
+/// under `max_streams_per_client` back within 40 s, before the subscriber,
+/// which gives up on a stream silent for 45 s, connects again.
+const H2_PING_AFTER: Duration = Duration::from_secs(20);
 /// Refused connections are logged at most once per this interval (they
 /// are all counted).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -684,6 +690,8 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_AFTER)
+        .keep_alive_timeout(H2_PING_AFTER)
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
