@@ -94,6 +94,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     runtime.block_on(async {
         sites::watch_signals();
         let mut sites = Sites::create(opts.primitives)?;
+        allow_all_streams(&sites, opts.streams)?;
         if opts.keep {
             sites.dir.disable_cleanup(true);
             eprintln!("cib-bench: files kept in {}", sites.dir.path().display());
@@ -122,6 +123,21 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
             [load_before, load_after],
         ))
     })
+}
+
+/// Raises the publisher's `[limits]` to let one address and one
+/// certificate (every client here is site B on 127.0.0.1) hold `streams`
+/// connections and streams: the defaults are sized for a few subscriber
+/// sites, not for this benchmark.
+fn allow_all_streams(sites: &Sites, streams: usize) -> anyhow::Result<()> {
+    let limits = format!(
+        "[limits]\nmax_connections = {conns}\nmax_connections_per_peer = {conns}\nmax_streams_per_client = {streams}\n",
+        conns = streams + 16
+    );
+    let path = &sites.publisher_toml;
+    let mut text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.push_str(&limits);
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The soft and hard limits on open files, raising the soft one (inherited

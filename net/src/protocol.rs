@@ -81,6 +81,24 @@ pub fn is_valid_ticket(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A ticket name from the command line, checked like the ticket names of
+/// the configuration files ([`is_valid_ticket`]) before it names a
+/// directory or a URL path: the `value_parser` of every `--ticket` flag.
+///
+/// # Errors
+///
+/// A message that quotes the name and says what a ticket name is.
+pub fn parse_ticket(name: &str) -> Result<String, String> {
+    if is_valid_ticket(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "\"{}\" is not a ticket name: use 1 to 256 letters, digits, `.`, `_` or `-`, starting with a letter or `_`",
+            name.escape_debug()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +127,9 @@ mod tests {
         assert!(!is_valid_ticket("-x"));
         assert!(!is_valid_ticket("1x"));
         assert!(!is_valid_ticket(&"a".repeat(257)));
+        assert_eq!(parse_ticket("geo").as_deref(), Ok("geo"));
+        let err = parse_ticket("../x").unwrap_err();
+        assert!(err.contains("\"../x\" is not a ticket name"), "{err}");
+        assert!(parse_ticket("a\nb").unwrap_err().contains(r#""a\nb""#));
     }
 }

@@ -15,6 +15,13 @@
 //! [[ticket]]
 //! name  = "geo"
 //! allow = ["site-b.example", "site-c.example"]
+//!
+//! [limits]                        # every key optional; these are the defaults
+//! max_connections = 256           # TCP connections held at once, whole server
+//! max_connections_per_peer = 16   # ... from one IP address
+//! handshake_timeout_seconds = 10  # to finish the TLS handshake
+//! idle_timeout_seconds = 60       # without a request in flight or a stream
+//! max_streams_per_client = 4      # event streams per certificate and ticket
 //! ```
 //!
 //! Unknown keys are errors (a misspelt key must not silently fall back to a
@@ -39,6 +46,18 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9443";
 pub const DEFAULT_RECHECK_SECONDS: u64 = 30;
 /// Default time open connections get to finish after SIGTERM, in seconds.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 5;
+/// Default cap on TCP connections held at once by the whole server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default cap on TCP connections held at once from one IP address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 16;
+/// Default time a connection has to finish its TLS handshake, in seconds.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECONDS: u64 = 10;
+/// Default time an authenticated connection may stay without a request in
+/// flight and without an open stream, in seconds.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// Default cap on event streams open at once per client certificate and
+/// ticket.
+pub const DEFAULT_MAX_STREAMS_PER_CLIENT: usize = 4;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -63,6 +82,90 @@ pub struct Config {
     /// Time open connections get to finish on shutdown, in seconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Caps and timeouts that keep a flood of connections from starving
+    /// the subscribers (`[limits]`).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The `[limits]` table: what one client, or many, may hold of the server.
+///
+/// A connection over either connection cap is closed as soon as it is
+/// accepted. Connections that have not finished the TLS handshake count
+/// against both caps until the handshake timeout frees them; the per-peer
+/// cap is what keeps one address from filling the whole server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// TCP connections held at once by the whole server.
+    pub max_connections: usize,
+    /// TCP connections held at once from one IP address (IPv6: from one
+    /// /64 prefix).
+    pub max_connections_per_peer: usize,
+    /// Seconds a connection has to finish its TLS handshake.
+    pub handshake_timeout_seconds: u64,
+    /// Seconds an authenticated connection may stay without a request in
+    /// flight and without an open event stream before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// Event streams open at once per client certificate and ticket; one
+    /// more is answered `429`.
+    pub max_streams_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            handshake_timeout_seconds: DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+            max_streams_per_client: DEFAULT_MAX_STREAMS_PER_CLIENT,
+        }
+    }
+}
+
+impl Limits {
+    /// The TLS handshake timeout.
+    #[must_use]
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_seconds)
+    }
+
+    /// The idle timeout of authenticated connections.
+    #[must_use]
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_seconds)
+    }
+
+    /// Checks the ranges; the message names the key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the first value out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return bad(format!("limits.max_connections = {}: use 1 to 1000000", self.max_connections));
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_peer) {
+            return bad(format!(
+                "limits.max_connections_per_peer = {}: use 1 to max_connections ({})",
+                self.max_connections_per_peer, self.max_connections
+            ));
+        }
+        for (key, value) in [
+            ("handshake_timeout_seconds", self.handshake_timeout_seconds),
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return bad(format!("limits.{key} = {value}: use 1 to 3600"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_streams_per_client) {
+            return bad(format!("limits.max_streams_per_client = {}: use 1 to 1000000", self.max_streams_per_client));
+        }
+        Ok(())
+    }
 }
 
 /// One `[[ticket]]` table.
@@ -202,7 +305,7 @@ impl Config {
         if self.shutdown_grace_seconds > 3600 {
             return bad(format!("shutdown_grace_seconds = {}: use 0 to 3600", self.shutdown_grace_seconds));
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The periodic re-check interval.
@@ -267,6 +370,23 @@ mod tests {
         assert_eq!(c.shutdown_grace_seconds, 5);
         assert_eq!(c.cib_file, None);
         assert_eq!(c.ticket_names(), ["geo"]);
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(
+            (c.limits.max_connections, c.limits.max_connections_per_peer, c.limits.max_streams_per_client),
+            (256, 16, 4)
+        );
+        assert_eq!(c.limits.handshake_timeout(), Duration::from_secs(10));
+        assert_eq!(c.limits.idle_timeout(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn limits_are_read_and_partial_tables_keep_the_other_defaults() {
+        let c: Config = format!("{MINIMAL}\n[limits]\nmax_connections_per_peer = 2\nidle_timeout_seconds = 5\n").parse().unwrap();
+        assert_eq!(c.limits.max_connections_per_peer, 2);
+        assert_eq!(c.limits.idle_timeout(), Duration::from_secs(5));
+        assert_eq!(c.limits.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let err = format!("{MINIMAL}\n[limits]\nmax_conections = 2\n").parse::<Config>().unwrap_err();
+        assert!(err.to_string().contains("max_conections"), "{err}");
     }
 
     #[test]
@@ -324,6 +444,12 @@ mod tests {
             (Box::new(|c| c.tickets.push(c.tickets[0].clone())), "configured twice"),
             (Box::new(|c| c.recheck_seconds = 0), "recheck_seconds"),
             (Box::new(|c| c.cib_file = Some("/nonexistent/cib.xml".into())), "cib_file"),
+            (Box::new(|c| c.limits.max_connections = 0), "limits.max_connections"),
+            (Box::new(|c| c.limits.max_connections_per_peer = 0), "limits.max_connections_per_peer"),
+            (Box::new(|c| c.limits.max_connections_per_peer = 257), "limits.max_connections_per_peer"),
+            (Box::new(|c| c.limits.handshake_timeout_seconds = 0), "limits.handshake_timeout_seconds"),
+            (Box::new(|c| c.limits.idle_timeout_seconds = 3601), "limits.idle_timeout_seconds"),
+            (Box::new(|c| c.limits.max_streams_per_client = 0), "limits.max_streams_per_client"),
         ];
         for (change, expect) in cases {
             let mut c = good.clone();

@@ -18,6 +18,8 @@
 //!   periodic re-check; queries the CIB off the async threads and publishes.
 //! - [`server`]: the axum router ([`server::app`]) and the mutual-TLS accept
 //!   loop with graceful shutdown ([`server::run`]).
+//! - [`slots`]: counted slots per key and in total — the connection caps
+//!   and the stream cap of the server.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the crate's one error enum, [`Error`].
 
@@ -28,6 +30,7 @@ pub mod error;
 pub mod metrics;
 pub mod publication;
 pub mod server;
+pub mod slots;
 pub mod watch;
 
 pub use error::Error;

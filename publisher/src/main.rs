@@ -16,9 +16,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use cib_publisher::config::{read_config, Config, Overrides};
+use cib_net::protocol::parse_ticket;
+use cib_publisher::config::{read_config, Config, Limits, Overrides};
 use cib_publisher::metrics::Metrics;
-use cib_publisher::publication::Channels;
+use cib_publisher::publication::{grant_term, Channels};
 use cib_publisher::server::{self, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
@@ -54,7 +55,7 @@ enum Command {
     /// canonical content; cib-subscriber verifies it.
     Scope {
         /// Ticket whose configuration to print.
-        #[arg(long, short = 't', value_name = "TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
     },
     /// Serve the configured tickets over HTTPS with mutual TLS (the daemon).
@@ -68,6 +69,8 @@ enum Command {
     /// in its `allow` list, and only while this site holds it granted (not
     /// standby). The CIB is re-read when its file changes (CIB_file, else
     /// /var/lib/pacemaker/cib/cib.xml) and every `recheck_seconds`.
+    /// Connections (in all and per address), handshake and idle times, and
+    /// streams per client certificate are capped by the `[limits]` table.
     ///
     /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
     /// Stops cleanly on SIGTERM or SIGINT.
@@ -136,6 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
             let cib = xml::parse(&text).context("parsing the local CIB")?;
+            // A term that is not a number is refused, not printed as none.
+            grant_term(&cib, &ticket)?;
             // Scope errors name the ticket and the element already.
             let s = scope::cut(cib, &ticket)?;
             for l in &s.left_out {
@@ -166,12 +171,42 @@ async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()
         let views = channels.subscribe(&t.name).context("a configured ticket has a channel")?;
         tickets.insert(t.name.clone(), TicketAccess { allow: t.allow.clone(), views });
     }
-    let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?;
+    let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?
+        .with_max_streams_per_client(cfg.limits.max_streams_per_client);
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
+    warn_if_open_files_are_short(&cfg.limits);
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
-    server::run(listener, tls, server::app(state), metrics, shutdown.clone(), cfg.shutdown_grace()).await?;
+    server::run_with_limits(listener, tls, server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
     shutdown.cancel();
     let _ = watcher.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Files the publisher keeps open besides its connections: the listener,
+/// the CIB watch, `cibadmin`'s pipes, standard streams, the runtime's own.
+const FILES_BESIDES_CONNECTIONS: usize = 64;
+
+/// Warns when `ulimit -n` is too low for `max_connections`: accepting would
+/// then fail (EMFILE, retried every 100 ms) before the cap refuses anyone,
+/// and the subscribers would wait behind the flood instead.
+fn warn_if_open_files_are_short(limits: &Limits) {
+    let Some(soft) = open_files_limit() else { return };
+    let needed = limits.max_connections + FILES_BESIDES_CONNECTIONS;
+    if soft < needed {
+        tracing::warn!(
+            open_files = soft,
+            needed,
+            max_connections = limits.max_connections,
+            "the open-files limit (ulimit -n) is below what limits.max_connections needs: raise it or lower max_connections"
+        );
+    }
+}
+
+/// The soft limit on open files of this process, from /proc/self/limits;
+/// `None` when unlimited or unknown.
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

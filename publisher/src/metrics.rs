@@ -9,7 +9,10 @@
 //! | `cib_publisher_versions_published_total` | counter | `ticket` | new versions published |
 //! | `cib_publisher_scope_computations_total` | counter | `ticket` | scopes computed |
 //! | `cib_publisher_open_streams` | gauge | `ticket` | event streams open now |
-//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `watch` |
+//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `term` (a grant term that is not a number: not published), `watch` |
+//! | `cib_publisher_open_connections` | gauge | | TCP connections held now (handshaking or authenticated) |
+//! | `cib_publisher_connections_refused_total` | counter | `reason` | connections closed as soon as accepted: `max_connections`, `max_connections_per_peer` |
+//! | `cib_publisher_connections_timed_out_total` | counter | `phase` | connections closed by a timeout: `handshake` (TLS handshake not finished in time), `idle` (no request and no stream) |
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +53,20 @@ pub struct ErrorLabel {
     pub kind: &'static str,
 }
 
+/// Label set `{reason}` of the refused-connections counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Which cap refused the connection (see the module table).
+    pub reason: &'static str,
+}
+
+/// Label set `{phase}` of the timed-out-connections counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    /// When the connection timed out (see the module table).
+    pub phase: &'static str,
+}
+
 /// Every metric of the publisher, with its registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +79,9 @@ pub struct Metrics {
     computations: Family<TicketLabel, Counter>,
     open_streams: Family<TicketLabel, Gauge>,
     errors: Family<ErrorLabel, Counter>,
+    open_connections: Gauge,
+    refused: Family<ReasonLabel, Counter>,
+    timed_out: Family<PhaseLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,6 +102,9 @@ impl Metrics {
         let computations = Family::<TicketLabel, Counter>::default();
         let open_streams = Family::<TicketLabel, Gauge>::default();
         let errors = Family::<ErrorLabel, Counter>::default();
+        let open_connections = Gauge::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
+        let timed_out = Family::<PhaseLabel, Counter>::default();
         registry.register("scope_info", "The scope version currently published (value 1)", scope_info.clone());
         registry.register("ticket_granted", "1 while this site holds the ticket granted and not standby", granted.clone());
         registry.register("ticket_term", "Grant term of the published version (0 when none)", term.clone());
@@ -89,6 +112,9 @@ impl Metrics {
         registry.register("scope_computations", "Scopes computed from the CIB", computations.clone());
         registry.register("open_streams", "Event streams open now", open_streams.clone());
         registry.register("errors", "Errors by kind", errors.clone());
+        registry.register("open_connections", "TCP connections held now", open_connections.clone());
+        registry.register("connections_refused", "Connections closed as soon as accepted, by the cap that refused them", refused.clone());
+        registry.register("connections_timed_out", "Connections closed by the handshake or the idle timeout", timed_out.clone());
         Metrics {
             registry,
             scope_info,
@@ -99,6 +125,9 @@ impl Metrics {
             computations,
             open_streams,
             errors,
+            open_connections,
+            refused,
+            timed_out,
         }
     }
 
@@ -145,12 +174,32 @@ impl Metrics {
         self.errors.get_or_create(&ErrorLabel { kind }).inc();
     }
 
+    /// Counts a connection refused by a cap (`max_connections` or
+    /// `max_connections_per_peer`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a connection closed by a timeout (`handshake` or `idle`).
+    pub fn connection_timed_out(&self, phase: &'static str) {
+        self.timed_out.get_or_create(&PhaseLabel { phase }).inc();
+    }
+
+    /// Counts a connection as open until the returned guard is dropped.
+    #[must_use]
+    pub fn connection_opened(&self) -> GaugeGuard {
+        self.open_connections.inc();
+        GaugeGuard {
+            gauge: self.open_connections.clone(),
+        }
+    }
+
     /// Counts a stream as open until the returned guard is dropped.
     #[must_use]
-    pub fn stream_opened(&self, ticket: &str) -> StreamGuard {
+    pub fn stream_opened(&self, ticket: &str) -> GaugeGuard {
         let gauge = self.open_streams.get_or_create(&label(ticket)).clone();
         gauge.inc();
-        StreamGuard { gauge }
+        GaugeGuard { gauge }
     }
 
     fn replace_info(&self, ticket: &str, new: Option<ScopeLabels>) {
@@ -167,13 +216,13 @@ impl Metrics {
     }
 }
 
-/// Decrements the open-streams gauge when dropped.
+/// Decrements an open-streams or open-connections gauge when dropped.
 #[derive(Debug)]
-pub struct StreamGuard {
+pub struct GaugeGuard {
     gauge: Gauge,
 }
 
-impl Drop for StreamGuard {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.gauge.dec();
     }
@@ -217,5 +266,14 @@ mod tests {
         assert!(m.encode().contains(r#"cib_publisher_open_streams{ticket="geo"} 0"#));
         m.error("forbidden");
         assert!(m.encode().contains(r#"cib_publisher_errors_total{kind="forbidden"} 1"#));
+        let c = m.connection_opened();
+        assert!(m.encode().contains("cib_publisher_open_connections 1"));
+        drop(c);
+        assert!(m.encode().contains("cib_publisher_open_connections 0"));
+        m.connection_refused("max_connections_per_peer");
+        m.connection_timed_out("idle");
+        let text = m.encode();
+        assert!(text.contains(r#"cib_publisher_connections_refused_total{reason="max_connections_per_peer"} 1"#), "{text}");
+        assert!(text.contains(r#"cib_publisher_connections_timed_out_total{phase="idle"} 1"#), "{text}");
     }
 }

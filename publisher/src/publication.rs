@@ -93,8 +93,8 @@ pub enum TicketView {
         /// Granted but in standby.
         standby: bool,
     },
-    /// Granted here, but its scope cannot be computed (reason for the log;
-    /// not sent to clients).
+    /// Granted here, but its scope cannot be computed or its grant term
+    /// cannot be read (reason for the log; not sent to clients).
     Failed(String),
     /// Granted here: this is served.
     Granted(Arc<Published>),
@@ -116,6 +116,66 @@ impl TicketView {
     #[must_use]
     pub fn is_granted(&self) -> bool {
         matches!(self, TicketView::Granted(_))
+    }
+}
+
+/// A grant term that the CIB records for a ticket but that is not a
+/// canonical unsigned decimal number (`+5`, `007`, `abc`, `-1`, empty, or
+/// beyond 64 bits). Publishing such a ticket as having no term would let
+/// subscribers accept an older grant's configuration, so it is not
+/// published at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "ticket `{ticket}`: its ticket_state has {attr}=\"{value}\", not a grant term \
+     (an unsigned decimal number without sign or leading zeros): not published"
+)]
+pub struct BadTerm {
+    /// The ticket.
+    pub ticket: String,
+    /// The attribute read: `term` (booth) or `last-granted`.
+    pub attr: &'static str,
+    /// Its value, as written in the CIB.
+    pub value: String,
+}
+
+/// The grant term of `ticket` in a parsed CIB: booth's `term` if its
+/// `ticket_state` has one, else `last-granted`; `None` when it has neither
+/// (a ticket granted with `crm_ticket` and never by booth may have none).
+///
+/// This is the value `cib_transforms` puts in the document; it is read
+/// here again only to refuse what that lenient reading would turn into
+/// "no term" (or, for `+5`, into 5).
+///
+/// # Errors
+///
+/// [`BadTerm`] when the attribute read is not a canonical unsigned decimal.
+pub fn grant_term(cib: &Element, ticket: &str) -> Result<Option<u64>, BadTerm> {
+    let Some(state) = ticket_state_node(cib, ticket) else {
+        return Ok(None);
+    };
+    let Some((attr, value)) = [("term", state.attr("term")), ("last-granted", state.attr("last-granted"))]
+        .into_iter()
+        .find_map(|(attr, value)| value.map(|v| (attr, v)))
+    else {
+        return Ok(None);
+    };
+    parse_term(value).map(Some).ok_or_else(|| BadTerm {
+        ticket: ticket.to_owned(),
+        attr,
+        value: value.to_owned(),
+    })
+}
+
+/// A canonical unsigned decimal that fits in 64 bits: digits only, no
+/// leading zero (but `0` itself).
+fn parse_term(value: &str) -> Option<u64> {
+    let canonical = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && (value == "0" || !value.starts_with('0'));
+    if canonical {
+        value.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -147,13 +207,22 @@ pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
     if !state.granted || standby {
         return TicketView::NotGranted { standby };
     }
+    let term = match grant_term(cib, ticket) {
+        Ok(term) => term,
+        Err(e) => {
+            metrics.error("term");
+            return TicketView::Failed(e.to_string());
+        }
+    };
     metrics.computed(ticket);
     let s = match scope::scope(cib, ticket) {
         Ok(s) => s,
         Err(e) => return TicketView::Failed(e.to_string()),
     };
     let version = s.version.clone().unwrap_or_else(|| cib::version(cib));
-    match Published::new(ticket, s.to_document_xml(), s.digest, version, s.term) {
+    // The same attribute, read the same way once it is canonical.
+    debug_assert_eq!(s.term, term, "the document's term and the checked one");
+    match Published::new(ticket, s.to_document_xml(), s.digest, version, term) {
         Ok(p) => TicketView::Granted(Arc::new(p)),
         Err(e) => TicketView::Failed(e.to_string()),
     }
@@ -162,10 +231,14 @@ pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
 /// Whether `<ticket_state id=ticket standby="true">` is recorded.
 /// (`cib_transforms::cib::TicketState` carries `granted` and `term` only.)
 fn is_standby(cib: &Element, ticket: &str) -> bool {
+    ticket_state_node(cib, ticket).is_some_and(|s| s.attr("standby") == Some("true"))
+}
+
+/// `<status><tickets><ticket_state id=ticket>`, if recorded.
+fn ticket_state_node<'a>(cib: &'a Element, ticket: &str) -> Option<&'a Element> {
     cib.child("status")
         .and_then(|s| s.child("tickets"))
         .and_then(|t| t.children.iter().find(|c| c.name == "ticket_state" && c.id() == Some(ticket)))
-        .is_some_and(|s| s.attr("standby") == Some("true"))
 }
 
 /// One watch channel per configured ticket.
@@ -234,7 +307,7 @@ impl Channels {
                     tracing::info!(ticket, standby, "ticket not granted at this site: not serving it");
                 }
                 TicketView::Failed(reason) => {
-                    tracing::error!(ticket, %reason, "ticket granted here but its scope cannot be computed: not serving it");
+                    tracing::error!(ticket, %reason, "ticket granted here but its scope cannot be computed or its grant term not read: not serving it");
                 }
                 TicketView::Unavailable(reason) => {
                     tracing::warn!(ticket, %reason, "CIB unavailable: not serving the ticket");
@@ -297,6 +370,51 @@ mod tests {
         let v = view(r#"<ticket_state id="geo" granted="true" last-granted="1700000000" term="12"/>"#, "geo");
         let TicketView::Granted(p) = v else { panic!("{v:?}") };
         assert_eq!(p.term, Some(12));
+    }
+
+    #[test]
+    fn no_term_at_all_is_published_without_one() {
+        let v = view(r#"<ticket_state id="geo" granted="true"/>"#, "geo");
+        let TicketView::Granted(p) = v else { panic!("{v:?}") };
+        assert_eq!(p.term, None);
+        assert_eq!(p.etag, p.digest);
+        assert!(!p.document_str().contains("replicator-term"));
+        let v = view(r#"<ticket_state id="geo" granted="true" term="0"/>"#, "geo");
+        let TicketView::Granted(p) = v else { panic!("{v:?}") };
+        assert_eq!(p.term, Some(0));
+    }
+
+    #[test]
+    fn a_term_that_is_not_a_canonical_decimal_is_not_published() {
+        for (attrs, attr, value) in [
+            (r#"term="+5""#, "term", "+5"),
+            (r#"term="abc" last-granted="1700000000""#, "term", "abc"),
+            (r#"term="007""#, "term", "007"),
+            (r#"term="""#, "term", ""),
+            (r#"term=" 5""#, "term", " 5"),
+            (r#"term="-1""#, "term", "-1"),
+            (r#"term="18446744073709551616""#, "term", "18446744073709551616"),
+            (r#"last-granted="1.7e9""#, "last-granted", "1.7e9"),
+        ] {
+            let m = Metrics::new();
+            let text = cib(&format!(r#"<ticket_state id="geo" granted="true" {attrs}/>"#));
+            let v = views(&text, &["geo".to_owned()], &m).unwrap().remove(0).1;
+            let TicketView::Failed(reason) = v else { panic!("{attrs}: {v:?}") };
+            let expected = BadTerm {
+                ticket: "geo".into(),
+                attr,
+                value: value.into(),
+            };
+            assert_eq!(reason, expected.to_string());
+            assert!(reason.contains("ticket `geo`") && reason.contains(&format!("{attr}=\"{value}\"")), "{reason}");
+            assert!(m.encode().contains(r#"cib_publisher_errors_total{kind="term"} 1"#), "{attrs}");
+        }
+        // Not granted here: nothing is published, and the term is not read.
+        assert_eq!(
+            view(r#"<ticket_state id="geo" granted="false" term="x"/>"#, "geo"),
+            TicketView::NotGranted { standby: false }
+        );
+        assert_eq!(parse_term("18446744073709551615"), Some(u64::MAX));
     }
 
     #[test]

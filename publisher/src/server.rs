@@ -1,16 +1,33 @@
 //! The HTTPS server: the router ([`app`]) and the mutual-TLS accept loop
 //! with graceful shutdown ([`run`]).
 //!
-//! `run` takes a bound listener, a rustls configuration that requires client
-//! certificates, the router and a [`CancellationToken`]. Each connection is
-//! a task in a [`JoinSet`]: TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`];
-//! failures are logged with the peer address and the reason, and counted),
-//! client identity read from the verified certificate and attached to every
-//! request with the peer address, then hyper (HTTP/1.1 or HTTP/2 by ALPN)
-//! with bounded request heads. On cancellation the loop stops accepting,
-//! every connection is asked to shut down gracefully (open event streams end
-//! by themselves, they watch the same token), and whatever is still open
-//! after the grace period is aborted.
+//! [`run_with_limits`] (or [`run`], with the default [`Limits`]) takes a
+//! bound listener, a rustls configuration that requires client
+//! certificates, the router, the limits and a [`CancellationToken`]. Each
+//! connection is a task in a [`JoinSet`]: TLS handshake (bounded by
+//! `limits.handshake_timeout_seconds`; failures are logged with the peer
+//! address and the reason, and counted), client identity read from the
+//! verified certificate and attached to every request with the peer
+//! address, then hyper (HTTP/1.1 or HTTP/2 by ALPN) with bounded request
+//! heads. On cancellation the loop stops accepting, every connection is
+//! asked to shut down gracefully (open event streams end by themselves,
+//! they watch the same token), and whatever is still open after the grace
+//! period is aborted.
+//!
+//! Under a flood ([`Limits`]):
+//!
+//! - A connection is closed as soon as it is accepted when the server holds
+//!   `max_connections`, or its peer address (IPv6: its /64) holds
+//!   `max_connections_per_peer` (counted in
+//!   `cib_publisher_connections_refused_total`; one WARN per 10 s at most).
+//!   Connections still in their handshake count too: the handshake timeout
+//!   is what frees those a client leaves half-open.
+//! - An authenticated connection without a request in flight and without
+//!   an open stream for `idle_timeout_seconds` is closed (gracefully: an
+//!   HTTP/2 client gets a GOAWAY). A request or a response body in progress
+//!   — a stream is one — keeps it open.
+//! - A client certificate may hold `max_streams_per_client` streams of a
+//!   ticket at once; one more is answered `429`.
 //!
 //! The routes (`docs/protocol.md`):
 //!
@@ -32,15 +49,18 @@
 //! Errors: 404 ticket not configured, 403 client not in the ticket's
 //! allow-list (logged with the identity and the peer address), 503 ticket
 //! not granted here (or standby, or its scope cannot be computed, or the
-//! CIB is unreadable), 413 for any request that carries a body.
+//! CIB is unreadable), 413 for any request that carries a body, 429 for a
+//! stream over the client's cap.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes, HttpBody as _};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, TRANSFER_ENCODING};
 use axum::http::request::Parts;
@@ -49,6 +69,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
@@ -67,14 +88,26 @@ use cib_net::sse::KEEP_ALIVE_COMMENT;
 use cib_net::tls::TlsFailure;
 use cib_net::ClientIdentity;
 
+use crate::config::{Limits, DEFAULT_MAX_STREAMS_PER_CLIENT};
 use crate::error::Error;
-use crate::metrics::{self, Metrics, StreamGuard};
+use crate::metrics::{self, GaugeGuard, Metrics};
 use crate::publication::{Published, TicketView};
+use crate::slots::{Full, Slot, Slots};
 
-/// Longest a TLS handshake may take before the connection is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send a request head (HTTP/1.1).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an idle connection asked to close is waited for (an HTTP/2
+/// client answering the GOAWAY's ping) before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// An HTTP/2 client silent this long is pinged, and its connection closed
+/// when the ping is not answered within as long again: a stream whose
+/// client vanished without a word (a network partition) gives its slot
+/// under `max_streams_per_client` back within 40 s, before the subscriber,
+/// which gives up on a stream silent for 45 s, connects again.
+const H2_PING_AFTER: Duration = Duration::from_secs(20);
+/// Refused connections are logged at most once per this interval (they
+/// are all counted).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One served ticket: who may read it, and where its views come from.
 #[derive(Debug, Clone)]
@@ -99,6 +132,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     keep_alive: Duration,
+    /// Open streams per (client identity, ticket).
+    streams: Slots<(String, String)>,
+    max_streams: usize,
 }
 
 impl AppState {
@@ -123,8 +159,26 @@ impl AppState {
                 metrics,
                 shutdown,
                 keep_alive: KEEP_ALIVE,
+                streams: Slots::new(usize::MAX, DEFAULT_MAX_STREAMS_PER_CLIENT),
+                max_streams: DEFAULT_MAX_STREAMS_PER_CLIENT,
             }),
         })
+    }
+
+    /// The same state with another cap on the streams one client
+    /// certificate may hold open per ticket (`limits.max_streams_per_client`;
+    /// default [`DEFAULT_MAX_STREAMS_PER_CLIENT`]).
+    ///
+    /// # Panics
+    ///
+    /// If called after the state was cloned.
+    #[must_use]
+    pub fn with_max_streams_per_client(mut self, max: usize) -> AppState {
+        // Only called while building: the Arc is still unique.
+        let inner = Arc::get_mut(&mut self.inner).expect("with_max_streams_per_client before cloning");
+        inner.streams = Slots::new(usize::MAX, max);
+        inner.max_streams = max;
+        self
     }
 
     /// The same state with another keep-alive interval for streams (tests).
@@ -220,6 +274,7 @@ enum ApiError {
     Failed { ticket: String, site: String },
     Unavailable { site: String },
     BodyNotAllowed,
+    TooManyStreams { ticket: String, client: String, max: usize },
 }
 
 impl IntoResponse for ApiError {
@@ -248,6 +303,10 @@ impl IntoResponse for ApiError {
                 format!("the CIB of site {site} cannot be read at the moment"),
             ),
             ApiError::BodyNotAllowed => (StatusCode::PAYLOAD_TOO_LARGE, "requests to this server carry no body".to_owned()),
+            ApiError::TooManyStreams { ticket, client, max } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the client certificate ({client}) already has {max} streams of ticket `{ticket}` open, the most allowed: close one first"),
+            ),
         };
         (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{body}\n")).into_response()
     }
@@ -336,6 +395,16 @@ async fn get_stream(
     let mut views = access.views.clone();
     let first = views.borrow_and_update().clone();
     state.served(&ticket, &first)?;
+    let Ok(slot) = state.inner.streams.take((client.to_string(), ticket.clone())) else {
+        state.inner.metrics.error("too_many_streams");
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        tracing::warn!(ticket, client = %client, %peer, max = state.inner.max_streams, "stream refused: the client has the most streams allowed open");
+        return Err(ApiError::TooManyStreams {
+            ticket,
+            client: client.to_string(),
+            max: state.inner.max_streams,
+        });
+    };
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -347,6 +416,7 @@ async fn get_stream(
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = StreamState {
         _guard: state.inner.metrics.stream_opened(&ticket),
+        _slot: slot,
         ticket,
         client: client.to_string(),
         views,
@@ -374,7 +444,9 @@ struct StreamState {
     shutdown: CancellationToken,
     keep_alive: tokio::time::Interval,
     /// Counts the stream in `open_streams` while it lives.
-    _guard: StreamGuard,
+    _guard: GaugeGuard,
+    /// Holds one of the client's stream slots while it lives.
+    _slot: Slot<(String, String)>,
 }
 
 /// The next frame of a stream: a new version, a keep-alive comment, or the
@@ -412,13 +484,11 @@ async fn next_frame(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, S
     }
 }
 
-/// Serves `app` on `listener` with mutual TLS until `shutdown` is
-/// cancelled, then gives open connections `grace` to finish.
+/// [`run_with_limits`] with the default [`Limits`].
 ///
 /// # Errors
 ///
-/// None today (accept errors are logged and retried); the `Result` keeps
-/// room for fatal listener errors.
+/// As [`run_with_limits`].
 pub async fn run(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -427,15 +497,49 @@ pub async fn run(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<(), Error> {
+    run_with_limits(listener, tls, app, metrics, Limits::default(), shutdown, grace).await
+}
+
+/// Serves `app` on `listener` with mutual TLS until `shutdown` is
+/// cancelled, then gives open connections `grace` to finish. `limits`
+/// caps the connections and bounds the handshake and idle times (the
+/// stream cap is the router's: [`AppState::with_max_streams_per_client`]).
+///
+/// # Errors
+///
+/// None today (accept errors are logged and retried); the `Result` keeps
+/// room for fatal listener errors.
+pub async fn run_with_limits(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), Error> {
     let acceptor = TlsAcceptor::from(tls);
+    let slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
+    let mut refusals = RefusalLog::default();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    conns.spawn(serve_connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(&metrics), shutdown.clone()));
-                }
+                Ok((tcp, peer)) => match slots.take(peer_key(peer.ip())) {
+                    Ok(slot) => {
+                        let held = Held {
+                            _slot: slot,
+                            _gauge: metrics.connection_opened(),
+                        };
+                        conns.spawn(serve_connection(tcp, peer, held, acceptor.clone(), app.clone(), Arc::clone(&metrics), limits, shutdown.clone()));
+                    }
+                    Err(full) => {
+                        // Closed at once: no task, no handshake, no buffer.
+                        drop(tcp);
+                        refusals.refused(full, peer, &limits, &metrics);
+                    }
+                },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -461,6 +565,56 @@ pub async fn run(
     Ok(())
 }
 
+/// The key a peer's connections are counted under for
+/// `max_connections_per_peer`: its IPv4 address (an IPv4-mapped IPv6
+/// address counts as the IPv4 one), or the /64 prefix of its IPv6 address
+/// (one host commonly holds a whole /64).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// What an accepted connection holds while it lives: its slot under the
+/// connection caps and its count in `open_connections`.
+struct Held {
+    _slot: Slot<IpAddr>,
+    _gauge: GaugeGuard,
+}
+
+/// Counts refused connections and logs them at most once per
+/// [`REFUSAL_LOG_INTERVAL`]: a flood must not flood the log as well.
+#[derive(Default)]
+struct RefusalLog {
+    last_logged: Option<Instant>,
+    since_logged: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, full: Full, peer: SocketAddr, limits: &Limits, metrics: &Metrics) {
+        let (reason, cap) = match full {
+            Full::Total => ("max_connections", limits.max_connections),
+            Full::Key => ("max_connections_per_peer", limits.max_connections_per_peer),
+        };
+        metrics.connection_refused(reason);
+        self.since_logged += 1;
+        if self.last_logged.is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL) {
+            tracing::debug!(%peer, reason, "connection refused");
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            reason,
+            cap,
+            refused = self.since_logged,
+            "connection refused: too many connections (refusals are counted in cib_publisher_connections_refused_total, logged at most every 10 s)"
+        );
+        self.last_logged = Some(Instant::now());
+        self.since_logged = 0;
+    }
+}
+
 fn log_join(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
@@ -469,28 +623,39 @@ fn log_join(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site, in `run_with_limits`
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
+    _held: Held,
     acceptor: TlsAcceptor,
     app: Router,
     metrics: Arc<Metrics>,
+    limits: Limits,
     shutdown: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
     let tls = tokio::select! {
         () = shutdown.cancelled() => return,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
+        r = tokio::time::timeout(limits.handshake_timeout(), acceptor.accept(tcp)) => match r {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 metrics.error("tls_handshake");
-                let reason = TlsFailure::find(&e).map_or_else(|| "the connection failed during the handshake".to_owned(), |f| f.to_string());
-                tracing::warn!(%peer, %reason, error = %e, "TLS handshake refused");
+                match TlsFailure::find(&e) {
+                    Some(reason) => tracing::warn!(%peer, %reason, error = %e, "TLS handshake refused"),
+                    // Closed or reset before TLS said anything (a port
+                    // probe, a TCP health check, a flooder letting go):
+                    // nothing for the operator to fix, and anyone can make
+                    // as many as they like.
+                    None => tracing::debug!(%peer, error = %e, "connection closed during the TLS handshake"),
+                }
                 return;
             }
             Err(_) => {
-                metrics.error("tls_handshake");
-                tracing::warn!(%peer, "TLS handshake timed out");
+                // Counted, logged at debug only: a flood of half-open
+                // connections must not flood the log.
+                metrics.connection_timed_out("handshake");
+                tracing::debug!(%peer, "TLS handshake timed out");
                 return;
             }
         },
@@ -504,10 +669,17 @@ async fn serve_connection(
         }
     };
     tracing::debug!(%peer, client = %identity, "connection");
+    let (activity, mut busy) = Activity::new();
+    let client = identity.to_string();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let working = activity.begin();
         req.extensions_mut().insert(identity.clone());
         req.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(req.map(Body::new))
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(req.map(Body::new)).await?;
+            Ok::<_, Infallible>(response.map(|body| Tracked { body, _working: working }))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -518,18 +690,104 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_AFTER)
+        .keep_alive_timeout(H2_PING_AFTER)
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
+    let idle_timeout = limits.idle_timeout();
     let result = tokio::select! {
         r = conn.as_mut() => r,
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
+        () = idle_for(&mut busy, idle_timeout) => {
+            metrics.connection_timed_out("idle");
+            tracing::debug!(%peer, client, idle_s = idle_timeout.as_secs(), "closing an idle connection");
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(IDLE_CLOSE_GRACE, conn).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The requests in flight and response bodies not yet finished of one
+/// connection: a count in a `watch` channel, so the connection's task
+/// learns when it drops to zero.
+struct Activity(Arc<watch::Sender<usize>>);
+
+impl Activity {
+    fn new() -> (Activity, watch::Receiver<usize>) {
+        let (tx, rx) = watch::channel(0);
+        (Activity(Arc::new(tx)), rx)
+    }
+
+    /// Counts one request from now until its response body is finished or
+    /// dropped (the returned guard travels with the body).
+    fn begin(&self) -> Working {
+        self.0.send_modify(|n| *n += 1);
+        Working(Arc::clone(&self.0))
+    }
+}
+
+/// One request or response of an [`Activity`], counted until dropped.
+struct Working(Arc<watch::Sender<usize>>);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Returns once the count has stayed at zero for `timeout`; every change
+/// of the count starts the wait again.
+async fn idle_for(busy: &mut watch::Receiver<usize>, timeout: Duration) {
+    loop {
+        let idle = *busy.borrow_and_update() == 0;
+        let changed = async {
+            if busy.changed().await.is_err() {
+                // The connection is gone; its task returns through `conn`.
+                std::future::pending::<()>().await;
+            }
+        };
+        if idle {
+            tokio::select! {
+                () = tokio::time::sleep(timeout) => return,
+                () = changed => {}
+            }
+        } else {
+            changed.await;
+        }
+    }
+}
+
+/// A response body that keeps its request counted in the connection's
+/// [`Activity`] until it is finished or dropped.
+struct Tracked {
+    body: Body,
+    _working: Working,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -574,6 +832,17 @@ mod tests {
             req.extensions_mut().insert(ClientIdentity::from_names([who]));
         }
         req
+    }
+
+    #[test]
+    fn peers_are_counted_by_ipv4_address_or_ipv6_slash_64() {
+        let key = |s: &str| peer_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::1"), "::");
     }
 
     #[tokio::test]

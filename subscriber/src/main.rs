@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use cib_net::protocol::parse_ticket;
 use cib_subscriber::apply::{self, Color};
 use cib_subscriber::config::{read_config, Overrides, DEFAULT_CONFIG, DEFAULT_STATE_DIR};
 use cib_subscriber::fetch::{Source, TlsArgs};
@@ -72,7 +73,7 @@ enum Command {
     /// something would, 2 on error.
     Diff {
         /// Ticket the scope belongs to.
-        #[arg(long, short = 't', value_name = "TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
         #[command(flatten)]
         input: Input,
@@ -98,7 +99,7 @@ enum Command {
     /// not pass crm_verify. Applying the same scope twice changes nothing.
     ReplicateNow {
         /// Ticket the scope belongs to.
-        #[arg(long, short = 't', value_name = "TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
         #[command(flatten)]
         input: Input,
@@ -113,7 +114,7 @@ enum Command {
     /// pending, last result, last error, with their ages.
     Status {
         /// Ticket to report on.
-        #[arg(long, short = 't', value_name = "TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
         #[command(flatten)]
         local: Local,
@@ -140,7 +141,7 @@ enum Command {
     /// too). Prints one line saying why.
     Gate {
         /// Ticket to decide for (booth sets BOOTH_TICKET).
-        #[arg(long, short = 't', value_name = "TICKET", env = "BOOTH_TICKET")]
+        #[arg(long, short = 't', value_name = "TICKET", env = "BOOTH_TICKET", value_parser = parse_ticket)]
         ticket: String,
         #[command(flatten)]
         local: Local,

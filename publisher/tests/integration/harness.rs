@@ -32,7 +32,8 @@ use cib_net::test_pki::Pki;
 use cib_net::tls::{client_config, server_config, TlsPaths};
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{Channels, Published, TicketView};
-use cib_publisher::server::{app, run, AppState, TicketAccess};
+use cib_publisher::config::Limits;
+use cib_publisher::server::{app, run_with_limits, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 
 /// The ticket of the offline example.
@@ -65,16 +66,21 @@ impl Site {
 
     /// Starts a site; `granted` says whether `geo` is granted first.
     pub async fn start_with(granted: bool) -> Site {
-        Site::build(granted, true).await
+        Site::build(granted, true, Limits::default()).await
+    }
+
+    /// Starts a site holding `geo` granted, serving with `limits`.
+    pub async fn start_limited(limits: Limits) -> Site {
+        Site::build(true, true, limits).await
     }
 
     /// Starts a site holding `geo` granted but without the CIB watcher:
     /// nothing is served until the test publishes ([`Site::publish`]).
     pub async fn start_manual() -> Site {
-        Site::build(true, false).await
+        Site::build(true, false, Limits::default()).await
     }
 
-    async fn build(granted: bool, watch: bool) -> Site {
+    async fn build(granted: bool, watch: bool, limits: Limits) -> Site {
         let (logs, log_guard) = Logs::capture();
         let dir = tempfile::tempdir().unwrap();
         let cib = dir.path().join("cib.xml");
@@ -104,13 +110,14 @@ impl Site {
         );
         let state = AppState::new("site-a", tickets, Arc::clone(&metrics), shutdown.clone())
             .unwrap()
-            .with_keep_alive(Duration::from_millis(200));
+            .with_keep_alive(Duration::from_millis(200))
+            .with_max_streams_per_client(limits.max_streams_per_client);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn({
             let (metrics, shutdown) = (Arc::clone(&metrics), shutdown.clone());
             async move {
-                run(listener, tls, app(state), metrics, shutdown, Duration::from_secs(2)).await.unwrap();
+                run_with_limits(listener, tls, app(state), metrics, limits, shutdown, Duration::from_secs(2)).await.unwrap();
             }
         });
         Site {
@@ -223,6 +230,11 @@ impl EventReader {
             parser: sse::Parser::new(cib_net::protocol::MAX_DOCUMENT_BYTES),
             pending: Default::default(),
         }
+    }
+
+    /// The response, to read on without parsing.
+    pub fn into_response(self) -> reqwest::Response {
+        self.response
     }
 
     /// The next event; `None` when the stream ended. Panics after `limit`.

@@ -105,6 +105,28 @@ async fn not_granted_is_503_and_granted_again_is_200() {
 }
 
 #[tokio::test]
+async fn a_term_that_is_not_a_number_is_not_published() {
+    let site = Site::start().await;
+    let client = site.client(ALLOWED);
+    let mut events = crate::harness::EventReader::new(
+        client.get(site.url(&cib_net::protocol::stream_path(TICKET))).send().await.unwrap(),
+    );
+    events.next(Duration::from_secs(2)).await.unwrap();
+    site.pcmk("crm_ticket", &["--ticket", TICKET, "--set-attr", "term", "--attr-value", "+5"]);
+    let r = wait_for_status(&site, &client, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cannot be published") && !body.contains("+5"), "the reason stays in the log: {body}");
+    assert_eq!(events.next(Duration::from_secs(2)).await, None, "the stream ends");
+    let line = site.logs.wait_for(&["ERROR", "not published", r#"term="+5""#]).await;
+    assert!(line.contains("ticket `geo`"), "{line}");
+    assert_eq!(site.metric(r#"cib_publisher_errors_total{kind="term"}"#), 1.0);
+    // A canonical term is published again.
+    site.pcmk("crm_ticket", &["--ticket", TICKET, "--set-attr", "term", "--attr-value", "5"]);
+    let r = wait_for_status(&site, &client, StatusCode::OK).await;
+    assert_eq!(r.headers()["x-ticket-term"], "5");
+}
+
+#[tokio::test]
 async fn never_granted_is_503_from_the_start() {
     let site = Site::start_with(false).await;
     let r = site.client(ALLOWED).get(site.url(&scope_path())).send().await.unwrap();

@@ -4,6 +4,8 @@
 //! file changed with the real `crm_ticket` and `cibadmin` (`CIB_file` set on
 //! each child), and a real HTTPS client (reqwest over `cib_net::tls`).
 //!
+//! - [`flood`]: connection caps, handshake and idle timeouts, and the
+//!   stream cap per client, with flooders on other loopback addresses.
 //! - [`cli`]: the `serve` binary — configuration checked before binding,
 //!   `examples/make-certs.sh` certificates, SIGTERM.
 //! - [`harness`]: one publisher site (temporary directory, certificates, CIB
@@ -16,6 +18,7 @@
 //!   on revoke and on shutdown; clients that stop reading.
 
 mod cli;
+mod flood;
 mod harness;
 mod http;
 mod stream;

@@ -19,6 +19,8 @@
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
 //! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
+//! - [`ticket_names`]: `--ticket` values checked before use; grant terms
+//!   that are not numbers refused by `cib-publisher scope`.
 //! - [`patch`]: the native format-2 patch applied by the real
 //!   `cibadmin --patch`: corpus sample, random edits, stale versions.
 
@@ -30,5 +32,6 @@ mod patch;
 mod publisher;
 mod refusals;
 mod replicate;
+mod ticket_names;
 mod support;
 mod transform;
