@@ -13,6 +13,7 @@
 //! - [`refusals`]: everything `replicate-now` refuses, each leaving the CIB
 //!   file byte-for-byte unchanged.
 //! - [`hostile`]: hostile documents refused in bounded time and memory.
+//! - [`xmllint`]: the XML parser against libxml2 on 20,000 mutated documents.
 //! - [`transform`]: XSLT output equals `xsltproc`'s; steps run in
 //!   command-line order.
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
@@ -35,3 +36,4 @@ mod replicate;
 mod ticket_names;
 mod support;
 mod transform;
+mod xmllint;

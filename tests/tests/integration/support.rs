@@ -81,7 +81,8 @@ pub fn xsltproc() -> PathBuf {
     find_program("xsltproc", &["/usr/bin"]).expect("checked by check_programs")
 }
 
-fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
+/// A program on `PATH`, else in one of `extra_dirs`.
+pub fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(extra_dirs.iter().map(PathBuf::from))

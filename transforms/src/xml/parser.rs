@@ -167,6 +167,9 @@ struct Parser<'a> {
     stack: Vec<Element>,
     root: Option<Element>,
     text_bytes: usize,
+    /// The run of text read since the last markup, and where it started.
+    pending: String,
+    pending_at: usize,
     /// Where the event being handled starts.
     at: usize,
 }
@@ -188,6 +191,8 @@ impl<'a> Parser<'a> {
             stack: Vec::new(),
             root: None,
             text_bytes: 0,
+            pending: String::new(),
+            pending_at: 0,
             at: 0,
         }
     }
@@ -202,6 +207,9 @@ impl<'a> Parser<'a> {
                     return Err(self.error_at(at, e.to_string()));
                 }
             };
+            if !matches!(event, Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) {
+                self.end_text_run()?;
+            }
             match event {
                 Event::Start(e) => {
                     let el = self.start(&e)?;
@@ -419,25 +427,40 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Character data of the innermost open element. Blank text between
-    /// elements is layout and dropped, unless the element has text already.
+    /// Character data: added to the current run of text, which ends at the
+    /// next piece of markup other than a reference or a CDATA section
+    /// ([`Parser::end_text_run`]), so that how the text was written (one
+    /// piece, references, CDATA) does not change the tree.
     fn push_text(&mut self, text: Cow<'_, str>) -> Result<(), Error> {
-        let blank = text.bytes().all(|b| b.is_ascii_whitespace());
-        let Some(el) = self.stack.last_mut() else {
-            if blank {
-                return Ok(());
-            }
-            let place = if self.root.is_some() { "after" } else { "before" };
-            return Err(self.error(format!("text {place} the root element")));
-        };
-        if blank && el.text.is_empty() {
-            return Ok(());
+        if self.pending.is_empty() {
+            self.pending_at = self.at;
         }
         self.text_bytes += text.len();
         if self.text_bytes > self.limits.max_text_bytes {
             return Err(self.error(format!("more than {} bytes of text", self.limits.max_text_bytes)));
         }
-        el.text.push_str(&text);
+        self.pending.push_str(&text);
+        Ok(())
+    }
+
+    /// The run of text ends: it goes to the innermost open element, except
+    /// a blank run (layout between elements) while the element has no text
+    /// yet. Outside the root element only blank text is allowed.
+    fn end_text_run(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let run = std::mem::take(&mut self.pending);
+        let blank = run.bytes().all(|b| b.is_ascii_whitespace());
+        match self.stack.last_mut() {
+            Some(el) if !(blank && el.text.is_empty()) => el.text.push_str(&run),
+            Some(_) => {}
+            None if blank => {}
+            None => {
+                let place = if self.root.is_some() { "after" } else { "before" };
+                return Err(self.error_at(self.pending_at, format!("text {place} the root element")));
+            }
+        }
         Ok(())
     }
 
