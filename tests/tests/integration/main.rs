@@ -17,6 +17,7 @@
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
 //! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
+//! - [`status`]: `cib-subscriber status`: exit codes and `--output json`.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
 //! - [`patch`]: the native format-2 patch applied by the real
 //!   `cibadmin --patch`: corpus sample, random edits, stale versions.
@@ -28,5 +29,6 @@ mod patch;
 mod publisher;
 mod refusals;
 mod replicate;
+mod status;
 mod support;
 mod transform;
