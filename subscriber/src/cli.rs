@@ -1,6 +1,6 @@
 //! The command line of `cib-subscriber`, a library module so that its man
 //! page and shell completion are generated from the same definitions
-//! (`cargo run -p xtask -- gen`; see `xtask/`).
+//! (`packaging/src/gen.rs`).
 //!
 //! The doc comments are the help text: `cib-subscriber --help` and
 //! `cib-subscriber(8)` show them.

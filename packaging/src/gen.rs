@@ -1,7 +1,8 @@
-//! Build-time tasks of cib-replicator, run by `scripts/package`:
+//! `gen`: the generated files of the cib-replicator package, run by
+//! `scripts/package`:
 //!
 //! ```sh
-//! cargo run -p xtask -- gen target/gen
+//! cargo run -p cib-replicator --bin gen -- target/gen
 //! ```
 //!
 //! writes, from the clap definitions of both binaries
@@ -13,8 +14,8 @@
 //!   `clap_complete`.
 //!
 //! The man pages of the OCF agents are made from their meta-data by
-//! `packaging/ra2man.xsl` (in `scripts/package`). Nothing generated is
-//! committed.
+//! `ra2man.xsl` beside this crate (in `scripts/package`). Nothing generated
+//! is committed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,16 +27,16 @@ use clap_mangen::Man;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.as_slice() {
-        [task, out] if task == "gen" => generate(Path::new(out)),
+        [out] => generate(Path::new(out)),
         _ => {
-            eprintln!("usage: xtask gen OUT_DIR");
+            eprintln!("usage: gen OUT_DIR");
             return ExitCode::from(2);
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask: {e}");
+            eprintln!("gen: {e}");
             ExitCode::from(2)
         }
     }
