@@ -126,8 +126,8 @@ pub enum Command {
     /// Exit status: 0 every ticket is in step (or granted here); 1 a ticket
     /// is not in step: an element drifted or is missing, a version is
     /// staged and not applied, the version last received is not the one
-    /// applied, the daemon's last error is newer than its last success, or
-    /// there is no copy (no rsc_ticket for the ticket here); 2 error: an
+    /// applied, the last document was refused or not applied, or there is
+    /// no copy (no rsc_ticket for the ticket here); 2 error: an
     /// unknown ticket, an unreadable configuration, state or CIB.
     Status {
         /// Ticket to report on (default: every ticket of the configuration).

@@ -295,6 +295,7 @@ fn record_staged_applied(state_dir: &Path, ticket: &str, scope: &Scope, path: &P
             s.pending = None;
         }
         s.last_success = Some(Timestamp::now());
+        s.last_failure = None;
         let what = if applied.changed { "applied by replicate-now" } else { "up to date (replicate-now)" };
         s.last_result = Some(Note::now(what));
     });

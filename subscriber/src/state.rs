@@ -86,6 +86,12 @@ pub struct TicketStatus {
     /// publisher going away. Kept after later successes (compare the times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Note>,
+    /// The last document refused (verification) or not applied (transform,
+    /// merge, `crm_verify`, `cibadmin`): what makes `status` report
+    /// `failed`. Unlike `last_error`, not set by connection errors, and
+    /// cleared when a document is applied, found up to date, or staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Note>,
     /// Each configured peer's connection, by base URL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peers: BTreeMap<String, PeerStatus>,

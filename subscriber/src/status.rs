@@ -77,7 +77,8 @@ pub enum Reason {
     Pending,
     /// The version the daemon last received is not the one applied.
     Stale,
-    /// The daemon's last error is newer than its last success.
+    /// The last document was refused or could not be applied (or
+    /// staged), and none was since.
     Failed,
 }
 
@@ -192,8 +193,11 @@ pub struct Daemon {
     pub last_result: Option<Note>,
     /// When a document was last applied, found up to date, or staged.
     pub last_success: Option<Timestamp>,
-    /// The last failure.
+    /// The last failure, connection errors included.
     pub last_error: Option<Note>,
+    /// The last document refused or not applied, until one is applied,
+    /// found up to date or staged.
+    pub last_failure: Option<Note>,
     /// Each peer's connection.
     pub peers: Vec<Peer>,
 }
@@ -373,10 +377,8 @@ impl TicketReport {
             if matches!(verdict, Verdict::Stale { .. }) {
                 reasons.push(Reason::Stale);
             }
-            if let Some(err) = &status.last_error {
-                if status.last_success.is_none_or(|ok| err.at > ok) {
-                    reasons.push(Reason::Failed);
-                }
+            if status.last_failure.is_some() {
+                reasons.push(Reason::Failed);
             }
         }
         TicketReport {
@@ -442,6 +444,7 @@ impl Daemon {
             last_result: s.last_result,
             last_success: s.last_success,
             last_error: s.last_error,
+            last_failure: s.last_failure,
             peers: s
                 .peers
                 .into_iter()
@@ -467,6 +470,7 @@ impl Daemon {
             last_result: self.last_result.clone(),
             last_success: self.last_success,
             last_error: self.last_error.clone(),
+            last_failure: self.last_failure.clone(),
             peers: self
                 .peers
                 .iter()
@@ -538,11 +542,12 @@ mod tests {
         let r = report(dir.path());
         assert_eq!((r.result, r.code()), (Outcome::InStep, 0), "{r:?}");
 
-        // Received and not applied: stale; an error after the last success: failed.
+        // Received and not applied: stale; a document not applied: failed.
         state::update(dir.path(), "T", |s| {
             s.received = Some(seen("sha256:aa"));
             s.last_success = Some(at(1));
             s.last_error = Some(Note { text: "not applied: boom".into(), at: at(2) });
+            s.last_failure = s.last_error.clone();
         })
         .unwrap();
         let r = report(dir.path());
@@ -552,6 +557,7 @@ mod tests {
         // A later success clears `failed`; a staged version is pending.
         state::update(dir.path(), "T", |s| {
             s.last_success = Some(at(3));
+            s.last_failure = None;
             s.pending = Some(seen("sha256:aa"));
         })
         .unwrap();

@@ -125,20 +125,31 @@ fn the_daemon_state_decides_pending_stale_and_failed() {
     let (r, v) = json(&b, &ticket_args(&dir), 1);
     assert_eq!(v["tickets"][0]["reasons"], serde_json::json!(["pending", "stale"]), "{r}");
 
-    // Not applied: the last error is newer than the last success.
+    // The last document was not applied: failed.
     state::update(&dir, TICKET, |s| {
         s.pending = None;
         s.last_success = Some(Timestamp(Timestamp::now().0 - 60));
         s.last_error = Some(Note::now("not applied: the merged CIB does not validate"));
+        s.last_failure = s.last_error.clone();
     })
     .expect("writing the state");
     let (r, v) = json(&b, &ticket_args(&dir), 1);
     assert_eq!(v["tickets"][0]["reasons"], serde_json::json!(["stale", "failed"]), "{r}");
     assert_eq!(
-        v["tickets"][0]["daemon"]["last_error"]["text"],
+        v["tickets"][0]["daemon"]["last_failure"]["text"],
         "not applied: the merged CIB does not validate",
         "{r}"
     );
+
+    // A connection error alone is no failure of the copy.
+    state::update(&dir, TICKET, |s| {
+        s.received = Some(received(&applied));
+        s.last_failure = None;
+        s.last_error = Some(Note::now("source https://site-a.example:9443 unavailable: 503"));
+    })
+    .expect("writing the state");
+    let (r, v) = json(&b, &ticket_args(&dir), 0);
+    assert_eq!(v["tickets"][0]["daemon"]["last_failure"], Value::Null, "{r}");
 }
 
 #[test]
