@@ -120,8 +120,9 @@ pub enum Command {
     /// else /etc/cib-replicator/subscriber.toml). Without --config and
     /// --state-dir, that file is read when it exists.
     ///
-    /// --output json prints one JSON object with stable fields (see
-    /// subscriber/README.md, "status --output json").
+    /// --output json prints one JSON object with stable fields, described
+    /// in subscriber/README.md, "status --output json" (installed as
+    /// /usr/share/doc/cib-replicator/README.subscriber.md).
     ///
     /// Exit status: 0 every ticket is in step (or granted here); 1 a ticket
     /// is not in step: an element drifted or is missing, a version is
