@@ -401,6 +401,7 @@ pub fn render(status: &TicketStatus, now: Timestamp) -> String {
     out += &format!("last result:     {}\n", note(&status.last_result));
     out += &format!("last success:    {}\n", status.last_success.map_or("-".into(), when));
     out += &format!("last error:      {}\n", note(&status.last_error));
+    out += &format!("last failure:    {}\n", note(&status.last_failure));
     for (url, p) in &status.peers {
         let site = p.site.as_deref().map(|s| format!(" (site {s})")).unwrap_or_default();
         let state = if p.streaming { "streaming" } else { "down" };
