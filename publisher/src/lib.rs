@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the command line (clap), shared with the man page and the
+//!   shell completion.
 //! - [`config`]: the TOML configuration, parsed into typed structs and
 //!   validated before any port is bound.
 //! - [`publication`]: what is published per ticket ([`publication::TicketView`]),
@@ -25,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod metrics;

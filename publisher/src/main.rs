@@ -3,20 +3,18 @@
 //!
 //! The CLI is glue: the scope rules live in `cib-transforms`, running
 //! `cibadmin` lives in `cib-tools`, the daemon's parts live in this
-//! package's library (`cib_publisher::{config, watch, server}`).
+//! package's library (`cib_publisher::{cli, config, watch, server}`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
-use cib_net::protocol::parse_ticket;
+use cib_publisher::cli::{Cli, Command};
 use cib_publisher::config::{read_config, Config, Limits, Overrides};
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{grant_term, Channels};
@@ -24,78 +22,6 @@ use cib_publisher::server::{self, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
 use cib_transforms::{scope, xml};
-
-/// Publish the configuration of a Pacemaker ticket to the other sites of a
-/// geo cluster.
-///
-/// The local CIB is read with `cibadmin --query`; when the environment
-/// variable CIB_file names a file, that file is read instead, exactly as every
-/// Pacemaker tool does.
-///
-/// Exit status: 0 on success (for `serve`: a clean shutdown on SIGTERM or
-/// SIGINT), 2 on any error.
-#[derive(Debug, Parser)]
-#[command(name = "cib-publisher", version, about, long_about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the canonical scope of a ticket as a <configuration> document.
-    ///
-    /// The scope is every rsc_ticket of the ticket, the top-level resources
-    /// they name (directly, through tags or templates), the templates and tags
-    /// those use, and every other constraint wholly inside it. Fencing
-    /// devices, constraints that mix replicated and local-only resources,
-    /// rsc-pattern locations and locations naming a node of this site are
-    /// left out and listed on stderr with the reason. The document carries the
-    /// ticket, the CIB version, the grant term and a SHA-256 digest of the
-    /// canonical content; cib-subscriber verifies it.
-    Scope {
-        /// Ticket whose configuration to print.
-        #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
-        ticket: String,
-    },
-    /// Serve the configured tickets over HTTPS with mutual TLS (the daemon).
-    ///
-    /// Reads and validates the configuration (TOML; see
-    /// examples/publisher.toml) and the TLS files before binding the port.
-    /// Serves GET /v1/tickets/TICKET/scope (conditional with ETag),
-    /// /v1/tickets/TICKET/stream (server-sent events, one event per new
-    /// version), /healthz and /metrics, to clients whose certificate is
-    /// issued by the configured CA; a ticket only to the certificate names
-    /// in its `allow` list, and only while this site holds it granted (not
-    /// standby). The CIB is re-read when its file changes (CIB_file, else
-    /// /var/lib/pacemaker/cib/cib.xml) and every `recheck_seconds`.
-    /// Connections (in all and per address), handshake and idle times, and
-    /// streams per client certificate are capped by the `[limits]` table.
-    ///
-    /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
-    /// Stops cleanly on SIGTERM or SIGINT.
-    Serve {
-        /// Configuration file.
-        #[arg(long, short = 'c', value_name = "FILE")]
-        config: PathBuf,
-        /// Listen on this address instead of the configured one.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
-        /// Site name to announce instead of the configured one.
-        #[arg(long, value_name = "NAME")]
-        site: Option<String>,
-        /// Serve from this CIB file instead of the configured one (or
-        /// CIB_file, or the live CIB).
-        #[arg(long, value_name = "FILE")]
-        cib_file: Option<PathBuf>,
-        /// Periodic re-check interval in seconds instead of the configured one.
-        #[arg(long, value_name = "SECONDS")]
-        recheck_seconds: Option<u64>,
-        /// Check the configuration and TLS files, then exit without serving.
-        #[arg(long)]
-        check: bool,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,4 +1,4 @@
-//! The dry run (`diff`), `replicate-now` and `status` against the local CIB.
+//! The dry run (`diff`) and `replicate-now` against the local CIB.
 //!
 //! Every function takes the [`Cib`] to work on: the CLI passes
 //! `Cib::from_env()` (or the configured `cib_file`), the daemon the one of
@@ -7,21 +7,17 @@
 //! [`Applied::describe`].
 
 use std::io::IsTerminal as _;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
 use cib_tools::cib::Cib;
-use cib_transforms::canonical::element_digest;
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
-use cib_transforms::merge::{self, Options, Ownership, Plan, Report};
+use cib_transforms::merge::{self, Options, Plan, Report};
 use cib_transforms::patch::{self, Patch};
 use cib_transforms::scope::Scope;
 use cib_transforms::xml::{self, Element};
-
-use crate::state::{self, Timestamp};
 
 /// How often a patch is retried when the CIB changed between read and write.
 const ATTEMPTS: usize = 5;
@@ -199,43 +195,4 @@ fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &s
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Prints the ownership record of `ticket` and the state of each owned
-/// element (`ok`, `drift`, `missing`), then what the daemon recorded in
-/// `state_dir` (source, term, applied, pending, last error, ages).
-pub fn status(cib: &Cib, ticket: &str, state_dir: &Path) -> anyhow::Result<()> {
-    let (_, local) = read_local(cib)?;
-    let own = Ownership::read(&local, ticket);
-    let state = cib::ticket_state(&local, ticket);
-    println!("ticket {ticket}: {}", if state.granted { "granted here" } else { "not granted here" });
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("applied scope:   {}", show(&own.applied_digest));
-    println!("origin version:  {}", show(&own.applied_version));
-    println!("grant term:      {}", own.applied_term.map_or("-".into(), |t| t.to_string()));
-    println!("owned elements:  {}", own.owned.len());
-    let config = cib::configuration(&local)?;
-    for (key, recorded) in &own.owned {
-        let (section, id) = key.split_once(':').unwrap_or(("", key));
-        let found = config
-            .child(section)
-            .and_then(|s| s.children.iter().find(|c| c.id() == Some(id)));
-        let state = match found {
-            None => "missing",
-            Some(el) if &element_digest(el) != recorded => "drift",
-            Some(_) => "ok",
-        };
-        println!("  {state:<8} {key}");
-    }
-    let path = state::state_path(state_dir, ticket);
-    if !path.is_file() {
-        println!("daemon state:    none ({} does not exist)", path.display());
-        return Ok(());
-    }
-    let daemon = state::load(state_dir, ticket)?;
-    println!("daemon state ({}):", path.display());
-    for line in state::render(&daemon, Timestamp::now()).lines() {
-        println!("  {line}");
-    }
-    Ok(())
 }

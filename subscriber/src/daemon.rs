@@ -459,7 +459,11 @@ impl Coordinator {
             Ok(Err(e)) => {
                 let e = format!("{e:#}");
                 tracing::warn!(ticket = %self.ticket(), peer = %url, %site, error = %e, "document refused; nothing changed");
-                self.record(|s| s.last_error = Some(Note::now(format!("document from {site} ({url}) refused: {e}"))));
+                self.record(|s| {
+                    let note = Note::now(format!("document from {site} ({url}) refused: {e}"));
+                    s.last_failure = Some(note.clone());
+                    s.last_error = Some(note);
+                });
                 return;
             }
             Err(e) => {
@@ -520,6 +524,7 @@ impl Coordinator {
                     s.applied = Some(seen);
                     s.pending = None;
                     s.last_success = Some(Timestamp::now());
+                    s.last_failure = None;
                     s.last_result = Some(Note::now(format!("applied: {}", counts(&report))));
                 });
             }
@@ -531,6 +536,7 @@ impl Coordinator {
                     }
                     s.pending = None;
                     s.last_success = Some(Timestamp::now());
+                    s.last_failure = None;
                     s.last_result = Some(Note::now("up to date"));
                 });
             }
@@ -543,6 +549,7 @@ impl Coordinator {
                 self.record(|s| {
                     s.pending = Some(seen);
                     s.last_success = Some(Timestamp::now());
+                    s.last_failure = None;
                     s.last_result = Some(Note::now(format!("staged: {}", counts(&report))));
                     if !conflicts.is_empty() {
                         s.last_error = Some(Note::now(format!(
@@ -566,11 +573,19 @@ impl Coordinator {
                         at: Instant::now() + pause,
                     });
                 }
-                self.record(|s| s.last_error = Some(Note::now(format!("{what}: {text}"))));
+                self.record(|s| {
+                    let note = Note::now(format!("{what}: {text}"));
+                    s.last_failure = Some(note.clone());
+                    s.last_error = Some(note);
+                });
             }
             Err(e) => {
                 tracing::error!(%ticket, error = %e, "processing a document panicked");
-                self.record(|s| s.last_error = Some(Note::now(format!("internal error: {e}"))));
+                self.record(|s| {
+                    let note = Note::now(format!("internal error: {e}"));
+                    s.last_failure = Some(note.clone());
+                    s.last_error = Some(note);
+                });
             }
         }
     }

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the command line (clap), shared with the man page and the
+//!   shell completion.
 //! - [`config`]: the daemon's TOML configuration, validated before any
 //!   connection is made.
 //! - [`daemon`]: one coordinator per ticket — verify, grant-term check,
@@ -21,7 +23,9 @@
 //! - [`fetch`]: HTTPS clients with mutual TLS; one-shot `--from https://…`.
 //! - [`pipeline`]: reading and verifying documents, running the site's
 //!   transform steps, staged documents.
-//! - [`apply`]: `diff`, `replicate-now` and `status` against a CIB.
+//! - [`apply`]: `diff` and `replicate-now` against a CIB.
+//! - [`status`]: whether each ticket's copy is in step, as text or JSON,
+//!   with the exit code.
 //! - [`gate`]: whether this site may acquire a ticket (booth's
 //!   `before-acquire-handler`).
 //! - [`booth`]: the replica state as a booth site attribute (booth's
@@ -32,6 +36,7 @@
 
 pub mod apply;
 pub mod booth;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod error;
@@ -40,5 +45,6 @@ pub mod follow;
 pub mod gate;
 pub mod pipeline;
 pub mod state;
+pub mod status;
 
 pub use error::Error;

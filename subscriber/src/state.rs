@@ -86,6 +86,12 @@ pub struct TicketStatus {
     /// publisher going away. Kept after later successes (compare the times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Note>,
+    /// The last document refused (verification) or not applied (transform,
+    /// merge, `crm_verify`, `cibadmin`): what makes `status` report
+    /// `failed`. Unlike `last_error`, not set by connection errors, and
+    /// cleared when a document is applied, found up to date, or staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Note>,
     /// Each configured peer's connection, by base URL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peers: BTreeMap<String, PeerStatus>,
@@ -395,6 +401,7 @@ pub fn render(status: &TicketStatus, now: Timestamp) -> String {
     out += &format!("last result:     {}\n", note(&status.last_result));
     out += &format!("last success:    {}\n", status.last_success.map_or("-".into(), when));
     out += &format!("last error:      {}\n", note(&status.last_error));
+    out += &format!("last failure:    {}\n", note(&status.last_failure));
     for (url, p) in &status.peers {
         let site = p.site.as_deref().map(|s| format!(" (site {s})")).unwrap_or_default();
         let state = if p.streaming { "streaming" } else { "down" };

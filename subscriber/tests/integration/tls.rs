@@ -73,10 +73,11 @@ async fn refused_and_retried(a: &Publisher, b: &Subscriber, series: &str, reason
     let s = b.state();
     assert!(s.received.is_none() && s.applied.is_none(), "{s:?}");
     assert_eq!(std::fs::read(&b.cib).unwrap(), before, "B's CIB changed");
-    // `status` shows it too.
+    // `status` shows it too, and exits 1: B has no copy of the ticket.
     let (code, out, err) = b.cli(&["status", "--ticket", TICKET]).await;
-    assert_eq!(code, 0, "{err}");
     assert!(out.contains("last error:") && out.contains(reason), "{out}");
+    assert!(out.contains("result:          not in step: no-copy"), "{out}");
+    assert_eq!(code, 1, "{err}");
 }
 
 #[tokio::test]

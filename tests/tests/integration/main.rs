@@ -19,6 +19,7 @@
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
 //! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
+//! - [`status`]: `cib-subscriber status`: exit codes and `--output json`.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
 //! - [`ticket_names`]: `--ticket` values checked before use; grant terms
 //!   that are not numbers refused by `cib-publisher scope`.
@@ -34,6 +35,7 @@ mod publisher;
 mod refusals;
 mod replicate;
 mod ticket_names;
+mod status;
 mod support;
 mod transform;
 mod xmllint;

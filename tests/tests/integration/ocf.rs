@@ -462,3 +462,55 @@ fn stop_kills_a_daemon_that_ignores_sigterm() {
     wait_gone(pid);
     res.action("monitor").expect_code(OCF_NOT_RUNNING);
 }
+
+/// The `timeout` of `action` in an agent's meta-data (`30s`).
+fn meta_data_timeout(meta_data: &str, action: &str) -> String {
+    let tag = format!(r#"<action name="{action}""#);
+    let line = meta_data
+        .lines()
+        .find(|l| l.trim_start().starts_with(&tag))
+        .unwrap_or_else(|| panic!("no {action} action in the meta-data\n{meta_data}"));
+    let value = line
+        .split("timeout=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_else(|| panic!("no timeout in {line}"));
+    value.to_owned()
+}
+
+/// pcs copies the agents' start and stop timeouts from the meta-data into
+/// a new resource; crm does not, so the READMEs' crm commands give them.
+#[test]
+fn the_crm_examples_carry_the_meta_data_timeouts() {
+    require_ocf_tools();
+    for agent in ["publisher", "subscriber"] {
+        let mut cmd = Command::new(repo_root().join("ocf").join(agent));
+        cmd.arg("meta-data").env("OCF_ROOT", OCF_ROOT);
+        let r = run(cmd);
+        r.expect_ok();
+        let ops = format!(
+            "op start timeout={} op stop timeout={}",
+            meta_data_timeout(&r.stdout, "start"),
+            meta_data_timeout(&r.stdout, "stop")
+        );
+        for readme in ["ocf/README.md", "examples/geo/README.md"] {
+            let text = std::fs::read_to_string(repo_root().join(readme)).expect("reading the README");
+            let command = text
+                .split(&format!("crm configure primitive {agent} "))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{readme} has no crm command for the {agent}"));
+            // The command's lines, up to the first one not continued (the
+            // geo README gives them as comments).
+            let mut words = Vec::new();
+            for line in command.lines() {
+                let line = line.trim_start_matches(['#', ' ']);
+                words.extend(line.split_whitespace().filter(|w| *w != "\\"));
+                if !line.trim_end().ends_with('\\') {
+                    break;
+                }
+            }
+            let command = words.join(" ");
+            assert!(command.contains(&ops), "{readme}: the crm command of the {agent} lacks `{ops}`: {command}");
+        }
+    }
+}

@@ -309,8 +309,9 @@ fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
     ]);
     assert_eq!(b.nvpair_value("web-ip-ip").as_deref(), Some("10.9.9.9"));
 
+    // Drift: not in step (exit 1).
     let st = b.subscriber(["status", "--ticket", TICKET]);
-    st.expect_ok();
+    st.expect_code(1);
     let state_of = |out: &str, key: &str| -> String {
         out.lines()
             .find(|l| l.split_whitespace().nth(1) == Some(key))
@@ -351,8 +352,9 @@ fn a_replicated_element_deleted_locally_is_drift_and_restored() {
         r#"<rsc_order id="web-before-backup"/>"#,
     ]);
     assert!(b.element("web-before-backup").is_none());
+    // Missing: not in step (exit 1).
     let st = b.subscriber(["status", "--ticket", TICKET]);
-    st.expect_ok();
+    st.expect_code(1);
     assert!(
         st.stdout
             .lines()
