@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cib-publisher: {e:#}");
+            eprintln!("cib-publisher: {}", cib_transforms::printable::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -70,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Scope errors name the ticket and the element already.
             let s = scope::cut(cib, &ticket)?;
             for l in &s.left_out {
-                eprintln!("cib-publisher: left out {l}");
+                eprintln!("cib-publisher: left out {}", cib_transforms::printable::printable(&l.to_string()));
             }
             let mut out = std::io::stdout().lock();
             out.write_all(s.to_document_xml().as_bytes())?;

@@ -119,64 +119,18 @@ impl TicketView {
     }
 }
 
-/// A grant term that the CIB records for a ticket but that is not a
-/// canonical unsigned decimal number (`+5`, `007`, `abc`, `-1`, empty, or
-/// beyond 64 bits). Publishing such a ticket as having no term would let
-/// subscribers accept an older grant's configuration, so it is not
-/// published at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "ticket `{ticket}`: its ticket_state has {attr}=\"{value}\", not a grant term \
-     (an unsigned decimal number without sign or leading zeros): not published"
-)]
-pub struct BadTerm {
-    /// The ticket.
-    pub ticket: String,
-    /// The attribute read: `term` (booth) or `last-granted`.
-    pub attr: &'static str,
-    /// Its value, as written in the CIB.
-    pub value: String,
-}
-
 /// The grant term of `ticket` in a parsed CIB: booth's `term` if its
 /// `ticket_state` has one, else `last-granted`; `None` when it has neither
 /// (a ticket granted with `crm_ticket` and never by booth may have none).
 ///
-/// This is the value `cib_transforms` puts in the document; it is read
-/// here again only to refuse what that lenient reading would turn into
-/// "no term" (or, for `+5`, into 5).
-///
 /// # Errors
 ///
-/// [`BadTerm`] when the attribute read is not a canonical unsigned decimal.
-pub fn grant_term(cib: &Element, ticket: &str) -> Result<Option<u64>, BadTerm> {
-    let Some(state) = ticket_state_node(cib, ticket) else {
-        return Ok(None);
-    };
-    let Some((attr, value)) = [("term", state.attr("term")), ("last-granted", state.attr("last-granted"))]
-        .into_iter()
-        .find_map(|(attr, value)| value.map(|v| (attr, v)))
-    else {
-        return Ok(None);
-    };
-    parse_term(value).map(Some).ok_or_else(|| BadTerm {
-        ticket: ticket.to_owned(),
-        attr,
-        value: value.to_owned(),
-    })
-}
-
-/// A canonical unsigned decimal that fits in 64 bits: digits only, no
-/// leading zero (but `0` itself).
-fn parse_term(value: &str) -> Option<u64> {
-    let canonical = !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_digit())
-        && (value == "0" || !value.starts_with('0'));
-    if canonical {
-        value.parse().ok()
-    } else {
-        None
-    }
+/// [`cib_transforms::Error::BadTerm`] when the value is not a canonical
+/// unsigned decimal: publishing such a ticket as having no term would let
+/// subscribers accept an older grant's configuration, so it is not
+/// published at all.
+pub fn grant_term(cib: &Element, ticket: &str) -> Result<Option<u64>, cib_transforms::Error> {
+    ticket_state(cib, ticket).map(|s| s.term)
 }
 
 /// Why no view could be computed for any ticket.
@@ -202,9 +156,9 @@ pub fn views(cib_text: &str, tickets: &[String], metrics: &Metrics) -> Result<Ve
 /// The view of one ticket in a parsed CIB. The scope is computed only while
 /// the ticket is granted here.
 pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
-    let state = ticket_state(cib, ticket);
+    let granted = cib::ticket_state_element(cib, ticket).is_some_and(|s| s.attr("granted") == Some("true"));
     let standby = is_standby(cib, ticket);
-    if !state.granted || standby {
+    if !granted || standby {
         return TicketView::NotGranted { standby };
     }
     let term = match grant_term(cib, ticket) {
@@ -231,14 +185,7 @@ pub fn view_of(cib: &Element, ticket: &str, metrics: &Metrics) -> TicketView {
 /// Whether `<ticket_state id=ticket standby="true">` is recorded.
 /// (`cib_transforms::cib::TicketState` carries `granted` and `term` only.)
 fn is_standby(cib: &Element, ticket: &str) -> bool {
-    ticket_state_node(cib, ticket).is_some_and(|s| s.attr("standby") == Some("true"))
-}
-
-/// `<status><tickets><ticket_state id=ticket>`, if recorded.
-fn ticket_state_node<'a>(cib: &'a Element, ticket: &str) -> Option<&'a Element> {
-    cib.child("status")
-        .and_then(|s| s.child("tickets"))
-        .and_then(|t| t.children.iter().find(|c| c.name == "ticket_state" && c.id() == Some(ticket)))
+    cib::ticket_state_element(cib, ticket).is_some_and(|s| s.attr("standby") == Some("true"))
 }
 
 /// One watch channel per configured ticket.
@@ -400,9 +347,9 @@ mod tests {
             let text = cib(&format!(r#"<ticket_state id="geo" granted="true" {attrs}/>"#));
             let v = views(&text, &["geo".to_owned()], &m).unwrap().remove(0).1;
             let TicketView::Failed(reason) = v else { panic!("{attrs}: {v:?}") };
-            let expected = BadTerm {
+            let expected = cib_transforms::Error::BadTerm {
                 ticket: "geo".into(),
-                attr,
+                attr: attr.into(),
                 value: value.into(),
             };
             assert_eq!(reason, expected.to_string());
@@ -414,7 +361,6 @@ mod tests {
             view(r#"<ticket_state id="geo" granted="false" term="x"/>"#, "geo"),
             TicketView::NotGranted { standby: false }
         );
-        assert_eq!(parse_term("18446744073709551615"), Some(u64::MAX));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn diff(cib: &Cib, scope: &Scope, opts: Options, color: Color) -> anyhow::Re
         configuration_diff(before, after, "local configuration", "after replicate-now", color.enabled())
     );
     println!("ticket {} (scope {}):", scope.ticket, scope.digest);
-    print!("{}", p.report.summary());
+    print!("{}", cib_transforms::printable::printable(&p.report.summary()));
     if !p.report.conflicts.is_empty() {
         println!("replicate-now would refuse: resolve the conflicts or pass --adopt");
     }

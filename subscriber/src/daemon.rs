@@ -180,7 +180,7 @@ pub fn verify_event(ticket: &str, event: &sse::Event) -> anyhow::Result<Scope> {
         anyhow::bail!("the document is larger than the limit of {MAX_DOCUMENT_BYTES} bytes");
     }
     let doc = xml::parse(&event.data).context("parsing the document")?;
-    let scope = Scope::from_document(doc, Some(ticket)).context("reading the scope")?;
+    let scope = Scope::from_published(doc, Some(ticket)).context("reading the scope")?;
     if let Some(id) = &event.id {
         let expected = entity_tag(&scope.digest, scope.term);
         if *id != expected {
@@ -218,7 +218,7 @@ impl Work {
     /// tools and xsltproc).
     fn process(&self, scope: Scope) -> anyhow::Result<Outcome> {
         let (text, local) = apply::read_local(&self.cib)?;
-        if cib::ticket_state(&local, &self.ticket).granted {
+        if cib::ticket_state(&local, &self.ticket)?.granted {
             return Ok(Outcome::GrantedHere);
         }
         let (scope, log) = pipeline::transform(scope, &self.steps)?;
@@ -288,7 +288,7 @@ impl Coordinator {
         let recorded = {
             let work = Arc::clone(&work);
             tokio::task::spawn_blocking(move || {
-                apply::read_local(&work.cib).map(|(_, local)| Ownership::read(&local, &work.ticket).applied_term)
+                apply::read_local(&work.cib).and_then(|(_, local)| Ok(Ownership::read(&local, &work.ticket)?.applied_term))
             })
             .await
         };

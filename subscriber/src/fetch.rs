@@ -271,7 +271,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// of the content, and agreement with the `X-Cib-Digest` header.
 pub fn verify(fetched: &Fetched, url: &Url, ticket: Option<&str>) -> anyhow::Result<Scope> {
     let doc = xml::parse(&fetched.document).with_context(|| format!("parsing the document from {url}"))?;
-    let scope = Scope::from_document(doc, ticket).with_context(|| format!("reading the scope from {url}"))?;
+    let scope = Scope::from_published(doc, ticket).with_context(|| format!("reading the scope from {url}"))?;
     if let Some(header) = &fetched.digest {
         if *header != scope.digest {
             bail!(

@@ -92,7 +92,7 @@ impl fmt::Display for Verdict {
 /// state `status` for `ticket`, may acquire the ticket.
 #[must_use]
 pub fn decide(local: &Element, ticket: &str, status: &TicketStatus) -> Verdict {
-    if cib::ticket_state(local, ticket).granted {
+    if cib::ticket_state(local, ticket).is_ok_and(|s| s.granted) {
         return Verdict::Holder;
     }
     if !has_rsc_ticket(local, ticket) {
@@ -101,7 +101,7 @@ pub fn decide(local: &Element, ticket: &str, status: &TicketStatus) -> Verdict {
     let Some(received) = &status.received else {
         return Verdict::Origin;
     };
-    let applied = Ownership::read(local, ticket).applied_digest;
+    let applied = Ownership::read(local, ticket).ok().and_then(|o| o.applied_digest);
     if applied.as_deref() == Some(received.digest.as_str()) {
         Verdict::Current(received.clone())
     } else {

@@ -21,6 +21,7 @@ use cib_subscriber::pipeline::{load_scope, load_staged, load_steps, transform, t
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
 use cib_subscriber::status::{Output, Report};
 use cib_transforms::merge::Options;
+use cib_transforms::printable::printable;
 use cib_transforms::Scope;
 
 /// The --rules/--xslt steps of the command line, loaded.
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
     match run(cli, &sub) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("cib-subscriber: {e:#}");
+            eprintln!("cib-subscriber: {}", printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -54,7 +55,7 @@ fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -
 /// The change lines of the transform steps, on stderr.
 fn print_log(log: Vec<String>) {
     for line in log {
-        eprintln!("cib-subscriber: {line}");
+        eprintln!("cib-subscriber: {}", printable(&line));
     }
 }
 
@@ -127,7 +128,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             if let Some(from) = &input.from {
                 let scope = prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?;
                 let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
-                print!("{}", applied.describe(&scope));
+                print!("{}", printable(&applied.describe(&scope)));
                 return Ok(ExitCode::SUCCESS);
             }
             let Some((scope, path, text)) = staged(&input, &ticket, &state_dir)? else {
@@ -137,7 +138,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 );
             };
             let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
-            print!("{}", applied.describe(&scope));
+            print!("{}", printable(&applied.describe(&scope)));
             record_staged_applied(&state_dir, &ticket, &scope, &path, &text, &applied);
             Ok(ExitCode::SUCCESS)
         }
@@ -146,9 +147,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             match output {
                 Output::Json => print!("{}", report.to_json()),
                 Output::Text => {
-                    print!("{}", report.to_text(Timestamp::now()));
+                    print!("{}", printable(&report.to_text(Timestamp::now())));
                     if let Some(e) = &report.error {
-                        eprintln!("cib-subscriber: {e}");
+                        eprintln!("cib-subscriber: {}", printable(e));
                     }
                 }
             }

@@ -82,7 +82,7 @@ fn scope_from_text(path: &Path, text: &str, ticket: Option<&str>) -> anyhow::Res
             path.display()
         );
     }
-    Scope::from_document(doc, ticket).with_context(|| format!("reading scope {}", path.display()))
+    Scope::from_published(doc, ticket).with_context(|| format!("reading scope {}", path.display()))
 }
 
 /// Runs every step over the scope's configuration, in order. The result is in

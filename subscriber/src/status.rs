@@ -336,7 +336,10 @@ impl TicketReport {
     /// false), a ticket neither the CIB nor the daemon's state knows is
     /// unknown.
     fn build(local: &Element, ticket: &str, state_dir: &Path, configured: bool) -> TicketReport {
-        let own = Ownership::read(local, ticket);
+        let own = match Ownership::read(local, ticket) {
+            Ok(own) => own,
+            Err(e) => return TicketReport::error(ticket, e.to_string()),
+        };
         let status = match state::load(state_dir, ticket) {
             Ok(s) => s,
             Err(e) => return TicketReport::error(ticket, e.to_string()),

@@ -54,21 +54,58 @@ pub struct TicketState {
 }
 
 /// Reads the state of ticket `ticket` from a full CIB (default: not granted).
-pub fn ticket_state<'a>(cib: &'a Element, ticket: &str) -> TicketState {
-    let state = cib
-        .child("status")
+///
+/// # Errors
+///
+/// [`Error::BadTerm`] when the grant term (`term`, else `last-granted`) is
+/// not a canonical unsigned decimal: such a value is never taken for "no
+/// term" (which would turn the checks on terms off) nor read leniently.
+pub fn ticket_state(cib: &Element, ticket: &str) -> Result<TicketState, Error> {
+    let Some(s) = ticket_state_element(cib, ticket) else {
+        return Ok(TicketState::default());
+    };
+    let term = match [("term", s.attr("term")), ("last-granted", s.attr("last-granted"))]
+        .into_iter()
+        .find_map(|(attr, value)| value.map(|v| (attr, v)))
+    {
+        None => None,
+        Some((attr, value)) => Some(parse_number(value).ok_or_else(|| Error::BadTerm {
+            ticket: ticket.to_string(),
+            attr: attr.to_string(),
+            value: value.to_string(),
+        })?),
+    };
+    Ok(TicketState {
+        granted: s.attr("granted") == Some("true"),
+        term,
+    })
+}
+
+/// `<status><tickets><ticket_state id=ticket>` of a full CIB, if recorded.
+pub fn ticket_state_element<'a>(cib: &'a Element, ticket: &str) -> Option<&'a Element> {
+    cib.child("status")
         .and_then(|s| s.child("tickets"))
-        .and_then(|t| t.children.iter().find(|c| c.name.as_str() == "ticket_state" && c.id() == Some(ticket)));
-    match state {
-        None => TicketState::default(),
-        Some(s) => TicketState {
-            granted: s.attr("granted") == Some("true"),
-            term: s
-                .attr("term")
-                .or_else(|| s.attr("last-granted"))
-                .and_then(|v| v.parse().ok()),
-        },
+        .and_then(|t| t.children.iter().find(|c| c.name == "ticket_state" && c.id() == Some(ticket)))
+}
+
+/// A canonical unsigned decimal that fits in 64 bits — digits only, no
+/// sign, no leading zero (but `0` itself) — as every term and version
+/// number of cib-replicator is written. `+5`, `05`, ` 5` are refused.
+pub fn parse_number(value: &str) -> Option<u64> {
+    let canonical = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && (value == "0" || !value.starts_with('0'));
+    if canonical {
+        value.parse().ok()
+    } else {
+        None
     }
+}
+
+/// A CIB version `admin_epoch.epoch.num_updates`, each a canonical number
+/// ([`parse_number`]); versions compare as the tuple.
+pub fn parse_version(value: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = value.split('.').map(parse_number);
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
 }
 
 /// Every resource name a constraint uses, with the attribute it came from
@@ -287,6 +324,21 @@ mod tests {
         assert_eq!(r.tags, ["tg"]);
         assert!(ix.fencing.contains("f"));
         assert!(ix.resolve("nope").is_none());
+    }
+
+    #[test]
+    fn numbers_and_versions_are_canonical() {
+        assert_eq!(parse_number("0"), Some(0));
+        assert_eq!(parse_number("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "+5", "05", " 5", "5 ", "-1", "1e3", "18446744073709551616", "x"] {
+            assert_eq!(parse_number(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_version("0.12.3"), Some((0, 12, 3)));
+        assert!(parse_version("0.12") .is_none() && parse_version("0.12.3.4").is_none() && parse_version("0.+1.2").is_none());
+        let cib = parse(r#"<cib><status><tickets><ticket_state id="t" granted="true" term="+5"/></tickets></status></cib>"#).unwrap();
+        assert!(matches!(ticket_state(&cib, "t"), Err(Error::BadTerm { .. })));
+        let cib = parse(r#"<cib><status><tickets><ticket_state id="t" granted="true" last-granted="17"/></tickets></status></cib>"#).unwrap();
+        assert_eq!(ticket_state(&cib, "t"), Ok(TicketState { granted: true, term: Some(17) }));
     }
 
     #[test]

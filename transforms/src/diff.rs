@@ -57,7 +57,7 @@ pub fn unified(old: &str, new: &str, old_label: &str, new_label: &str, color: bo
                 let body = text.strip_suffix('\n').unwrap_or(text);
                 out.push_str(paint);
                 out.push(sign);
-                out.push_str(body);
+                out.push_str(&crate::printable::printable(body));
                 out.push_str(if paint.is_empty() { "" } else { reset });
                 out.push('\n');
                 if !text.ends_with('\n') {

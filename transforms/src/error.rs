@@ -132,4 +132,42 @@ pub enum Error {
         /// Term recorded locally.
         applied: u64,
     },
+    /// A grant term in the CIB is not a canonical unsigned decimal.
+    #[error("ticket `{ticket}`: its ticket_state has {attr}=\"{value}\", not a grant term (an unsigned decimal without sign or leading zero)")]
+    BadTerm {
+        /// The ticket.
+        ticket: String,
+        /// The attribute read: `term` (booth) or `last-granted`.
+        attr: String,
+        /// Its value as written.
+        value: String,
+    },
+    /// A published document breaks a rule every publisher follows.
+    #[error("scope of ticket `{ticket}` refused: {reason}")]
+    NotPublishable {
+        /// The ticket.
+        ticket: String,
+        /// What the publisher would never have published.
+        reason: String,
+    },
+    /// A document without a grant term, or with an older origin version in
+    /// the same term, after a newer one was applied.
+    #[error("scope of ticket `{ticket}` refused: {reason}")]
+    Stale {
+        /// The ticket.
+        ticket: String,
+        /// Why it is older than what is applied.
+        reason: String,
+    },
+    /// The ownership record in the local CIB cannot be read.
+    #[error("the ownership record of ticket `{ticket}` in crm_config is damaged: {reason}")]
+    BadRecord {
+        /// The ticket.
+        ticket: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A version number would overflow.
+    #[error("the local CIB's {0} is at its largest value and cannot be increased")]
+    VersionOverflow(String),
 }

@@ -16,6 +16,7 @@
 //! - [`merge`]: ownership, conflicts, drift and pruning at a subscriber.
 //! - [`patch`]: Pacemaker's versioned format-2 patch between two CIBs
 //!   (what `crm_diff` computes for `cibadmin --patch`), natively.
+//! - [`printable`]: text from documents made safe for a terminal.
 //! - [`validate`]: unique ids and closed references in a fragment.
 //! - [`error`]: the crate's error enum.
 
@@ -25,6 +26,7 @@ pub mod diff;
 pub mod error;
 pub mod merge;
 pub mod patch;
+pub mod printable;
 pub mod rules;
 pub mod scope;
 pub mod validate;

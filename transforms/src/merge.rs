@@ -162,6 +162,10 @@ pub fn check_scope_sections<'a>(sections: &[&'a Element], ticket: &str) -> Resul
     check_fragments(sections)?;
     let section = |name: &str| sections.iter().copied().find(|s| s.name.as_str() == name);
     let ix = Index::of_sections(section("resources"), section("tags"));
+    // A fencing device through a template (`class="stonith"` there).
+    if let Some(id) = ix.fencing.first() {
+        return Err(Error::Fencing((*id).to_string()));
+    }
     let mut bound: BTreeSet<&str> = BTreeSet::new();
     let mut any = false;
     if let Some(cons) = section("constraints") {
@@ -212,7 +216,13 @@ pub struct Ownership {
 
 impl Ownership {
     /// Reads the record of `ticket` from a full CIB (empty when absent).
-    pub fn read(cib: &Element, ticket: &str) -> Ownership {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadRecord`] when its applied term or version cannot be
+    /// read: the checks on terms and versions are never turned off by a
+    /// damaged record.
+    pub fn read(cib: &Element, ticket: &str) -> Result<Ownership, Error> {
         let mut own = Ownership::default();
         let id = record_id(ticket);
         let Some(set) = cib
@@ -220,7 +230,11 @@ impl Ownership {
             .and_then(|c| c.child("crm_config"))
             .and_then(|c| c.children.iter().find(|s| s.id() == Some(id.as_str())))
         else {
-            return own;
+            return Ok(own);
+        };
+        let bad = |name: &str, value: &str| Error::BadRecord {
+            ticket: ticket.to_string(),
+            reason: format!("{name}=\"{}\" is not a valid value", value.escape_debug()),
         };
         for nv in set.children.iter().filter(|c| c.name == "nvpair") {
             let (Some(name), Some(value)) = (nv.attr("name"), nv.attr("value")) else {
@@ -228,15 +242,18 @@ impl Ownership {
             };
             match name {
                 "applied-digest" => own.applied_digest = Some(value.into()),
-                "applied-version" => own.applied_version = Some(value.into()),
-                "applied-term" => own.applied_term = value.parse().ok(),
+                "applied-version" => {
+                    cib::parse_version(value).ok_or_else(|| bad(name, value))?;
+                    own.applied_version = Some(value.into());
+                }
+                "applied-term" => own.applied_term = Some(cib::parse_number(value).ok_or_else(|| bad(name, value))?),
                 _ if name.contains(':') => {
                     own.owned.insert(name.into(), value.into());
                 }
                 _ => {}
             }
         }
-        own
+        Ok(own)
     }
 
     fn to_element(&self, ticket: &str) -> Element {
@@ -270,20 +287,12 @@ impl Ownership {
 /// CIB `local`.
 pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error> {
     let ticket = scope.ticket.as_str();
-    if cib::ticket_state(local, ticket).granted {
+    if cib::ticket_state(local, ticket)?.granted {
         return Err(Error::TicketGrantedLocally(ticket.into()));
     }
     check_scope(scope)?;
-    let record = Ownership::read(local, ticket);
-    if let (Some(applied), Some(offered)) = (record.applied_term, scope.term) {
-        if offered < applied {
-            return Err(Error::StaleTerm {
-                ticket: ticket.into(),
-                offered,
-                applied,
-            });
-        }
-    }
+    let record = Ownership::read(local, ticket)?;
+    check_newer(&record, scope)?;
 
     let mut merged = local.clone();
     let config = cib::configuration_mut(&mut merged)?;
@@ -395,12 +404,56 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
         });
     }
     write_record(config, ticket, &new_record);
-    bump_epoch(&mut merged);
+    bump_epoch(&mut merged)?;
     Ok(Plan {
         cib: merged,
         report,
         changed: true,
     })
+}
+
+/// The one rule for terms and versions, for the daemon and the one-shot
+/// commands alike: a scope is applied only if it is not older than what was
+/// applied last.
+///
+/// - Its grant term may not be older than the applied one; once a term was
+///   applied, a scope without a term is refused.
+/// - Within one term (the same holder), its origin version may not be older
+///   than the applied one. Across terms versions are not compared: a new
+///   holder's CIB has versions of its own.
+pub fn check_newer(record: &Ownership, scope: &Scope) -> Result<(), Error> {
+    let stale = |reason: String| Error::Stale {
+        ticket: scope.ticket.clone(),
+        reason,
+    };
+    match (record.applied_term, scope.term) {
+        (Some(applied), None) => {
+            return Err(stale(format!(
+                "it carries no grant term, and term {applied} was applied already (a document from an unknown or old holder)"
+            )))
+        }
+        (Some(applied), Some(offered)) if offered < applied => {
+            return Err(Error::StaleTerm {
+                ticket: scope.ticket.clone(),
+                offered,
+                applied,
+            })
+        }
+        _ => {}
+    }
+    let same_term = record.applied_term.is_some() && record.applied_term == scope.term;
+    let versions = (record.applied_version.as_deref(), scope.version.as_deref());
+    if let (true, (Some(applied), Some(offered))) = (same_term, versions) {
+        let parse = |v: &str| cib::parse_version(v);
+        if let (Some(a), Some(o)) = (parse(applied), parse(offered)) {
+            if o < a {
+                return Err(stale(format!(
+                    "its origin version {offered} is older than version {applied} applied already in the same grant term"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Incoming keys of unowned local top-level elements that belong to this
@@ -503,10 +556,13 @@ fn write_record(config: &mut Element, ticket: &str, record: &Ownership) {
     }
 }
 
-fn bump_epoch(cib: &mut Element) {
+/// One version step: `epoch` + 1, `num_updates` 0.
+fn bump_epoch(cib: &mut Element) -> Result<(), Error> {
     let epoch: u64 = cib.attr("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-    cib.set_attr("epoch", (epoch + 1).to_string());
+    let next = epoch.checked_add(1).ok_or_else(|| Error::VersionOverflow("epoch".into()))?;
+    cib.set_attr("epoch", next.to_string());
     cib.set_attr("num_updates", "0");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ use crate::xml::writer::escape_text_into;
 use crate::xml::{escape_attr_into, Element};
 use crate::IdMap;
 
+/// The position of a create that appends: past any child node, so that
+/// Pacemaker adds the element after the last one (it inserts before the
+/// child at the position given, and appends when there is none).
+const APPEND: usize = i32::MAX as usize;
+
 /// The three `<cib>` attributes that make its version, in Pacemaker's order.
 const VERSION_FIELDS: [&str; 3] = ["admin_epoch", "epoch", "num_updates"];
 
@@ -128,17 +133,24 @@ fn plan<'a>(old_text: &str, old: &'a Element, new: &'a Element) -> Result<Option
     if planner.changes.is_empty() {
         return Ok(None);
     }
-    if has_processing_instruction(old_text) {
-        return Err("the CIB holds a processing instruction, which Pacemaker counts in child positions and a path step can select".into());
-    }
-    // Deletes and modifies do not depend on positions; creates and moves do.
+    // Deletes and modifies do not depend on positions; creates and moves
+    // do, except a create at the end of its parent's children, which is
+    // written with a position past any node so that it is appended.
     let places = planner
         .changes
         .iter()
-        .any(|c| matches!(c, Change::Create { .. } | Change::Move { .. }));
+        .any(|c| matches!(c, Change::Create { appended: false, .. } | Change::Move { .. }));
+    let hidden_nodes = old_text.contains("<!--") || has_processing_instruction(old_text);
+    if hidden_nodes {
+        for c in &mut planner.changes {
+            if let Change::Create { position, appended: true, .. } = c {
+                *position = APPEND;
+            }
+        }
+    }
     if places {
-        if old_text.contains("<!--") {
-            return Err("the CIB holds comments, which Pacemaker counts in child positions (the parsed tree does not keep them), and the patch places children".into());
+        if hidden_nodes {
+            return Err("the CIB holds comments or processing instructions, which Pacemaker counts in child positions (the parsed tree does not keep them), and the patch places children".into());
         }
         let mut space = false;
         old.walk(&mut |e| space |= e.attr("xml:space").is_some());
@@ -175,8 +187,9 @@ enum Change<'a> {
     Delete { path: String },
     /// `modify` the element at `path` from `old`'s attributes to `new`'s.
     Modify { path: String, old: &'a Element, new: &'a Element },
-    /// `create` a copy of `el` under the element at `parent`, at `position`.
-    Create { parent: String, position: usize, el: &'a Element },
+    /// `create` a copy of `el` under the element at `parent`, at `position`;
+    /// `appended` when it and every sibling after it are created.
+    Create { parent: String, position: usize, el: &'a Element, appended: bool },
     /// `move` the element at `path` to `position` among its siblings.
     Move { path: String, position: usize },
 }
@@ -281,6 +294,8 @@ impl<'a> Planner<'a> {
             .collect();
         let in_place = longest_increasing(&kept.iter().map(|&(_, j)| j).collect::<Vec<_>>());
         let mut placed = false;
+        // From here on every new child is created: those are appends.
+        let tail = new_kept.iter().rposition(|&k| k).map_or(0, |last| last + 1);
         for (j, c) in news.iter().enumerate() {
             if !new_kept[j] {
                 placed = true;
@@ -288,6 +303,7 @@ impl<'a> Planner<'a> {
                     parent: path.to_owned(),
                     position: j,
                     el: c,
+                    appended: j >= tail,
                 });
             }
         }
@@ -384,7 +400,7 @@ fn render(old: &Element, new: &Element, changes: &[Change<'_>]) -> String {
                 empty_element(&mut out, 1, "change", &[("operation", "delete"), ("path", path)]);
             }
             Change::Modify { path, old, new } => render_modify(&mut out, path, old, new),
-            Change::Create { parent, position, el } => {
+            Change::Create { parent, position, el, .. } => {
                 let position = position.to_string();
                 start_tag(
                     &mut out,
@@ -1039,9 +1055,13 @@ mod tests {
         let new = edited(|c| resources(c).children.push(dummy("n")));
 
         // Comments and processing instructions count in positions: with a
-        // comment, creates and moves are refused, deletes and modifies not.
+        // comment, creates amid siblings and moves are refused, appends,
+        // deletes and modifies not.
         let commented = OLD.replace("<nodes/>", "<nodes/><!-- c -->");
-        let reason = unsupported(&commented, &parse(&commented).unwrap(), &new);
+        let appended = patch(&commented, &parse(&commented).unwrap(), &new);
+        assert!(appended.contains(r#"operation="create" path="/cib/configuration/resources" position="2147483647""#), "{appended}");
+        let inserted = edited(|c| resources(c).children.insert(0, dummy("n")));
+        let reason = unsupported(&commented, &parse(&commented).unwrap(), &inserted);
         assert!(reason.contains("comment"), "{reason}");
         let moved = edited(|c| resources(c).children.swap(0, 1));
         assert!(unsupported(&commented, &parse(&commented).unwrap(), &moved).contains("comment"));
@@ -1051,7 +1071,8 @@ mod tests {
         });
         patch(&commented, &parse(&commented).unwrap(), &modified);
         let pi = OLD.replace("<nodes/>", "<nodes/><?pi x?>");
-        assert!(unsupported(&pi, &parse(&pi).unwrap(), &new).contains("processing instruction"));
+        assert!(unsupported(&pi, &parse(&pi).unwrap(), &inserted).contains("processing instruction"));
+        patch(&pi, &parse(&pi).unwrap(), &new);
         // The XML declaration is fine.
         let decl = format!("<?xml version=\"1.0\"?>\n{OLD}");
         patch(&decl, &old(), &new);

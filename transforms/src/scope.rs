@@ -40,6 +40,11 @@ pub const ATTR_DIGEST: &str = "replicator-digest";
 pub const ATTR_VERSION: &str = "replicator-version";
 /// Root attribute carrying the ticket grant term at the origin.
 pub const ATTR_TERM: &str = "replicator-term";
+/// Root attribute carrying the digest of the other root attributes (ticket,
+/// version, term, content digest), so that the header cannot be changed
+/// apart from the content. Documents from earlier publishers lack it and
+/// are accepted without ([`Scope::from_document`]).
+pub const ATTR_HEADER_DIGEST: &str = "replicator-header-digest";
 /// Child element listing what was left out, with reasons (not part of the digest).
 pub const LEFT_OUT: &str = "replicator-left-out";
 
@@ -172,8 +177,55 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Reads a document received from a publisher: [`Scope::from_document`],
+    /// then [`Scope::check_publishable`]. What any other site sends is
+    /// trusted no further than this.
+    pub fn from_published(doc: Element, expect_ticket: Option<&str>) -> Result<Scope, Error> {
+        let scope = Scope::from_document(doc, expect_ticket)?;
+        scope.check_publishable()?;
+        Ok(scope)
+    }
+
+    /// Checks that the content is what a publisher cuts for the ticket, with
+    /// the code publishers cut it with: the scope of the content itself
+    /// (taken as a configuration) must be the content, with nothing left
+    /// out. So a document holding anything the scope rules do not produce —
+    /// a fencing device in any form, an `rsc-pattern` location, a location
+    /// naming a node, a constraint naming resources outside the scope, a
+    /// section or element of its own — is refused, and the reason names it.
+    pub fn check_publishable(&self) -> Result<(), Error> {
+        let refuse = |reason: String| Error::NotPublishable {
+            ticket: self.ticket.clone(),
+            reason,
+        };
+        let again = scope_of_configuration(&self.config, &self.ticket).map_err(|e| refuse(e.to_string()))?;
+        if let Some(lo) = again.left_out.first() {
+            return Err(refuse(format!("{lo}")));
+        }
+        if again.config == self.config {
+            return Ok(());
+        }
+        for section in &self.config.children {
+            let Some(cut) = again.config.child(&section.name) else {
+                return Err(refuse(format!("<{}> is not a section of a ticket's scope", section.name)));
+            };
+            for el in &section.children {
+                let same = cut.children.iter().find(|c| c.name == el.name && c.id() == el.id());
+                let what = format!("<{} id=\"{}\">", el.name, el.id().unwrap_or("").escape_debug());
+                match same {
+                    None => return Err(refuse(format!("{what} is not part of the ticket's scope"))),
+                    Some(c) if c != el => return Err(refuse(format!("{what} is not as the scope rules give it"))),
+                    Some(_) => {}
+                }
+            }
+        }
+        Err(refuse("the content is not as the scope rules give it".into()))
+    }
+}
+
 /// The root attributes of a published document, in document order:
-/// ticket, version, term, digest.
+/// ticket, version, term, digest, header digest.
 fn document_attrs(ticket: &str, version: Option<&str>, term: Option<u64>, digest: &str) -> Vec<(String, String)> {
     let mut attrs = vec![(ATTR_TICKET.to_string(), ticket.to_string())];
     if let Some(v) = version {
@@ -183,7 +235,15 @@ fn document_attrs(ticket: &str, version: Option<&str>, term: Option<u64>, digest
         attrs.push((ATTR_TERM.to_string(), t.to_string()));
     }
     attrs.push((ATTR_DIGEST.to_string(), digest.to_string()));
+    attrs.push((ATTR_HEADER_DIGEST.to_string(), header_digest(ticket, version, term, digest)));
     attrs
+}
+
+/// The value of [`ATTR_HEADER_DIGEST`]: `sha256:<hex>` of one line per
+/// field, `ticket=…`, `version=…`, `term=…`, `digest=…` (empty when absent).
+pub fn header_digest(ticket: &str, version: Option<&str>, term: Option<u64>, digest: &str) -> String {
+    let term = term.map(|t| t.to_string()).unwrap_or_default();
+    crate::canonical::digest_str(&format!("ticket={ticket}\nversion={}\nterm={term}\ndigest={digest}\n", version.unwrap_or("")))
 }
 
 /// The `replicator-left-out` element, when something was left out.
@@ -238,14 +298,25 @@ impl Metadata {
             .ok_or_else(|| Error::NotCib(format!("<configuration> has no {ATTR_DIGEST} attribute")))?;
         let term = match root.attr(ATTR_TERM) {
             None => None,
-            Some(t) => Some(t.parse::<u64>().map_err(|_| {
-                Error::NotCib(format!("{ATTR_TERM}=\"{t}\" is not a number"))
+            Some(t) => Some(cib::parse_number(t).ok_or_else(|| {
+                Error::NotCib(format!("{ATTR_TERM}=\"{}\" is not a grant term (an unsigned decimal without sign or leading zero)", t.escape_debug()))
             })?),
         };
+        let version = root.attr(ATTR_VERSION);
+        if let Some(v) = version {
+            if cib::parse_version(v).is_none() {
+                return Err(Error::NotCib(format!("{ATTR_VERSION}=\"{}\" is not a CIB version (admin_epoch.epoch.num_updates)", v.escape_debug())));
+            }
+        }
+        if let Some(claimed) = root.attr(ATTR_HEADER_DIGEST) {
+            if claimed != header_digest(ticket, version, term, digest) {
+                return Err(Error::NotCib(format!("{ATTR_HEADER_DIGEST} does not match the ticket, version, term and digest of the document: altered?")));
+            }
+        }
         Ok(Metadata {
             ticket: ticket.into(),
             digest: digest.into(),
-            version: root.attr(ATTR_VERSION).map(str::to_string),
+            version: version.map(str::to_string),
             term,
         })
     }
@@ -256,7 +327,7 @@ pub fn scope(cib: &Element, ticket: &str) -> Result<Scope, Error> {
     let config = cib::configuration(cib)?;
     let mut out = scope_of_configuration(config, ticket)?;
     out.version = Some(cib::version(cib));
-    out.term = cib::ticket_state(cib, ticket).term;
+    out.term = cib::ticket_state(cib, ticket)?.term;
     Ok(out)
 }
 
@@ -264,7 +335,7 @@ pub fn scope(cib: &Element, ticket: &str) -> Result<Scope, Error> {
 /// are moved out of it instead of copied. Same result as [`scope`].
 pub fn cut(mut cib: Element, ticket: &str) -> Result<Scope, Error> {
     let version = cib::version(&cib);
-    let term = cib::ticket_state(&cib, ticket).term;
+    let term = cib::ticket_state(&cib, ticket)?.term;
     let config = cib::configuration_mut(&mut cib)?;
     let selection = select(&*config, ticket, |position, _| position)?;
     let mut out = selection.assemble(config, |section, i| std::mem::take(&mut section.children[i]))?;
@@ -291,6 +362,8 @@ struct Selection<H> {
     own: Vec<Own<H>>,
     /// The other constraints kept, in document order.
     kept: Vec<H>,
+    /// `rsc_ticket`s of other tickets trimmed to their members inside.
+    extra: Vec<Element>,
     /// The tags, restricted to replicated members.
     tags: Element,
     left_out: BTreeSet<LeftOut>,
@@ -357,6 +430,7 @@ impl Selection<usize> {
                 });
             }
             list.extend(self.kept.iter().map(|&i| take(section, i)));
+            list.extend(self.extra);
             cons.children = list;
         }
         finish(self.ticket, resources, cons, self.tags, self.left_out, &*config)
@@ -378,6 +452,7 @@ impl Selection<usize> {
             });
         }
         list.extend(self.kept.iter().map(|&i| child("constraints", i)));
+        list.extend(self.extra);
         let cons = Element {
             children: list,
             ..Element::new("constraints")
@@ -487,6 +562,7 @@ fn select<'a, H>(config: &'a Element, ticket: &str, handle: impl Fn(usize, &'a E
 
     // 4: other constraints wholly inside the scope.
     let mut kept: Vec<H> = Vec::new();
+    let mut extra: Vec<Element> = Vec::new();
     // Ids of the replicated resources, for `rsc-pattern`s (computed only if
     // a constraint has one).
     let scoped_ids: std::cell::OnceCell<Vec<&str>> = std::cell::OnceCell::new();
@@ -551,6 +627,22 @@ fn select<'a, H>(config: &'a Element, ticket: &str, handle: impl Fn(usize, &'a E
             continue;
         }
         if !outside.is_empty() {
+            // In an rsc_ticket set each member depends on the ticket on its
+            // own: the members inside keep that dependency at the other site.
+            if let Some(trimmed) = trimmed_ticket_sets(c, &ix, &tops) {
+                used_tags.extend(tags_here);
+                left_out.insert(LeftOut {
+                    kind,
+                    id,
+                    reason: format!(
+                        "published trimmed to its members inside the scope ({}); members outside it ({}) are not replicated",
+                        inside.join(", "),
+                        outside.join(", ")
+                    ),
+                });
+                extra.push(trimmed);
+                continue;
+            }
             left_out.insert(LeftOut {
                 kind,
                 id,
@@ -589,6 +681,7 @@ fn select<'a, H>(config: &'a Element, ticket: &str, handle: impl Fn(usize, &'a E
         tops: top_handles,
         own: own_kept,
         kept,
+        extra,
         tags,
         left_out,
     })
@@ -627,6 +720,26 @@ fn without_fencing<'a>(c: &'a Element, ix: &Index<'a>, left_out: &mut BTreeSet<L
     });
     let binds_something = copy.attr("rsc").is_some() || copy.children.iter().any(|s| s.name == "resource_set");
     binds_something.then_some(Some(copy))
+}
+
+/// An `rsc_ticket` (of another ticket) in set form, trimmed to the members
+/// wholly inside the scope: same id, ticket, role and loss-policy; sets left
+/// empty dropped. `None` when it is not in that form (`rsc=`), is not an
+/// `rsc_ticket`, or keeps no member.
+fn trimmed_ticket_sets(c: &Element, ix: &Index<'_>, tops: &TopSet) -> Option<Element> {
+    if c.name != "rsc_ticket" || c.attr("rsc").is_some() {
+        return None;
+    }
+    let inside = |name: &str| ix.resolve(name).is_some_and(|r| !r.tops.is_empty() && r.tops.iter().all(|t| tops.contains(ix, t)));
+    let mut copy = c.clone();
+    copy.children.retain_mut(|set| {
+        if set.name != "resource_set" {
+            return true;
+        }
+        set.children.retain(|r| r.name != "resource_ref" || r.id().is_some_and(inside));
+        set.children.iter().any(|r| r.name == "resource_ref")
+    });
+    copy.children.iter().any(|s| s.name == "resource_set").then_some(copy)
 }
 
 /// The tags in `used`, each listing only members inside the scope.

@@ -167,7 +167,7 @@ proptest! {
         let once = plan(&b, &s, Options::default()).unwrap();
         prop_assert!(once.changed);
         prop_assert_eq!(once.cib.find_id("local"), b.find_id("local"));
-        let owned = Ownership::read(&once.cib, "T").owned.len();
+        let owned = Ownership::read(&once.cib, "T").unwrap().owned.len();
         let incoming: usize = ["resources", "constraints", "tags"].iter()
             .map(|sec| s.config.child(sec).map_or(0, |x| x.children.len())).sum();
         prop_assert_eq!(owned, incoming);

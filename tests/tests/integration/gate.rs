@@ -43,7 +43,7 @@ fn replicated() -> (Site, Site, PathBuf, String) {
         site_b_rules().as_os_str(),
     ])
     .expect_ok();
-    let applied = Ownership::read(&b.cib(), TICKET).applied_digest.expect("an applied digest");
+    let applied = Ownership::read(&b.cib(), TICKET).unwrap().applied_digest.expect("an applied digest");
     let dir = b.path("state");
     (a, b, dir, applied)
 }

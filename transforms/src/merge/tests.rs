@@ -48,7 +48,7 @@ fn first_apply_adds_everything_and_records_ownership() {
     assert_eq!(ids(&p.cib, "resources"), ["local", "db", "vip"]);
     assert_eq!(ids(&p.cib, "constraints"), ["local-pref", "db-T", "vip-T", "vip-then-db"]);
     assert_eq!(p.cib.attr("epoch"), Some("4"), "epoch bumped so the patch is newer");
-    let own = Ownership::read(&p.cib, "T");
+    let own = Ownership::read(&p.cib, "T").unwrap();
     assert_eq!(own.owned.len(), 5);
     assert_eq!(own.applied_term, Some(100));
     assert_eq!(own.applied_version.as_deref(), Some("0.10.2"));
@@ -89,7 +89,7 @@ fn change_and_prune_touch_only_owned_elements() {
     assert_eq!(p.report.removed, ["resources:db", "constraints:db-T", "constraints:vip-then-db"]);
     assert_eq!(ids(&p.cib, "resources"), ["local", "vip"]);
     assert_eq!(ids(&p.cib, "constraints"), ["local-pref", "vip-T"]);
-    assert_eq!(Ownership::read(&p.cib, "T").owned.len(), 2);
+    assert_eq!(Ownership::read(&p.cib, "T").unwrap().owned.len(), 2);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn the_former_holder_takes_the_ticket_configuration_back_without_conflicts() {
     assert_eq!(p.report.adopted, ["resources:db", "resources:vip", "constraints:db-T", "constraints:vip-T", "constraints:vip-then-db"]);
     assert_eq!(p.report.changed, ["resources:vip"]);
     assert_eq!(p.cib.find_id("vip-ip").unwrap().attr("value"), Some("10.2.1.10"));
-    assert_eq!(Ownership::read(&p.cib, "T").owned.len(), 5);
+    assert_eq!(Ownership::read(&p.cib, "T").unwrap().owned.len(), 5);
     // From now on they are owned: the next version is an ordinary change.
     let again = plan(&p.cib, &at_b, Options::default()).unwrap();
     assert!(!again.changed);
