@@ -145,6 +145,13 @@ pub fn replicate_now_from(
                 report: p.report,
             });
         }
+        if patch::has_processing_instruction(&text) {
+            // cibadmin 2.1 crashes (SIGSEGV) on any write to such a CIB.
+            bail!(
+                "the local CIB holds a processing instruction (<?…?>), which Pacemaker's tools cannot write to (cibadmin crashes on it): \
+                 remove it from the CIB and run again; nothing was applied"
+            );
+        }
         let merged = p.cib.to_xml();
         let started = Instant::now();
         cib_tools::cib::verify(&merged).context("the merged CIB does not validate; nothing was applied")?;

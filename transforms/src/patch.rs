@@ -92,14 +92,13 @@ pub enum Patch {
 ///
 /// - a root is not `<cib>`, or `admin_epoch`, `epoch` or `num_updates` of
 ///   either root is missing or not a decimal integer in Pacemaker's range;
-/// - `old_text` holds a processing instruction after the XML declaration
-///   (it would shift positions, and a path step can select it), or a
-///   comment while the patch creates or moves an element (a comment shifts
-///   positions; deletes and modifies are expressed in spite of comments,
-///   which they leave in place);
-/// - an element of `old` has an `xml:space` attribute while the patch
-///   creates or moves an element (whitespace text would be kept, and shift
-///   positions);
+/// - `old_text` holds a comment or a processing instruction (after the
+///   XML declaration), or an element of `old` has an `xml:space` attribute
+///   (whitespace text is kept), while the patch moves an element or creates
+///   one amid its siblings: those nodes count in Pacemaker's positions and
+///   the parsed tree does not keep them. Deletes, modifies and creates at
+///   the end of a child list (written with a position past every node, so
+///   Pacemaker appends) are expressed in spite of them;
 /// - the text directly inside `<cib>` differs, or a child list of `<cib>`
 ///   itself cannot be matched and addressed (e.g. two `<configuration>`),
 ///   since the root cannot be replaced.
@@ -140,7 +139,9 @@ fn plan<'a>(old_text: &str, old: &'a Element, new: &'a Element) -> Result<Option
         .changes
         .iter()
         .any(|c| matches!(c, Change::Create { appended: false, .. } | Change::Move { .. }));
-    let hidden_nodes = old_text.contains("<!--") || has_processing_instruction(old_text);
+    let mut space = false;
+    old.walk(&mut |e| space |= e.attr("xml:space").is_some());
+    let hidden_nodes = space || old_text.contains("<!--") || has_processing_instruction(old_text);
     if hidden_nodes {
         for c in &mut planner.changes {
             if let Change::Create { position, appended: true, .. } = c {
@@ -149,13 +150,11 @@ fn plan<'a>(old_text: &str, old: &'a Element, new: &'a Element) -> Result<Option
         }
     }
     if places {
-        if hidden_nodes {
-            return Err("the CIB holds comments or processing instructions, which Pacemaker counts in child positions (the parsed tree does not keep them), and the patch places children".into());
-        }
-        let mut space = false;
-        old.walk(&mut |e| space |= e.attr("xml:space").is_some());
         if space {
             return Err("an element has an xml:space attribute (whitespace text would be kept and count in child positions), and the patch places children".into());
+        }
+        if hidden_nodes {
+            return Err("the CIB holds comments or processing instructions, which Pacemaker counts in child positions (the parsed tree does not keep them), and the patch places children".into());
         }
     }
     Ok(Some(planner.changes))
@@ -170,7 +169,7 @@ fn is_version_number(v: &str) -> bool {
 /// Whether `text` holds a processing instruction other than the XML
 /// declaration (the parsed tree drops both). Errs on the safe side: `<?`
 /// inside a CDATA section also counts.
-fn has_processing_instruction(text: &str) -> bool {
+pub fn has_processing_instruction(text: &str) -> bool {
     let mut rest = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if let Some(decl) = rest.strip_prefix("<?xml") {
         if decl.starts_with([' ', '\t', '\r', '\n', '?']) {

@@ -812,6 +812,7 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> Result<bool,
         ids,
         by_id,
         inlined: BTreeSet::new(),
+        last: None,
         max_depth: Limits::default().max_depth,
     };
     inliner.visit(scope, 1)?;
@@ -825,8 +826,9 @@ struct Inliner<'c> {
     /// Every element of the configuration by id (the first, for a
     /// duplicated id).
     by_id: crate::IdMap<&'c str, &'c Element>,
-    /// Targets inlined so far.
+    /// Targets inlined so far, and the last one.
     inlined: BTreeSet<String>,
+    last: Option<String>,
     max_depth: usize,
 }
 
@@ -836,7 +838,10 @@ impl Inliner<'_> {
         if depth > self.max_depth {
             return Err(Error::TooDeep {
                 limit: self.max_depth,
-                context: format!("the scope, once the id-refs it uses are inlined (<{} id=\"{}\">)", el.name, el.id().unwrap_or("")),
+                context: format!(
+                    "the scope, once the id-refs it uses are inlined (the last one inlined: id-ref `{}`)",
+                    self.last.as_deref().unwrap_or("").escape_debug()
+                ),
             });
         }
         if let Some(target) = el.attr("id-ref").map(str::to_string) {
@@ -844,6 +849,7 @@ impl Inliner<'_> {
                 if let Some(found) = self.by_id.get(target.as_str()).filter(|f| f.name == el.name) {
                     *el = (*found).clone();
                     canonicalize(el);
+                    self.last = Some(target.clone());
                     self.inlined.insert(target);
                 }
             }

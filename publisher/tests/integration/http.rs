@@ -117,7 +117,7 @@ async fn a_term_that_is_not_a_number_is_not_published() {
     let body = r.text().await.unwrap();
     assert!(body.contains("cannot be published") && !body.contains("+5"), "the reason stays in the log: {body}");
     assert_eq!(events.next(Duration::from_secs(2)).await, None, "the stream ends");
-    let line = site.logs.wait_for(&["ERROR", "not published", r#"term="+5""#]).await;
+    let line = site.logs.wait_for(&["ERROR", "not serving it", r#"term="+5""#]).await;
     assert!(line.contains("ticket `geo`"), "{line}");
     assert_eq!(site.metric(r#"cib_publisher_errors_total{kind="term"}"#), 1.0);
     // A canonical term is published again.

@@ -14,6 +14,7 @@
 //!   file byte-for-byte unchanged.
 //! - [`hostile`]: hostile documents refused in bounded time and memory.
 //! - [`xmllint`]: the XML parser against libxml2 on 20,000 mutated documents.
+//! - [`security`]: what the subscriber enforces whatever a publisher sends.
 //! - [`transform`]: XSLT output equals `xsltproc`'s; steps run in
 //!   command-line order.
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
@@ -34,6 +35,7 @@ mod patch;
 mod publisher;
 mod refusals;
 mod replicate;
+mod security;
 mod ticket_names;
 mod status;
 mod support;

@@ -156,7 +156,8 @@ fn older_grant_term_than_the_one_applied() {
         a
     })
     .expect_ok();
-    // The term is metadata, outside the digest: an older grant replayed.
+    // An older grant replayed (the header digest recomputed, as a
+    // compromised publisher could).
     let published = std::fs::read_to_string(&scope).unwrap();
     let term_attr = published
         .split_whitespace()
@@ -164,7 +165,7 @@ fn older_grant_term_than_the_one_applied() {
         .expect("the scope carries the grant term")
         .trim_end_matches('>')
         .to_owned();
-    let older = published.replacen(&term_attr, "replicator-term=\"1000\"", 1);
+    let older = reseal(&published, |s| s.replacen(&term_attr, "replicator-term=\"1000\"", 1));
     let path = b.write("older.xml", older);
     b.expect_refusal(&args(&path, &[]), &["grant term 1000, older than term"]);
 }
@@ -332,7 +333,7 @@ fn sections_other_than_resources_constraints_tags_are_refused() {
         )
     });
     let path = b.write("forged.xml", forged);
-    let r = b.expect_refusal(&args(&path, &[]), &["<crm_config>", "only <resources>"]);
+    let r = b.expect_refusal(&args(&path, &[]), &["<crm_config>", "not a section of a ticket's scope"]);
     for id in ["forged-options", "forged-maintenance", "9"] {
         assert!(
             b.element(id).is_none(),
@@ -364,14 +365,28 @@ fn a_patch_cibadmin_refuses_without_a_concurrent_change_is_reported_at_once() {
     // used) and an old feature set (so crm_diff writes format 1). Nothing
     // changed the CIB meanwhile: the subscriber must say so after one try
     // instead of retrying and blaming concurrent changes.
+    // The replica is there; then the group's members are reordered
+    // upstream: a move, which the native patch does not place next to
+    // comments.
     let (_a, scope, b) = two_sites();
+    b.subscriber({
+        let mut a = vec![OsString::from("replicate-now")];
+        a.extend(args(&scope, &rules(&site_b_rules())));
+        a
+    })
+    .expect_ok();
+    let published = std::fs::read_to_string(&scope).unwrap();
+    let mut doc = cib_transforms::xml::parse(&published).unwrap();
+    let group = doc.child_mut("resources").and_then(|r| r.children.iter_mut().find(|c| c.id() == Some("web"))).expect("group web");
+    group.children.reverse();
+    let reordered = b.write("reordered.xml", reseal(&doc.to_xml(), |s| s.to_owned()));
     let text = String::from_utf8(b.bytes()).unwrap();
     let (head, rest) = text.split_once("crm_feature_set=\"").expect("site B's fixture has a feature set");
     let (_, rest) = rest.split_once('"').unwrap();
     let old = format!("{head}crm_feature_set=\"3.0.5\"{rest}").replacen("<resources>", "<resources><!-- local -->", 1);
     b.write("cib.xml", &old);
     let r = b.expect_refusal(
-        &args(&scope, &rules(&site_b_rules())),
+        &args(&reordered, &rules(&site_b_rules())),
         &["cibadmin refused the patch although the CIB is still at version", "Application of update diff failed"],
     );
     assert_eq!(r.stderr.matches("reading the CIB again").count(), 1, "{r}");

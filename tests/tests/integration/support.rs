@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use tempfile::TempDir;
 
 use cib_transforms::canonical::{canonicalize, digest};
+use cib_transforms::scope::header_digest;
 use cib_transforms::xml::{self, Element};
 
 /// The ticket of the offline example.
@@ -601,8 +602,9 @@ pub fn canonical_config(text: &str) -> String {
 }
 
 /// A published scope document edited by hand (`edit` gets its text), with
-/// `replicator-digest` recomputed over the edited content exactly as a
-/// publisher would: what a compromised or buggy publisher could send.
+/// `replicator-digest` and `replicator-header-digest` recomputed over the
+/// edited document exactly as a publisher would: what a compromised or
+/// buggy publisher could send.
 pub fn reseal(published: &str, edit: impl FnOnce(&str) -> String) -> String {
     let edited = edit(published);
     let mut doc =
@@ -610,6 +612,14 @@ pub fn reseal(published: &str, edit: impl FnOnce(&str) -> String) -> String {
     let mut content = doc.clone();
     content.attrs.clear();
     content.children.retain(|c| c.name != "replicator-left-out");
-    doc.set_attr("replicator-digest", digest(&content));
+    let digest = digest(&content);
+    let header = header_digest(
+        doc.attr("replicator-ticket").unwrap_or(""),
+        doc.attr("replicator-version"),
+        doc.attr("replicator-term").and_then(|t| t.parse().ok()),
+        &digest,
+    );
+    doc.set_attr("replicator-digest", digest);
+    doc.set_attr("replicator-header-digest", header);
     doc.to_xml()
 }
