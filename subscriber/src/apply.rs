@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
-use cib_tools::cib::Cib;
+use cib_tools::cib::{Cib, Judged};
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
 use cib_transforms::merge::{self, Options, Plan, Report};
@@ -83,6 +83,10 @@ pub struct Applied {
     pub changed: bool,
     /// What changed, element by element.
     pub report: Report,
+    /// Messages `crm_verify` gave on the local CIB before the merge as well
+    /// (deprecated constructs of the site's own, say): reported, not held
+    /// against the replica.
+    pub already: Vec<String>,
 }
 
 impl Applied {
@@ -91,7 +95,14 @@ impl Applied {
     #[must_use]
     pub fn describe(&self, scope: &Scope) -> String {
         if self.changed {
-            format!("ticket {}: applied scope {}\n{}", scope.ticket, scope.digest, self.report.summary())
+            let mut out = format!("ticket {}: applied scope {}\n{}", scope.ticket, scope.digest, self.report.summary());
+            if !self.already.is_empty() {
+                out += &format!("crm_verify messages the site's CIB already drew before the merge ({}):\n", self.already.len());
+                for m in &self.already {
+                    out += &format!("  {m}\n");
+                }
+            }
+            out
         } else {
             format!("ticket {}: up to date (scope {})\n", scope.ticket, scope.digest)
         }
@@ -143,6 +154,7 @@ pub fn replicate_now_from(
             return Ok(Applied {
                 changed: false,
                 report: p.report,
+                already: Vec::new(),
             });
         }
         if patch::has_processing_instruction(&text) {
@@ -154,7 +166,7 @@ pub fn replicate_now_from(
         }
         let merged = p.cib.to_xml();
         let started = Instant::now();
-        cib_tools::cib::verify(&merged).context("the merged CIB does not validate; nothing was applied")?;
+        let already = verify_merge(&text, &merged, scope)?;
         let verified = Instant::now();
         let patch = versioned_patch(&text, &local, &p.cib, &merged)?;
         let patched = Instant::now();
@@ -169,6 +181,7 @@ pub fn replicate_now_from(
                 return Ok(Applied {
                     changed: true,
                     report: p.report,
+                    already,
                 })
             }
             Err(e @ cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
@@ -179,6 +192,34 @@ pub fn replicate_now_from(
         }
     }
     bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
+}
+
+/// Verifies the merged CIB and judges it against the local one
+/// ([`cib_tools::cib::compare_verify`]): refused when the merge brings in
+/// an error or warning, naming the replicated elements the messages
+/// mention; the messages the site already had are returned. The local CIB
+/// is verified only when the merged one draws any message.
+fn verify_merge(local_xml: &str, merged_xml: &str, scope: &Scope) -> anyhow::Result<Vec<String>> {
+    let after = cib_tools::cib::check(merged_xml).context("verifying the merged CIB")?;
+    if after.code == 0 {
+        return Ok(Vec::new());
+    }
+    let before = cib_tools::cib::check(local_xml).context("verifying the local CIB")?;
+    match cib_tools::cib::compare_verify(&before, &after) {
+        Judged::Accepted { already } => Ok(already),
+        Judged::Refused { new } => {
+            let mut ids: Vec<&str> = Vec::new();
+            scope.config.walk(&mut |el| {
+                if let Some(id) = el.id() {
+                    if new.iter().any(|m| m.contains(&format!("'{id}'")) || m.contains(&format!("\"{id}\"")) || m.contains(&format!(" {id} "))) && !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            });
+            let concerning = if ids.is_empty() { String::new() } else { format!(" (replicated elements concerned: {})", ids.join(", ")) };
+            bail!("the merged CIB does not validate; nothing was applied{concerning}: {}", new.join("; "))
+        }
+    }
 }
 
 /// The versioned patch from the local CIB (`text`, parsed as `local`) to

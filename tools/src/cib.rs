@@ -302,6 +302,101 @@ pub fn verify(cib_xml: &str) -> Result<Verify> {
     }
 }
 
+/// What `crm_verify -VV` says of a CIB: its exit code and its messages,
+/// one per line, without the final summary and with the temporary file's
+/// name and line numbers taken out, so that the messages of two CIBs can be
+/// compared ([`compare_verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// `crm_verify`'s exit code (0: valid, no warning).
+    pub code: i32,
+    /// Its messages (warnings, errors, schema complaints), normalized.
+    pub messages: Vec<String>,
+}
+
+/// Runs `crm_verify -VV --xml-file F` on a CIB and keeps what it says
+/// ([`Checked`]) whatever the exit code.
+///
+/// # Errors
+///
+/// [`Error::Failed`] if `crm_verify` was killed by a signal; [`Error::Io`]
+/// and the errors of [`process::run`].
+pub fn check(cib_xml: &str) -> Result<Checked> {
+    let file = temp_xml("verify", cib_xml)?;
+    let mut cmd = pacemaker_command("crm_verify");
+    cmd.env_remove("CIB_file").env_remove("CIB_shadow");
+    cmd.arg("-VV").arg("--xml-file").arg(file.path());
+    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
+    let Some(code) = output.status.code() else {
+        return Err(process::failed(&cmd, &output));
+    };
+    let path = file.path().to_string_lossy().into_owned();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let messages = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("crm_verify: "))
+        .map(|l| normalize_message(l, &path))
+        .collect();
+    Ok(Checked { code, messages })
+}
+
+/// A message of `crm_verify` without the `FILE:LINE: ` that libxml2 puts in
+/// front of schema complaints (the file is temporary, the line moves).
+fn normalize_message(line: &str, path: &str) -> String {
+    let Some(rest) = line.strip_prefix(path).and_then(|r| r.strip_prefix(':')) else {
+        return line.to_owned();
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[digits..].strip_prefix(": ").unwrap_or(&rest[digits..]).to_owned()
+}
+
+/// What verification of a merged CIB concludes, judged against the CIB it
+/// was merged into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// Nothing new: the messages the site's CIB already had, if any.
+    Accepted {
+        /// Messages the local CIB drew before the merge too.
+        already: Vec<String>,
+    },
+    /// The merge brings these messages in (or turns a clean CIB invalid).
+    Refused {
+        /// Messages of the merged CIB that the local one did not draw.
+        new: Vec<String>,
+    },
+}
+
+/// Judges the merge, not the site's past: the messages of `after` that
+/// `before` did not draw (counted, so that one more of a kind is new) are
+/// the merge's; a site that already drew warnings or errors may still
+/// receive a replica that adds none.
+#[must_use]
+pub fn compare_verify(before: &Checked, after: &Checked) -> Judged {
+    if after.code == 0 {
+        return Judged::Accepted { already: Vec::new() };
+    }
+    let mut left: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for m in &before.messages {
+        *left.entry(m.as_str()).or_default() += 1;
+    }
+    let mut new = Vec::new();
+    for m in &after.messages {
+        match left.get_mut(m.as_str()) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => new.push(m.clone()),
+        }
+    }
+    if new.is_empty() && before.code == 0 {
+        new.push(format!("crm_verify exits {} on the merged CIB and 0 on the local one", after.code));
+    }
+    if new.is_empty() {
+        Judged::Accepted { already: after.messages.clone() }
+    } else {
+        Judged::Refused { new }
+    }
+}
+
 /// Computes a versioned patch from `old_xml` to `new_xml` with
 /// `crm_diff --original F1 --new F2`.
 ///
@@ -437,6 +532,20 @@ fn into_string(cmd: &Command, bytes: Vec<u8>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::is_complete;
+
+    #[test]
+    fn a_merge_is_judged_by_what_it_brings_in() {
+        let checked = |code, messages: &[&str]| super::Checked { code, messages: messages.iter().map(|m| m.to_string()).collect() };
+        let dep = "(get_ordering_type) \twarning: Support for 'score' in rsc_order is deprecated";
+        let clean = checked(0, &[]);
+        let old = checked(78, &[dep]);
+        assert_eq!(super::compare_verify(&old, &clean), super::Judged::Accepted { already: vec![] });
+        assert_eq!(super::compare_verify(&old, &old), super::Judged::Accepted { already: vec![dep.to_string()] });
+        let twice = checked(78, &[dep, dep]);
+        assert_eq!(super::compare_verify(&old, &twice), super::Judged::Refused { new: vec![dep.to_string()] });
+        assert!(matches!(super::compare_verify(&clean, &checked(78, &[])), super::Judged::Refused { .. }));
+        assert_eq!(super::normalize_message("/tmp/x.xml:41: element rsc_ticket: Relax-NG", "/tmp/x.xml"), "element rsc_ticket: Relax-NG");
+    }
 
     #[test]
     fn complete_cib_texts() {

@@ -236,14 +236,36 @@ fn merged_cib_failing_crm_verify_fencing_not_configured() {
 }
 
 #[test]
-fn site_cib_failing_crm_verify_stonith_enabled_without_devices() {
+fn verification_judges_the_merge_not_the_sites_past() {
+    // Site B's own configuration draws messages of crm_verify: STONITH
+    // enabled without devices (an error), an rsc_order with `score` (a
+    // deprecation warning), a location rule for role Master. None comes
+    // from the replica: it is applied, and the messages are reported.
     let (_a, scope, b) = two_sites();
-    b.tool(
-        "crm_attribute",
-        ["-t", "crm_config", "-n", "stonith-enabled", "-v", "true"],
-    )
-    .expect_ok();
-    b.expect_refusal(&args(&scope, &[]), &["does not validate", "STONITH"]);
+    b.tool("crm_attribute", ["-t", "crm_config", "-n", "stonith-enabled", "-v", "true"]).expect_ok();
+    b.cibadmin(["--create", "-o", "resources", "--xml-text", r#"<primitive id="b-local" class="ocf" provider="pacemaker" type="Dummy"/>"#]);
+    b.cibadmin(["--create", "-o", "constraints", "--xml-text", r#"<rsc_order id="b-old-order" first="site-b-monitoring" then="b-local" score="INFINITY"/>"#]);
+    b.cibadmin([
+        "--create",
+        "-o",
+        "constraints",
+        "--xml-text",
+        r##"<rsc_location id="b-master" rsc="b-local"><rule id="b-master-r" score="10" role="Master"><expression id="b-master-e" attribute="#uname" operation="eq" value="b1"/></rule></rsc_location>"##,
+    ]);
+    assert_ne!(b.verify().code, 0, "the site's CIB draws messages of its own");
+    let mut apply = vec![OsString::from("replicate-now")];
+    apply.extend(args(&scope, &rules(&site_b_rules())));
+    b.subscriber(&apply)
+        .expect_ok()
+        .expect_stdout(&["already drew before the merge", "STONITH", "'score' in rsc_order is deprecated"]);
+    assert!(b.element("web").is_some(), "the replica is there");
+
+    // A replica that brings an error of its own is refused all the same.
+    let (_a, scope, b) = two_sites();
+    b.cibadmin(["--create", "-o", "resources", "--xml-text", r#"<primitive id="b-local" class="ocf" provider="pacemaker" type="Dummy"/>"#]);
+    b.cibadmin(["--create", "-o", "constraints", "--xml-text", r#"<rsc_order id="b-old-order" first="site-b-monitoring" then="b-local" score="INFINITY"/>"#]);
+    let r = b.expect_refusal(&args(&scope, &rules(&fixture("loss-policy-invalid.toml"))), &["does not validate", "loss-policy"]);
+    assert!(!r.stderr.contains("rsc_order is deprecated"), "the site's own warning is not the reason\n{r}");
 }
 
 #[test]

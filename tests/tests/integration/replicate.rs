@@ -472,3 +472,38 @@ fn a_cib_changed_between_read_and_patch_is_read_again_and_the_change_kept() {
     assert!(b.element("web").is_some());
     b.expect_verify_clean();
 }
+
+#[test]
+fn a_replicated_resource_keeps_every_ticket_that_binds_it() {
+    // At A, `web` also depends on ticket `t2` through a set that names a
+    // local resource too. The scope of `geo` carries that rsc_ticket
+    // trimmed to `web`: at B, with `geo` granted and `t2` granted nowhere,
+    // `web` stays stopped, as it does at A.
+    let a = Site::from_fixture(&crate::support::offline("site-a.xml"));
+    a.cibadmin([
+        "--create",
+        "-o",
+        "constraints",
+        "--xml-text",
+        r#"<rsc_ticket id="web-and-monitoring-need-t2" ticket="t2" loss-policy="stop"><resource_set id="t2-set"><resource_ref id="web"/><resource_ref id="site-a-monitoring"/></resource_set></rsc_ticket>"#,
+    ]);
+    a.grant(TICKET);
+    let r = a.publisher(["scope", "--ticket", TICKET]);
+    r.expect_ok().expect_stderr(&["web-and-monitoring-need-t2", "published trimmed"]);
+    let doc = cib_transforms::xml::parse(&r.stdout).unwrap();
+    let trimmed = doc.child("constraints").and_then(|c| c.find_id("web-and-monitoring-need-t2")).expect("the rsc_ticket of t2 is published");
+    assert_eq!(trimmed.attr("ticket"), Some("t2"));
+    assert_eq!(trimmed.attr("loss-policy"), Some("stop"));
+    assert!(trimmed.find_id("web").is_some() && trimmed.find_id("site-a-monitoring").is_none(), "{}", trimmed.to_xml());
+    let scope = a.write("geo.xml", &r.stdout);
+
+    let at_a = a.simulate_starts(&[]);
+    assert!(!at_a.iter().any(|s| s.starts_with("web")), "at A, web waits for t2: {at_a:?}");
+
+    let b = Site::from_fixture(&crate::support::offline("site-b.xml"));
+    b.subscriber(replicate_args(&scope, &site_b_rules())).expect_ok();
+    let at_b = b.simulate_starts(&["--ticket-grant", TICKET]);
+    assert!(!at_b.iter().any(|s| s.starts_with("web")), "at B, web waits for t2 too: {at_b:?}");
+    let with_t2 = b.simulate_starts(&["--ticket-grant", TICKET, "--ticket-grant", "t2"]);
+    assert!(with_t2.iter().any(|s| s.starts_with("web")), "with both tickets web starts at B: {with_t2:?}");
+}
