@@ -67,6 +67,18 @@ pub fn entity_tag(digest: &str, term: Option<u64>) -> String {
     }
 }
 
+/// Whether `site` is usable as a site name (it is sent in a header and
+/// names the site in logs): 1 to 253 characters from
+/// `A-Z a-z 0-9 . _ -`.
+#[must_use]
+pub fn is_valid_site(site: &str) -> bool {
+    !site.is_empty()
+        && site.len() <= 253
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Whether `name` can be used as a ticket in a URL path without escaping:
 /// 1 to 256 characters from `A-Z a-z 0-9 . _ -`, starting with a letter or
 /// `_` (Pacemaker ticket ids are XML ids, which cannot start with a digit,

@@ -259,7 +259,7 @@ impl Config {
     /// [`Error::Invalid`] naming the first problem.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Invalid(m));
-        if !is_valid_site(&self.site) {
+        if !cib_net::protocol::is_valid_site(&self.site) {
             return bad(format!(
                 "site = \"{}\": use 1 to 253 letters, digits, `.`, `_` or `-`",
                 self.site.escape_debug()
@@ -325,16 +325,6 @@ impl Config {
     pub fn ticket_names(&self) -> Vec<String> {
         self.tickets.iter().map(|t| t.name.clone()).collect()
     }
-}
-
-/// Whether `site` is usable as a site name (it is sent in a header).
-#[must_use]
-pub fn is_valid_site(site: &str) -> bool {
-    !site.is_empty()
-        && site.len() <= 253
-        && site
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]

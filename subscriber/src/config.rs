@@ -231,7 +231,7 @@ impl Config {
     /// [`Error::Invalid`] naming the first problem.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Invalid(m));
-        if !is_valid_site(&self.site) {
+        if !cib_net::protocol::is_valid_site(&self.site) {
             return bad(format!(
                 "site = \"{}\": use 1 to 253 letters, digits, `.`, `_` or `-`",
                 self.site.escape_debug()
@@ -372,16 +372,6 @@ impl TicketConfig {
         };
         load_steps(args.into_iter().enumerate().collect()).map_err(|e| bad(format!("{e:#}")))
     }
-}
-
-/// Whether `site` is usable as a site name.
-#[must_use]
-pub fn is_valid_site(site: &str) -> bool {
-    !site.is_empty()
-        && site.len() <= 253
-        && site
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 
 use cib_transforms::canonical::{self, canonicalize};
 use cib_transforms::rules::RuleSet;
-use cib_transforms::scope::{Scope, ATTR_DIGEST};
+use cib_transforms::scope::{Scope, ATTR_DIGEST, ATTR_HEADER_DIGEST};
 use cib_transforms::xml::{self, Element, Limits};
 use cib_tools::files::read_bounded;
 
@@ -138,10 +138,12 @@ pub fn transformed_document(scope: &Scope) -> String {
 }
 
 /// The root attributes of a [`transformed_document`]: the published ones,
-/// [`ATTR_DIGEST`] replaced by [`ATTR_TRANSFORMED_DIGEST`] (last).
+/// [`ATTR_DIGEST`] and [`ATTR_HEADER_DIGEST`] replaced by
+/// [`ATTR_TRANSFORMED_DIGEST`] (last).
 fn transformed_attrs(scope: &Scope) -> Vec<(String, String)> {
     let mut attrs = scope.document_attrs();
-    attrs.retain(|(k, _)| k != ATTR_DIGEST);
+    // Both digests were the publisher's: the content has changed.
+    attrs.retain(|(k, _)| k != ATTR_DIGEST && k != ATTR_HEADER_DIGEST);
     attrs.push((ATTR_TRANSFORMED_DIGEST.to_string(), canonical::digest(&scope.config)));
     attrs
 }

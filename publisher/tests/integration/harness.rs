@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -163,11 +162,7 @@ impl Site {
     /// A counter or gauge line of the metrics, e.g.
     /// `cib_publisher_errors_total{kind="forbidden"}` → its value (0 when absent).
     pub fn metric(&self, series: &str) -> f64 {
-        self.metrics
-            .encode()
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-            .unwrap_or(0.0)
+        cib_testkit::metric(&self.metrics.encode(), series)
     }
 }
 
@@ -189,32 +184,7 @@ pub fn client_with(config: rustls::ClientConfig) -> reqwest::Client {
         .unwrap()
 }
 
-/// Path of a Pacemaker tool (in /usr/sbin, often not on an ordinary PATH).
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin", "/usr/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} not found: install the Debian package pacemaker-cli-utils (./scripts/setup)");
-}
-
-/// Runs `tool args...` with `CIB_file=cib` on the child; panics on failure.
-pub fn pcmk(cib: &Path, name: &str, args: &[&str]) {
-    let out = Command::new(tool(name))
-        .args(args)
-        .env("CIB_file", cib)
-        .env_remove("CIB_shadow")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use cib_testkit::pcmk;
 
 /// Reads SSE events from a streaming response.
 pub struct EventReader {

@@ -29,13 +29,7 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/offline").join(name)
 }
 
-fn tool(name: &str) -> PathBuf {
-    ["/usr/sbin", "/sbin", "/usr/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: install pacemaker-cli-utils (./scripts/setup)"))
-}
+use cib_testkit::tool;
 
 /// Two sites in one temporary directory: A publishes, B subscribes.
 struct Sites {

@@ -45,30 +45,7 @@ pub fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/offline").join(name)
 }
 
-/// Path of a Pacemaker tool (in /usr/sbin, often not on an ordinary PATH).
-pub fn tool(name: &str) -> PathBuf {
-    ["/usr/sbin", "/sbin", "/usr/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: install pacemaker-cli-utils (./scripts/setup)"))
-}
-
-/// Runs `tool args...` with `CIB_file=cib` on the child; panics on failure.
-pub fn pcmk(cib: &Path, name: &str, args: &[&str]) {
-    let out = Command::new(tool(name))
-        .args(args)
-        .env("CIB_file", cib)
-        .env_remove("CIB_shadow")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use cib_testkit::{pcmk, tool};
 
 /// Grants `geo` the way booth does: `crm_ticket -g --force -S term -v N`.
 pub fn grant(cib: &Path, term: u64) {
@@ -219,11 +196,7 @@ impl Publisher {
     /// A counter of the publisher's metrics, e.g.
     /// `cib_publisher_errors_total{kind="forbidden"}` (0 when absent).
     pub fn metric(&self, series: &str) -> f64 {
-        self.metrics
-            .encode()
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-            .unwrap_or(0.0)
+        cib_testkit::metric(&self.metrics.encode(), series)
     }
 
     /// The digest currently served (watching publishers).

@@ -73,7 +73,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// (where Debian installs them, off an ordinary user's `PATH`).
 pub fn tool(name: &str) -> PathBuf {
     check_programs();
-    find_program(name, &["/usr/sbin", "/sbin"]).expect("checked by check_programs")
+    cib_testkit::tool(name)
 }
 
 /// Path of `xsltproc`.

@@ -10,18 +10,8 @@ use std::time::Duration;
 use cib_tools::process;
 
 /// Panics with an install hint unless `program` can be found.
-pub fn require(program: &str, package: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push("/usr/sbin".into());
-    dirs.push("/sbin".into());
-    dirs.into_iter()
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{program}` not found: install it with `apt-get install {package}`")
-        })
+pub fn require(program: &str, _package: &str) -> PathBuf {
+    cib_testkit::tool(program)
 }
 
 /// A Pacemaker CLI command (absolute path, so `/usr/sbin` need not be on PATH).
