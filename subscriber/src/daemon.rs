@@ -228,10 +228,20 @@ impl Work {
         let result = match self.mode {
             // The CIB just read is the first attempt's base: the patch is
             // version-checked, so a change made meanwhile is not lost.
-            Mode::Auto => apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), &mut |m| {
-                tracing::warn!(ticket = %self.ticket, "{m}");
-            })
-            .map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate }),
+            Mode::Auto => {
+                let kept = state::load_applied(&self.state_dir, &self.ticket);
+                let applied = apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), kept.as_ref(), &mut |m| {
+                    tracing::warn!(ticket = %self.ticket, "{m}");
+                });
+                if let Ok(a) = &applied {
+                    if a.changed {
+                        if let Err(e) = state::save_applied(&self.state_dir, &self.ticket, &pipeline::transformed_document(&scope)) {
+                            tracing::warn!(ticket = %self.ticket, error = %e, "the document applied is not kept for drift reports");
+                        }
+                    }
+                }
+                applied.map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate })
+            }
             Mode::Manual => self.stage(&local, &scope),
         };
         match result {
@@ -243,7 +253,8 @@ impl Work {
     /// Stages the transformed scope if merging it would change the CIB;
     /// removes a stale staged document otherwise.
     fn stage(&self, local: &xml::Element, scope: &Scope) -> anyhow::Result<Outcome> {
-        let plan = merge::plan(local, scope, Options::default())?;
+        let kept = state::load_applied(&self.state_dir, &self.ticket);
+        let plan = merge::plan_with(local, scope, Options::default(), kept.as_ref())?;
         if !plan.changed {
             state::remove_pending(&self.state_dir, &self.ticket)?;
             return Ok(Outcome::UpToDate);

@@ -52,6 +52,17 @@ fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -
     Ok(scope)
 }
 
+/// Keeps the document just applied beside the state, for drift reports
+/// (where a state directory exists); a failure is a warning, the CIB is
+/// applied.
+fn keep_applied(state_dir: &Path, ticket: &str, scope: &Scope, applied: &apply::Applied) {
+    if applied.changed {
+        if let Err(e) = state::save_applied(state_dir, ticket, &transformed_document(scope)) {
+            eprintln!("cib-subscriber: warning: the document applied is not kept for drift reports: {e}");
+        }
+    }
+}
+
 /// The change lines of the transform steps, on stderr.
 fn print_log(log: Vec<String>) {
     for line in log {
@@ -114,7 +125,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                     }
                 },
             };
-            let changed = apply::diff(&cib, &scope, Options { adopt }, color)?;
+            let kept = state::load_applied(&state_dir, &ticket);
+            let changed = apply::diff(&cib, &scope, Options { adopt }, kept.as_ref(), color)?;
             Ok(if changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::ReplicateNow {
@@ -127,7 +139,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let mut on_retry = |m: &str| eprintln!("cib-subscriber: {m}");
             if let Some(from) = &input.from {
                 let scope = prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?;
-                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+                let kept = state::load_applied(&state_dir, &ticket);
+                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+                keep_applied(&state_dir, &ticket, &scope, &applied);
                 print!("{}", printable(&applied.describe(&scope)));
                 return Ok(ExitCode::SUCCESS);
             }
@@ -137,7 +151,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                     state::pending_path(&state_dir, &ticket).display()
                 );
             };
-            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+            let kept = state::load_applied(&state_dir, &ticket);
+            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+            keep_applied(&state_dir, &ticket, &scope, &applied);
             print!("{}", printable(&applied.describe(&scope)));
             record_staged_applied(&state_dir, &ticket, &scope, &path, &text, &applied);
             Ok(ExitCode::SUCCESS)

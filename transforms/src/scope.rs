@@ -804,7 +804,8 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> Result<bool,
     });
     let mut by_id: crate::IdMap<&str, &Element> = crate::IdMap::default();
     config.walk(&mut |el| {
-        if let Some(id) = el.id() {
+        // `obj_ref` and `resource_ref` carry the id they point at.
+        if let (Some(id), false) = (el.id(), matches!(el.name.as_str(), "obj_ref" | "resource_ref")) {
             by_id.entry(id).or_insert(el);
         }
     });
