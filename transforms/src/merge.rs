@@ -2,14 +2,14 @@
 //!
 //! Rules (PRODUCT.md, "Applying at a subscriber site"):
 //!
-//! - Replicated elements are *owned*. Ownership is recorded in the CIB itself,
-//!   in a `cluster_property_set` with id `cib-replicator-<ticket>` under
-//!   `crm_config`: one nvpair per owned element (name `<section>:<id>`, value
-//!   the digest of the element as last applied) plus `applied-digest`,
-//!   `applied-version` and `applied-term`. It survives restarts, travels with
-//!   the CIB and can be read with `cibadmin --query --xpath
-//!   "//cluster_property_set[@id='cib-replicator-T']"`. Pacemaker ignores
-//!   cluster properties it does not know.
+//! - Replicated elements are *owned*. Ownership is recorded in the CIB
+//!   itself, in constant room in `crm_config` (a `cluster_property_set`
+//!   `cib-replicator-<ticket>`: applied digest, version and term, and a
+//!   manifest digest of the owned elements as applied) and a `<tag>`
+//!   `cib-replicator-<ticket>-owned` listing them ([`Ownership`],
+//!   docs/ownership.md). It survives restarts, travels with the CIB and can
+//!   be read with `cibadmin --query`. Pacemaker ignores cluster properties
+//!   it does not know.
 //! - A local element whose id an incoming element uses and that is not owned
 //!   is a **conflict**: it is reported and left alone (and `replicate-now`
 //!   refuses), unless the admin adopts top-level elements with `adopt`.
