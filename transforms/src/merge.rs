@@ -144,13 +144,13 @@ pub fn check_scope(scope: &Scope) -> Result<(), Error> {
 /// its `<configuration>`), of either tree. Elements are visited in
 /// canonical order: the first problem found is reported, whatever the tree
 /// and the order of unordered elements.
-pub fn check_scope_sections<'a>(sections: &[&'a Element], ticket: &str) -> Result<(), Error> {
+pub fn check_scope_sections(sections: &[&Element], ticket: &str) -> Result<(), Error> {
     if let Some(other) = sections.iter().find(|c| !SECTIONS.contains(&c.name.as_str())) {
         return Err(Error::ForeignSection(other.name.as_str().to_string()));
     }
     let mut fencing = None;
     for s in sections {
-        walk_canonical(*s, &mut |el| {
+        walk_canonical(s, &mut |el| {
             if fencing.is_none() && cib::is_stonith(el) {
                 fencing = Some(el.id().unwrap_or("").to_string());
             }

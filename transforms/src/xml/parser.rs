@@ -468,7 +468,7 @@ impl<'a> Parser<'a> {
     /// checked as libxml2 does; only UTF-8 (or its subset ASCII) is accepted.
     fn declaration(&self, d: &quick_xml::events::BytesDecl<'_>) -> Result<(), Error> {
         let raw: &str = d;
-        let body = raw.strip_prefix("xml").unwrap_or(&raw);
+        let body = raw.strip_prefix("xml").unwrap_or(raw);
         let mut parts = Vec::new();
         let mut rest = body;
         loop {
