@@ -1,5 +1,5 @@
-//! What both daemons do the same way around their main loop: logging to
-//! stderr and turning SIGTERM/SIGINT into a cancellation.
+//! What both daemons do the same way around their main loop: logging,
+//! turning SIGTERM/SIGINT into a cancellation and SIGHUP into a reload.
 
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,29 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Notifies `reload` at each SIGHUP, until `token` is cancelled.
+pub async fn notify_on_hangup(reload: std::sync::Arc<tokio::sync::Notify>, token: CancellationToken) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP: no reload");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            r = hup.recv() => match r {
+                Some(()) => {
+                    tracing::info!("SIGHUP received");
+                    reload.notify_one();
+                }
+                None => return,
+            },
+        }
+    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (or returns when it is cancelled

@@ -25,6 +25,8 @@
 //!   against per-ticket allow-lists.
 //! - [`config`]: reading a daemon's TOML configuration file.
 //! - [`daemon`]: logging and SIGTERM/SIGINT handling shared by both daemons.
+//! - [`metrics`]: the plain-HTTP `/metrics` listener of both daemons and
+//!   the certificates' expiry gauge.
 //! - [`error`]: the crate's one error enum, [`Error`].
 //! - `test_pki` (feature `test-pki`, for tests only): a CA and site
 //!   certificates generated at run time with rcgen.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 pub mod protocol;
 pub mod sse;
 #[cfg(any(test, feature = "test-pki"))]

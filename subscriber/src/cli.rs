@@ -225,6 +225,10 @@ pub struct Input {
     /// XSLT 1.0 stylesheet run by xsltproc (repeatable, ordered with --rules).
     #[arg(long, value_name = "FILE")]
     pub xslt: Vec<PathBuf>,
+    /// A rule that matches nothing is an error (exit 2, nothing applied)
+    /// instead of a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// The daemon's state and CIB, for `diff`, `replicate-now` and `status`.
