@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
+use cib_net::metrics::CertificateExpiry;
+use cib_net::reload::ReloadableServer;
 use cib_publisher::cli::{Cli, Command};
 use cib_publisher::config::{read_config, Config, Limits, Overrides};
 use cib_publisher::metrics::Metrics;
@@ -44,15 +47,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             recheck_seconds,
             check,
         } => {
-            let mut cfg = read_config(&config)?;
-            cfg.apply(&Overrides {
+            let overrides = Overrides {
                 listen,
                 site,
                 cib_file,
                 recheck_seconds,
-            });
+            };
+            let mut cfg = read_config(&config)?;
+            cfg.apply(&overrides);
             cfg.validate()?;
-            let tls = cib_net::tls::server_config(&cfg.tls)?;
+            let tls = ReloadableServer::new(&cfg.tls)?;
             if check {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(());
@@ -60,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cib_net::daemon::init_logging();
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
-                .block_on(serve(cfg, tls))
+                .block_on(serve(cfg, tls, (config, overrides)))
         }
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
@@ -80,13 +84,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The daemon: bind, read the CIB once, watch it, serve until a signal.
-async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
+/// The daemon: bind, read the CIB once, watch it, serve until a signal;
+/// SIGHUP reloads the certificates (`source`: the configuration file and
+/// the command line's overrides).
+async fn serve(cfg: Config, tls: ReloadableServer, source: (PathBuf, Overrides)) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let shutdown = CancellationToken::new();
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let expiry = metrics.watch_certificates(cfg.tls.clone());
+    let metrics = Arc::new(metrics);
+    if let Some(addr) = cfg.metrics_addr()? {
+        if let Some(l) = cib_net::metrics::bind(addr).await {
+            let m = Arc::clone(&metrics);
+            tokio::spawn(cib_net::metrics::serve(l, Arc::new(move || m.encode()), shutdown.clone()));
+        }
+    }
+    let trigger = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), shutdown.clone()));
+    tokio::spawn(reload_on(trigger, cfg.clone(), source, tls.clone(), expiry, shutdown.clone()));
     let channels = Arc::new(Channels::new(cfg.ticket_names()));
     let source = Source::new(cfg.cib_file.as_deref());
     let watcher = Watcher::new(source, Arc::clone(&channels), Arc::clone(&metrics), cfg.recheck())
@@ -102,11 +119,56 @@ async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
     warn_if_open_files_are_short(&cfg.limits);
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
-    server::run_with_limits(listener, tls, server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
+    server::run_with_limits(listener, tls.config(), server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
     shutdown.cancel();
     let _ = watcher.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// At each `trigger` (SIGHUP): reads the configuration again and, when it
+/// is valid, the certificate, key and CA it names; new connections use
+/// them, open ones (streams) keep theirs. Anything wrong keeps what is in
+/// use, logged. The other keys take effect at the next start (logged when
+/// they changed).
+async fn reload_on(
+    trigger: Arc<tokio::sync::Notify>,
+    running: Config,
+    (path, overrides): (PathBuf, Overrides),
+    tls: ReloadableServer,
+    expiry: Arc<CertificateExpiry>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = trigger.notified() => {}
+        }
+        tracing::info!(config = %path.display(), "reloading the configuration and certificates");
+        let read = read_config(&path).map(|mut c| {
+            c.apply(&overrides);
+            c
+        });
+        let cfg = match read.and_then(|c| c.validate().map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reload refused: going on with the certificates in use");
+                continue;
+            }
+        };
+        if let Err(e) = tls.reload(&cfg.tls) {
+            tracing::error!(error = %e, "reload refused: going on with the certificates in use");
+            continue;
+        }
+        expiry.set_paths(cfg.tls.clone());
+        let mut other = cfg.clone();
+        other.tls = running.tls.clone();
+        if other != running {
+            tracing::warn!("reload: certificates reloaded; other changes to the configuration take effect at the next start");
+        } else {
+            tracing::info!("reloaded: new connections use the certificates read now");
+        }
+    }
 }
 
 /// Files the publisher keeps open besides its connections: the listener,
