@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cib_file,
             recheck_seconds,
             check,
+            log,
         } => {
             let overrides = Overrides {
                 listen,
@@ -61,7 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(());
             }
-            cib_net::daemon::init_logging();
+            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-publisher");
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
                 .block_on(serve(cfg, tls, (config, overrides)))

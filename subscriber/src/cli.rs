@@ -202,6 +202,11 @@ pub enum Command {
         /// Check the configuration, rule and TLS files, then exit.
         #[arg(long)]
         check: bool,
+        /// Where the log goes: stderr, or the systemd journal (identifier
+        /// cib-subscriber, field OCF_RESOURCE from $OCF_RESOURCE_INSTANCE; stderr
+        /// when there is no journal). The level is RUST_LOG's (default info).
+        #[arg(long, value_name = "TARGET", value_parser = ["stderr", "journal"], default_value = "stderr")]
+        log: String,
     },
 }
 

@@ -178,6 +178,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             state_dir,
             cib_file,
             check,
+            log,
         } => {
             let overrides = Overrides {
                 site,
@@ -192,7 +193,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            cib_net::daemon::init_logging();
+            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-subscriber");
             let shutdown = CancellationToken::new();
             let trigger = Arc::new(tokio::sync::Notify::new());
             let reload = Reload::new(config, overrides, Arc::clone(&trigger));
