@@ -54,7 +54,11 @@
 //! missing_ok = true           # optional: no error if there is no such element
 //! ```
 //!
-//! Unknown keys and unknown types are refused. The value-rewriting rules
+//! Unknown keys and unknown types are refused, with TOML's message naming
+//! the line and column of what is wrong. Each rule is named in messages as
+//! `rule #N (TYPE) FILE:LINE`, LINE being that of its `[[rule]]` table;
+//! [`RuleSet::apply_counted`] says how many values each rule changed, so
+//! that a rule that changed nothing can be reported. The value-rewriting rules
 //! (`ip`, `path`, `regex`) never rewrite ids nor the attributes that hold ids
 //! or names ([`REFERENCE_ATTRS`]), so they cannot break references. Ids in
 //! `<obj_ref>` and `<resource_ref>` are references, not element ids: `drop`,
