@@ -59,7 +59,7 @@ pub async fn bind(addr: SocketAddr) -> Option<TcpListener> {
 /// Serves `GET /metrics` (plain HTTP/1.1, `encode()` at each request) on
 /// `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, encode: Arc<dyn Fn() -> String + Send + Sync>, shutdown: CancellationToken) {
-    let addr = listener.local_addr().ok();
+    let at = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
     let app = Router::new().route(
         "/metrics",
         get(move || {
@@ -71,7 +71,7 @@ pub async fn serve(listener: TcpListener, encode: Arc<dyn Fn() -> String + Send 
             }
         }),
     );
-    tracing::info!(listen = ?addr, "serving metrics at /metrics (plain HTTP)");
+    tracing::info!(metrics_at = %at, "serving metrics at /metrics (plain HTTP)");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
