@@ -182,3 +182,26 @@ async fn sighup_reloads_the_daemon_process() {
     b.wait_for_log(&["reloaded"], LIMIT).await;
     eprintln!("reloaded after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn strict_rules_refuse_a_document_a_rule_of_which_matches_nothing() {
+    let world = World::new();
+    let a = site_a(&world).await;
+    let b = Subscriber::configure(&world, "auto", &[&a]);
+    let rules = with_own_rules(&b, &world);
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str("\n[[rule]]\ntype = \"path\"\nfrom = \"/nowhere\"\nto = \"/elsewhere\"\n");
+    std::fs::write(&rules, &text).unwrap();
+    let table = text.lines().enumerate().filter(|(_, l)| *l == "[[rule]]").last().unwrap().0 + 1;
+    let config = std::fs::read_to_string(&b.config).unwrap().replacen("site = \"site-b\"\n", "site = \"site-b\"\nstrict_rules = true\n", 1);
+    std::fs::write(&b.config, config).unwrap();
+    let before = b.cib_text();
+    let b = b.start();
+    let idle = format!("rule #4 (path) {}:{table} matched nothing", rules.display());
+    b.wait_for("the document refused", LIMIT, |s, _| s.last_failure.as_ref().is_some_and(|f| f.text.contains(&idle)))
+        .await;
+    assert_eq!(b.cib_text(), before, "a document refused under strict_rules changed the CIB");
+    let (code, out, _) = b.cli(&["status", "--ticket", "geo"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed"), "{out}");
+}
