@@ -86,9 +86,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The daemon: bind, read the CIB once, watch it, serve until a signal;
-/// SIGHUP reloads the certificates (`source`: the configuration file and
-/// the command line's overrides).
-async fn serve(cfg: Config, tls: ReloadableServer, source: (PathBuf, Overrides)) -> anyhow::Result<()> {
+/// SIGHUP reloads the certificates and allow-lists (`config_source`: the
+/// configuration file and the command line's overrides).
+async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Overrides)) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -104,7 +104,6 @@ async fn serve(cfg: Config, tls: ReloadableServer, source: (PathBuf, Overrides))
     }
     let trigger = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), shutdown.clone()));
-    tokio::spawn(reload_on(trigger, cfg.clone(), source, tls.clone(), expiry, shutdown.clone()));
     let channels = Arc::new(Channels::new(cfg.ticket_names()));
     let source = Source::new(cfg.cib_file.as_deref());
     let watcher = Watcher::new(source, Arc::clone(&channels), Arc::clone(&metrics), cfg.recheck())
@@ -117,6 +116,8 @@ async fn serve(cfg: Config, tls: ReloadableServer, source: (PathBuf, Overrides))
     }
     let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?
         .with_max_streams_per_client(cfg.limits.max_streams_per_client);
+    let reloadable = Reloadable { tls: tls.clone(), expiry, state: state.clone() };
+    tokio::spawn(reload_on(trigger, cfg.clone(), config_source, reloadable, shutdown.clone()));
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
     warn_if_open_files_are_short(&cfg.limits);
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
@@ -127,17 +128,24 @@ async fn serve(cfg: Config, tls: ReloadableServer, source: (PathBuf, Overrides))
     Ok(())
 }
 
-/// At each `trigger` (SIGHUP): reads the configuration again and, when it
-/// is valid, the certificate, key and CA it names; new connections use
-/// them, open ones (streams) keep theirs. Anything wrong keeps what is in
-/// use, logged. The other keys take effect at the next start (logged when
-/// they changed).
-async fn reload_on(
-    trigger: Arc<tokio::sync::Notify>,
-    running: Config,
-    (path, overrides): (PathBuf, Overrides),
+/// What a reload changes in the running daemon.
+struct Reloadable {
     tls: ReloadableServer,
     expiry: Arc<CertificateExpiry>,
+    state: AppState,
+}
+
+/// At each `trigger` (SIGHUP): reads the configuration again and, when it
+/// is valid, the certificate, key and CA it names (new connections use
+/// them, open ones — streams — keep theirs) and the tickets' allow-lists
+/// (for the next requests). Anything wrong keeps what is in use, logged.
+/// The other keys take effect at the next start (logged when they
+/// changed).
+async fn reload_on(
+    trigger: Arc<tokio::sync::Notify>,
+    mut running: Config,
+    (path, overrides): (PathBuf, Overrides),
+    live: Reloadable,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -157,17 +165,30 @@ async fn reload_on(
                 continue;
             }
         };
-        if let Err(e) = tls.reload(&cfg.tls) {
+        if let Err(e) = live.tls.reload(&cfg.tls) {
             tracing::error!(error = %e, "reload refused: going on with the certificates in use");
             continue;
         }
-        expiry.set_paths(cfg.tls.clone());
-        let mut other = cfg.clone();
-        other.tls = running.tls.clone();
-        if other != running {
-            tracing::warn!("reload: certificates reloaded; other changes to the configuration take effect at the next start");
+        live.expiry.set_paths(cfg.tls.clone());
+        let mut unapplied = cfg.clone();
+        unapplied.tls = running.tls.clone();
+        for t in &cfg.tickets {
+            if live.state.set_allow(&t.name, t.allow.clone()) {
+                if let Some(old) = unapplied.tickets.iter_mut().find(|o| o.name == t.name) {
+                    old.allow = running.tickets.iter().find(|r| r.name == t.name).map_or_else(Vec::new, |r| r.allow.clone());
+                }
+            }
+        }
+        if unapplied != running {
+            tracing::warn!("reload: certificates and allow-lists reloaded; other changes to the configuration take effect at the next start");
         } else {
-            tracing::info!("reloaded: new connections use the certificates read now");
+            tracing::info!("reloaded: certificates and allow-lists read now");
+        }
+        running.tls = cfg.tls.clone();
+        for t in &mut running.tickets {
+            if let Some(new) = cfg.tickets.iter().find(|n| n.name == t.name) {
+                t.allow.clone_from(&new.allow);
+            }
         }
     }
 }
