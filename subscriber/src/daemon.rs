@@ -17,7 +17,10 @@
 //!    or a replay — is refused and logged.
 //! 3. **Local grant**: if this site holds the ticket granted, nothing is
 //!    done (logged at info: this site is the origin).
-//! 4. **Transform** with the site's steps ([`crate::pipeline::transform`]).
+//! 4. **Transform** with the site's steps
+//!    ([`crate::pipeline::transform_counted`]). A rule that matched nothing
+//!    is logged as a warning and counted; under `strict_rules` the document
+//!    is refused.
 //! 5. **Apply** (`auto`): exactly what `replicate-now` does
 //!    ([`crate::apply::replicate_now`]): merge, `crm_verify`, one
 //!    version-checked patch. **Stage** (`manual`): if the merge would change
@@ -29,7 +32,9 @@
 //! recorded in the state file ([`crate::state`]); failures after step 3 are
 //! retried with backoff (1 s doubling to a minute) until a newer document
 //! arrives — a conflict resolved or a CIB that became writable again heals
-//! without an event. Refusals (steps 1 and 2) are not retried.
+//! without an event. Refusals (steps 1 and 2) are not retried, nor a
+//! document refused because a rule matched nothing under `strict_rules`
+//! (step 4: the same rules would refuse it again).
 //!
 //! A peer that refuses this site or that this site must not trust (a TLS
 //! handshake refused either way, a `403`) is logged as a warning and
@@ -351,7 +356,7 @@ impl Work {
         }
         self.metrics.idle_rules(&self.ticket, t.idle.len());
         if self.strict {
-            pipeline::check_strict(&t.idle).context("strict_rules")?;
+            pipeline::check_strict(&t.idle)?;
         }
         Ok(t.scope)
     }
@@ -682,10 +687,15 @@ impl Coordinator {
             }
             Ok(Err(e)) => {
                 let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
+                // The same rules refuse the same document: no retry (a
+                // reload with other rules, or a new version, tries again).
+                let strict = e.downcast_ref::<pipeline::IdleRules>().is_some();
                 let text = format!("{e:#}");
                 let what = if auto { "not applied" } else { "not staged" };
                 if stale {
                     tracing::warn!(%ticket, %site, error = %text, "{what}: older than what the CIB records");
+                } else if strict {
+                    tracing::error!(%ticket, %site, error = %text, "{what}: strict_rules; the CIB is unchanged");
                 } else {
                     let pause = self.retry_backoff.next_delay();
                     tracing::error!(%ticket, %site, error = %text, retry_in_s = pause.as_secs_f32(), "{what}; the CIB is unchanged");

@@ -164,7 +164,7 @@ impl Metrics {
                         "conflict"
                     }
                     Some(cib_transforms::Error::StaleTerm { .. }) => "stale_term",
-                    _ if format!("{e:#}").starts_with("strict_rules") => "strict_rules",
+                    _ if e.downcast_ref::<crate::pipeline::IdleRules>().is_some() => "strict_rules",
                     _ => "other",
                 };
                 self.failure(ticket, reason);

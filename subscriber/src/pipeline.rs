@@ -156,13 +156,18 @@ pub fn transform_counted(mut scope: Scope, steps: &[Step]) -> anyhow::Result<Tra
 ///
 /// # Errors
 ///
-/// Naming every such rule.
-pub fn check_strict(idle: &[String]) -> anyhow::Result<()> {
+/// [`IdleRules`], naming every such rule.
+pub fn check_strict(idle: &[String]) -> Result<(), IdleRules> {
     if idle.is_empty() {
         return Ok(());
     }
-    bail!("strict rules: {}; nothing was applied", idle.join(", "))
+    Err(IdleRules(idle.to_vec()))
 }
+
+/// Rules that matched nothing, refused under `--strict` / `strict_rules`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("strict rules: {}; nothing was applied", .0.join(", "))]
+pub struct IdleRules(pub Vec<String>);
 
 /// Root attribute of a transformed document: the digest of its (transformed)
 /// content.
