@@ -404,6 +404,9 @@ cmd_down() {
             mkdir -p "$logs/$s"
             cp -a "$ST/$s/log/." "$ST/$s/holder.log" "$ST/$s/run/booth.log" "$logs/$s/" 2>/dev/null
             cp -a "$ST/$s/overlay/_var_log/upper/cib-replicator/." "$logs/$s/" 2>/dev/null
+            # The daemons' logs when the agents have no logfile and the
+            # site no journal (next to their pid files).
+            cp -a "$ST/$s/run/resource-agents/." "$logs/$s/" 2>/dev/null
             [ -d "$ST/$s/lib-pacemaker/cib" ] && cp "$ST/$s/lib-pacemaker/cib/cib.xml" "$logs/$s/cib.xml" 2>/dev/null
         done
         rm -rf "$ST"
