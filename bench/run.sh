@@ -205,11 +205,12 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 # The results table and the verdicts.
 awk -F'\t' '
 function verdict(ok) { return ok ? "met" : "NOT met" }
-$1 == "a" { a[$2] = $3; n++; printf "| a. scope + rules vs xsltproc, %s primitives | %.0f ms | %.0f ms | %.2fx faster | %s |\n",
-    $2, $3, $4, $5, ($2 + 0 >= 2500 ? "≥ 2.5x: " verdict($5 >= 2.5) : "(reported)") }
+function speed(r) { return r >= 1 ? sprintf("%.2fx faster", r) : sprintf("%.2fx slower", 1 / r) }
+$1 == "a" { a[$2] = $3; printf "| a. scope + rules vs xsltproc, %s primitives | %.0f ms | %.0f ms | %s | %s |\n",
+    $2, $3, $4, speed($5), ($2 + 0 >= 2500 ? "≥ 2.5x: " verdict($5 >= 2.5) : "(reported)") }
 $1 == "b" { b[$2] = $3; printf "| b. transform --xslt vs xsltproc, %s primitives | %.0f ms | %.0f ms | %.2fx its time | ≤ 1.3x: %s |\n",
     $2, $3, $4, 1 / $5, verdict(1 / $5 <= 1.3) }
-$1 == "c" { printf "| c. diff vs crm_diff, %s primitives | %.0f ms | %.0f ms | %.1fx faster | (reported) |\n", $2, $3, $4, $5 }
+$1 == "c" { printf "| c. diff vs crm_diff, %s primitives | %.0f ms | %.0f ms | %s | (reported) |\n", $2, $3, $4, speed($5) }
 $1 == "rss" { lim = 4 * $4 / 1024 + 30 * 1024
     printf "| peak RSS, %s, %s primitives (document %.1f MB) | %.1f MB | | | %s |\n", $3, $2, $4 / 1e6, $5 / 1024,
     ($3 ~ /^xsltproc/ ? "(anchor)" : $3 ~ /--xslt/ ? "(the larger of ours and xsltproc)" : \

@@ -11,10 +11,10 @@
 //! The daemons log at debug level; their timestamps split each change into
 //! stages (A's `cibadmin` until the publisher reads the file, the
 //! publisher's refresh, the subscriber's own work, its `crm_verify`, its
-//! patch and `cibadmin --patch`). Our own share of a change is what is left
-//! of its latency once the three Pacemaker commands it goes through are
-//! taken out (`cibadmin --modify` at A, `crm_verify` and `cibadmin --patch`
-//! at B): the daemons' own work and every wait between them. The Pacemaker
+//! patch and `cibadmin --patch`). Our own share of a change is the sum of
+//! the daemons' own stages (the publisher's refresh, the subscriber's work
+//! before `crm_verify` and its patch): the rest is `cibadmin --modify` at A,
+//! `crm_verify` and `cibadmin --patch` at B. The Pacemaker
 //! tools the daemons run are then timed alone on the same files, with the
 //! daemons stopped.
 
@@ -69,15 +69,16 @@ struct Sample {
 }
 
 impl Sample {
-    /// The latency less the Pacemaker commands of this change (`cibadmin
-    /// --modify` at A, `crm_verify` and `cibadmin --patch` at B), when the
-    /// subscriber's log gave their times.
+    /// Our own part of the change, from the daemons' logs: the publisher's
+    /// refresh (read, parse, scope, digest, event sent), the subscriber's
+    /// work until `crm_verify` starts (receive, verify, transform, read
+    /// B's CIB, merge) and its computing of the patch. What is left of the
+    /// latency is the Pacemaker commands (whose ends overlap the next stage:
+    /// the daemons see the file written before `cibadmin` has exited).
     fn own(&self) -> Option<Duration> {
-        let apply = self.stages?.apply?;
-        Some(
-            self.latency
-                .saturating_sub(self.cibadmin + apply.verify + apply.cibadmin),
-        )
+        let stages = self.stages?;
+        let apply = stages.apply?;
+        Some(stages.publisher + apply.before_verify + apply.patch)
     }
 }
 
@@ -555,7 +556,7 @@ fn report(
         let share = own.pct(50.0) / p50;
         let _ = writeln!(
             out,
-            "\nOur own share (the latency less `cibadmin --modify`, `crm_verify` and `cibadmin --patch` of the same change; {n} changes): \
+            "\nOur own share (publisher: read, parse, scope, digest, send; subscriber: receive, verify, transform, read B's CIB, merge, patch; {n} changes): \
              p50 {:.1} ms, p99 {:.1} ms; {:.1} % of the p50 latency {p50:.1} ms. Target ≤ {:.0} %: {}.",
             own.pct(50.0),
             own.pct(99.0),
