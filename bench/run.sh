@@ -16,7 +16,8 @@
 #      vs  xsltproc equivalent.xsl cib.xml (the same rewrite, whole CIB)
 #   b. cib-subscriber transform --from scope.xml --xslt equivalent.xsl
 #      vs  xsltproc equivalent.xsl scope-config.xml
-#   with the peak RSS of each one-shot command (/usr/bin/time -f %M);
+#   with the peak RSS of each one-shot command (/usr/bin/time -f %M), and
+#   the growth from 2500 to 10000 primitives (ours at both sizes in turns);
 #   c. cib-bench diff (our format-2 patch) vs crm_diff, at 2500 only;
 #   d. cib-bench latency --primitives 250 and 2500 (--changes N, default
 #      100): change at A -> applied at B through the release daemons,
@@ -47,7 +48,7 @@ while (($#)); do
         --only) only=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --keep) keep=true; shift ;;
-        -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -119,6 +120,9 @@ rss() {
     tail -1 "$file"
 }
 
+# Our commands in a and b, run in the directory of one size.
+ours_a='CIB_file=cib.xml cib-publisher scope --ticket geo > s.xml && cib-subscriber transform --from s.xml --rules rules.toml'
+ours_b='cib-subscriber transform --from scope.xml --xslt equivalent.xsl'
 for n in $sizes; do
     want a || want b || { want c && [[ $n == 2500 ]]; } || continue
     dir="$work/$n"
@@ -153,18 +157,14 @@ for n in $sizes; do
     scope=$(stat -c %s scope.xml)
 
     if want a; then
-        paired "a-$n" "$rounds" \
-            'CIB_file=cib.xml cib-publisher scope --ticket geo > s.xml && cib-subscriber transform --from s.xml --rules rules.toml' \
-            'xsltproc equivalent.xsl cib.xml' --shell
+        paired "a-$n" "$rounds" "$ours_a" 'xsltproc equivalent.xsl cib.xml' --shell
         row a "$n" "$(median "$out/a-$n.csv" 2)" "$(median "$out/a-$n.csv" 3)" "$(ratio "a-$n")"
         row rss "$n" "cib-publisher scope" "$cib" "$(CIB_file=cib.xml rss "$out/rss.tmp" cib-publisher scope --ticket geo)"
         row rss "$n" "cib-subscriber transform --rules" "$scope" "$(rss "$out/rss.tmp" cib-subscriber transform --from s.xml --rules rules.toml)"
         row rss "$n" "xsltproc (whole CIB)" "$cib" "$(rss "$out/rss.tmp" xsltproc equivalent.xsl cib.xml)"
     fi
     if want b; then
-        paired "b-$n" "$rounds" \
-            'cib-subscriber transform --from scope.xml --xslt equivalent.xsl' \
-            'xsltproc equivalent.xsl scope-config.xml'
+        paired "b-$n" "$rounds" "$ours_b" 'xsltproc equivalent.xsl scope-config.xml'
         row b "$n" "$(median "$out/b-$n.csv" 2)" "$(median "$out/b-$n.csv" 3)" "$(ratio "b-$n")"
         row rss "$n" "cib-subscriber transform --xslt" "$scope" "$(rss "$out/rss.tmp" cib-subscriber transform --from scope.xml --xslt equivalent.xsl)"
         row rss "$n" "xsltproc (scope)" "$scope" "$(rss "$out/rss.tmp" xsltproc equivalent.xsl scope-config.xml)"
@@ -178,6 +178,16 @@ for n in $sizes; do
     fi
     rm -f "$out/rss.tmp"
     cd "$root"
+done
+
+# Growth: ours at 10,000 primitives and at 2,500 in turns, so that the
+# machine's drift between the sizes' sections does not count.
+for x in a b; do
+    if want $x && [[ -f "$work/2500/scope.xml" && -f "$work/10000/scope.xml" ]]; then
+        ours="ours_$x"
+        paired "growth-$x" "$rounds" "cd '$work/10000' && ${!ours}" "cd '$work/2500' && ${!ours}" --shell
+        row growth "$x" "$(ratio "growth-$x")"
+    fi
 done
 
 # Sections d and e: the release daemons on loopback. Each subcommand makes
@@ -206,22 +216,21 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 awk -F'\t' '
 function verdict(ok) { return ok ? "met" : "NOT met" }
 function speed(r) { return r >= 1 ? sprintf("%.2fx faster", r) : sprintf("%.2fx slower", 1 / r) }
-$1 == "a" { a[$2] = $3; printf "| a. scope + rules vs xsltproc, %s primitives | %.0f ms | %.0f ms | %s | %s |\n",
+$1 == "a" { printf "| a. scope + rules vs xsltproc, %s primitives | %.0f ms | %.0f ms | %s | %s |\n",
     $2, $3, $4, speed($5), ($2 + 0 >= 2500 ? "≥ 2.5x: " verdict($5 >= 2.5) : "(reported)") }
-$1 == "b" { b[$2] = $3; printf "| b. transform --xslt vs xsltproc, %s primitives | %.0f ms | %.0f ms | %.2fx its time | ≤ 1.3x: %s |\n",
+$1 == "b" { printf "| b. transform --xslt vs xsltproc, %s primitives | %.0f ms | %.0f ms | %.2fx its time | ≤ 1.3x: %s |\n",
     $2, $3, $4, 1 / $5, verdict(1 / $5 <= 1.3) }
 $1 == "c" { printf "| c. diff vs crm_diff, %s primitives | %.0f ms | %.0f ms | %s | (reported) |\n", $2, $3, $4, speed($5) }
 $1 == "rss" { lim = 4 * $4 / 1024 + 30 * 1024
     printf "| peak RSS, %s, %s primitives (document %.1f MB) | %.1f MB | | | %s |\n", $3, $2, $4 / 1e6, $5 / 1024,
     ($3 ~ /^xsltproc/ ? "(anchor)" : $3 ~ /--xslt/ ? "(the larger of ours and xsltproc)" : \
      "≤ " sprintf("%.1f", lim / 1024) " MB: " verdict($5 <= lim)) }
+$1 == "growth" { printf "| growth of %s, 10000 vs 2500 primitives (in turns) | %.2fx the time | | | ≤ 5x: %s |\n", $2, 1 / $3, verdict(1 / $3 <= 5) }
 $1 == "refused" { refused[$2] = 1; printf "| %s primitives | refused | | %s | NOT met |\n", $2, $3 }
 $1 == "d" { printf "| d. change at A → applied at B, %s primitives: p50 / p99 | %s / %s ms | tools alone %s ms | our share p50 %s ms = %s %% | ≤ 10 %%: %s |\n",
     $2, $3, $4, $7, $5, $6, verdict($6 <= 10) }
 END {
     if (10000 in refused) printf "| growth, 10000 vs 2500 | not measured | | 10000 refused | NOT met |\n"
-    for (k in a) if (k == 10000 && (2500 in a)) printf "| growth: scope + rules, 10000 vs 2500 | %.2fx | | | ≤ 5x: %s |\n", a[10000] / a[2500], verdict(a[10000] / a[2500] <= 5)
-    for (k in b) if (k == 10000 && (2500 in b)) printf "| growth: transform --xslt, 10000 vs 2500 | %.2fx | | | ≤ 5x: %s |\n", b[10000] / b[2500], verdict(b[10000] / b[2500] <= 5)
 }' "$results" > "$out/verdicts.md"
 {
     echo
