@@ -116,8 +116,12 @@ ratio() { grep -o 'ratio anchor/ours: median [0-9.]*' "$out/$1.md" | awk '{print
 rss() {
     local file=$1
     shift
-    /usr/bin/time -f %M -o "$file" "$@" > /dev/null 2>&1
-    tail -1 "$file"
+    if /usr/bin/time -f %M -o "$file" "$@" > /dev/null 2>&1; then
+        tail -1 "$file"
+    else
+        echo "run.sh: $* failed" >&2
+        echo failed
+    fi
 }
 
 # Our commands in a and b, run in the directory of one size.
@@ -221,6 +225,7 @@ $1 == "a" { printf "| a. scope + rules vs xsltproc, %s primitives | %.0f ms | %.
 $1 == "b" { printf "| b. transform --xslt vs xsltproc, %s primitives | %.0f ms | %.0f ms | %.2fx its time | ≤ 1.3x: %s |\n",
     $2, $3, $4, 1 / $5, verdict(1 / $5 <= 1.3) }
 $1 == "c" { printf "| c. diff vs crm_diff, %s primitives | %.0f ms | %.0f ms | %s | (reported) |\n", $2, $3, $4, speed($5) }
+$1 == "rss" && $5 == "failed" { printf "| peak RSS, %s, %s primitives | failed | | | NOT met |\n", $3, $2; next }
 $1 == "rss" { lim = 4 * $4 + 30e6; rss = $5 * 1024
     printf "| peak RSS, %s, %s primitives (document %.1f MB) | %.1f MB | | | %s |\n", $3, $2, $4 / 1e6, rss / 1e6,
     ($3 ~ /^xsltproc/ ? "(anchor)" : $3 ~ /--xslt/ ? "(the larger of ours and xsltproc)" : \
