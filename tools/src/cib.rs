@@ -159,9 +159,9 @@ impl Cib {
     }
 
     /// The whole CIB as XML, as cheaply as it can be had: in file mode the
-    /// file itself, read directly (about a millisecond, where `cibadmin
-    /// --query` takes 40 ms on a 250 KB CIB because it validates the file
-    /// against the schema first); on the live cluster, or for a compressed
+    /// file itself, read directly (`cibadmin --query` would validate the
+    /// file against the schema first, which costs far more than reading
+    /// it); on the live cluster, or for a compressed
     /// (`.bz2`) file or a shadow CIB, [`Cib::query`].
     ///
     /// The text is what `cibadmin` would load, except that `cibadmin` adds
