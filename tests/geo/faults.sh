@@ -180,15 +180,19 @@ result partition "$ROUNDS" "${times[@]}"
 
 say "bad-wan: 30 % loss, 200 ms +- 100 ms on B's link"
 ip -n "$GEO_NS-hub" link >/dev/null || fail "no hub namespace"
-ip netns exec "$GEO_NS-hub" tc qdisc add dev h-B root netem loss 30% delay 200ms 100ms
-times=()
-for _ in $(seq 1 "$((5 * ROUNDS))"); do
-    change
-    times+=("$(converged "$LAST")")
-done
-ip netns exec "$GEO_NS-hub" tc qdisc del dev h-B root
-ok "B converged after each change over the bad link"
-result bad-wan "$((5 * ROUNDS))" "${times[@]}"
+if ip netns exec "$GEO_NS-hub" tc qdisc add dev h-B root netem loss 30% delay 200ms 100ms 2>"$ART/netem.err"; then
+    times=()
+    for _ in $(seq 1 "$((5 * ROUNDS))"); do
+        change
+        times+=("$(converged "$LAST")")
+    done
+    ip netns exec "$GEO_NS-hub" tc qdisc del dev h-B root
+    ok "B converged after each change over the bad link"
+    result bad-wan "$((5 * ROUNDS))" "${times[@]}"
+else
+    # The kernel has no sch_netem (some cloud kernels leave it out).
+    echo "skipped: tc netem is not available here: $(cat "$ART/netem.err")" | tee -a "$ART/results.txt"
+fi
 
 say "after the faults"
 at A crm_verify -L || fail "crm_verify -L at A"
