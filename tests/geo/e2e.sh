@@ -50,7 +50,7 @@ rm -f "$ART/timings.txt" "$ART/samples.txt"
 
 [ "$(id -u)" = 0 ] || fail "must run as root"
 for b in cib-publisher cib-subscriber; do
-    [ -x "${GEO_BIN:-$REPO/target/debug}/$b" ] || fail "no $b: run cargo build --workspace --bins first"
+    [ -n "${GEO_DEB:-}" ] || [ -x "${GEO_BIN:-$REPO/target/debug}/$b" ] || fail "no $b: run cargo build --workspace --bins first"
 done
 T_START=$(now)
 
