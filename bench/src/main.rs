@@ -1,8 +1,8 @@
-//! `cib-bench` — inputs and in-process timings for the benchmarks of
-//! cib-replicator. The comparisons against the anchors (xsltproc, crm_diff)
-//! are run by `bench/run.sh` under hyperfine and in turns (`paired`); the end-to-end measurements
-//! with the real daemons (`latency`, `fanout`) are subcommands, also run by
-//! `bench/run.sh`; see docs/benchmarks.md.
+//! `cib-bench` — the inputs and the drivers of the benchmarks of
+//! cib-replicator. `bench/run.sh` times the release binaries against their
+//! anchors (xsltproc, crm_diff) in turns (`paired`), and runs the end-to-end
+//! measurements with the real daemons (`latency`, `fanout`); see
+//! docs/benchmarks.md.
 
 mod fanout;
 mod generate;
@@ -17,14 +17,13 @@ use std::time::Duration;
 use anyhow::{ensure, Context as _};
 use clap::{Parser, Subcommand};
 
-use cib_transforms::rules::RuleSet;
 use cib_transforms::scope;
-use cib_transforms::{diff, xml, Element};
+use cib_transforms::{patch, xml, Element};
 
 use generate::{Variant, TICKET};
 
 
-/// Benchmark inputs and in-process timings for cib-replicator.
+/// Benchmark inputs and drivers for cib-replicator.
 #[derive(Debug, Parser)]
 #[command(name = "cib-bench", version, about)]
 struct Cli {
@@ -34,8 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write cib-10k.xml, cib-10k-b.xml, rules.toml, equivalent.xsl,
-    /// scope.xml and scope-config.xml into DIR.
+    /// Write cib.xml, cib-b.xml, rules.toml, equivalent.xsl, scope.xml and
+    /// scope-config.xml into DIR.
     Generate {
         /// Directory to write into (created if missing).
         #[arg(long, value_name = "DIR")]
@@ -127,8 +126,8 @@ enum Command {
     /// the per-round ratios (robust to a machine whose speed drifts).
     ///
     /// Each round runs both commands back to back, the first of the pair
-    /// alternating; commands are split on white space (no shell) and their
-    /// output is discarded. Prints a markdown table and the ratio
+    /// alternating; commands are split on white space (no shell, unless
+    /// --shell) and their output is discarded. Prints a markdown table and the ratio
     /// anchor/ours (median, quartiles, lowest) and the overhead ours/anchor.
     Paired {
         /// Our command line.
@@ -144,8 +143,13 @@ enum Command {
         /// Write each round's times (ms) to this CSV file.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Run both command lines with `sh -c` (pipelines, redirections).
+        #[arg(long)]
+        shell: bool,
     },
-    /// Print the unified diff of the <configuration> of two CIBs.
+    /// Print the versioned format-2 patch from one CIB to another, as
+    /// `crm_diff --original OLD --new NEW` does (what `replicate-now` and
+    /// the subscriber daemon compute instead of running `crm_diff`).
     Diff {
         /// The old CIB.
         old: PathBuf,
@@ -222,6 +226,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
             warmup,
             csv,
+            shell,
         } => {
             let opts = paired::Options {
                 ours: (&ours, &ours),
@@ -229,33 +234,33 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 warmup,
                 csv: csv.as_deref(),
+                shell,
             };
             print!("{}", paired::run(&opts)?);
             Ok(())
         }
         Command::Diff { old, new } => {
-            // Both files at once: reading, parsing and serializing each
-            // configuration are independent (`configuration_diff` is the
-            // unified diff of the two serializations).
-            let serialized = |path: &Path| -> anyhow::Result<String> {
-                Ok(configuration(&load_cib(path)?, path)?.to_xml())
+            let read = |path: &Path| {
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
             };
-            let (a, b) = std::thread::scope(|s| {
-                let b = s.spawn(|| serialized(&new));
-                (serialized(&old), b.join())
-            });
-            let b = b.map_err(|_| anyhow::anyhow!("reading {} failed", new.display()))?;
-            let text = diff::unified(
-                &a?,
-                &b?,
-                &old.display().to_string(),
-                &new.display().to_string(),
-                false,
-            );
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-            Ok(())
+            let old_text = read(&old)?;
+            let parse = |text: &str, path: &Path| {
+                xml::parse(text).with_context(|| format!("parsing {}", path.display()))
+            };
+            let old_cib = parse(&old_text, &old)?;
+            let new_cib = parse(&read(&new)?, &new)?;
+            match patch::versioned_patch(&old_text, &old_cib, &new_cib) {
+                patch::Patch::Unchanged => Ok(()),
+                patch::Patch::Xml(text) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                    Ok(())
+                }
+                patch::Patch::Unsupported(reason) => {
+                    anyhow::bail!("no native patch for these CIBs: {reason}")
+                }
+            }
         }
     }
 }
@@ -267,47 +272,31 @@ pub fn load_cib(path: &Path) -> anyhow::Result<Element> {
     xml::parse(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// The `<configuration>` of a parsed CIB.
-fn configuration<'a>(cib: &'a Element, path: &Path) -> anyhow::Result<&'a Element> {
-    cib_transforms::cib::configuration(cib)
-        .with_context(|| format!("{} is not a CIB", path.display()))
-}
-
-/// Reads `rules` or, when absent, `rules.toml` next to `cib`.
-pub fn load_rules(cib: &Path, rules: Option<&Path>) -> anyhow::Result<RuleSet> {
-    let path = match rules {
-        Some(p) => p.to_path_buf(),
-        None => cib.parent().unwrap_or(Path::new(".")).join("rules.toml"),
-    };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(RuleSet::from_toml(&text, &path.display().to_string())?)
-}
-
+/// Writes the generated CIBs, the rules and the stylesheet, then the scope
+/// cut by our own code (so that the inputs are there even if it fails).
 fn generate_files(dir: &Path, primitives: usize, all_bound: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let model = generate::model(primitives, all_bound);
     let a = generate::render(&model, Variant::A);
     let b = generate::render(&model, Variant::B);
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("{:>10} bytes  {}", text.len(), path.display());
+        Ok(())
+    };
+    write("cib.xml", &a)?;
+    write("cib-b.xml", &b)?;
+    write("rules.toml", generate::RULES_TOML)?;
+    write("equivalent.xsl", generate::EQUIVALENT_XSL)?;
     let cib = xml::parse(&a).context("parsing the generated CIB")?;
     let s = scope::scope(&cib, TICKET).context("scope of the generated CIB")?;
     ensure!(
         !s.left_out.is_empty(),
         "the generated CIB should leave something out"
     );
-    let files: [(&str, &str); 6] = [
-        ("cib-10k.xml", &a),
-        ("cib-10k-b.xml", &b),
-        ("rules.toml", generate::RULES_TOML),
-        ("equivalent.xsl", generate::EQUIVALENT_XSL),
-        ("scope.xml", &s.to_document().to_xml()),
-        ("scope-config.xml", &s.config.to_xml()),
-    ];
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        println!("{:>10} bytes  {}", text.len(), path.display());
-    }
+    write("scope.xml", &s.to_document().to_xml())?;
+    write("scope-config.xml", &s.config.to_xml())?;
     let tops = s.config.child("resources").map_or(0, |r| r.children.len());
     println!(
         "{} primitives; {} top-level resources bound to `{TICKET}`, {tops} in its scope; {} left out",

@@ -7,6 +7,10 @@
 //! back (the first of the pair alternating), so both see the same minute;
 //! the ratio of each pair is taken, and the median of those ratios is the
 //! figure reported, with its quartiles.
+//!
+//! Commands are split on white space and run directly, or, with `--shell`,
+//! both are run by `sh -c` (for pipelines and redirections; the shell's own
+//! start-up is then in both times alike).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,12 +31,15 @@ pub struct Options<'a> {
     pub warmup: usize,
     /// CSV of every round (milliseconds), if wanted.
     pub csv: Option<&'a Path>,
+    /// Run both command lines with `sh -c` instead of splitting them.
+    pub shell: bool,
 }
 
 /// Runs the comparison; returns a markdown table and the summary lines
 /// (`ratio anchor/ours: ...`), ready to print.
 pub fn run(opts: &Options<'_>) -> anyhow::Result<String> {
     ensure!(opts.rounds > 0, "--rounds must be at least 1");
+    let time = |command: &str| time(command, opts.shell);
     for _ in 0..opts.warmup {
         time(opts.ours.1)?;
         time(opts.anchor.1)?;
@@ -60,12 +67,19 @@ pub fn run(opts: &Options<'_>) -> anyhow::Result<String> {
 }
 
 /// Wall-clock milliseconds of one run of `command`, which must succeed.
-fn time(command: &str) -> anyhow::Result<f64> {
-    let mut words = command.split_whitespace();
-    let program = words.next().context("empty command")?;
+fn time(command: &str, shell: bool) -> anyhow::Result<f64> {
+    let mut cmd = if shell {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(command);
+        sh
+    } else {
+        let mut words = command.split_whitespace();
+        let mut cmd = Command::new(words.next().context("empty command")?);
+        cmd.args(words);
+        cmd
+    };
     let start = Instant::now();
-    let status = Command::new(program)
-        .args(words)
+    let status = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -145,6 +159,7 @@ mod tests {
             rounds: 3,
             warmup: 0,
             csv: None,
+            shell: false,
         };
         // Drift: the machine slows down by half between rounds; each pair
         // still says 10x.
@@ -162,8 +177,25 @@ mod tests {
             rounds: 1,
             warmup: 0,
             csv: None,
+            shell: false,
         };
         let err = run(&opts).unwrap_err().to_string();
         assert!(err.contains("`false` failed"), "{err}");
+    }
+
+    #[test]
+    fn shell_mode_runs_pipelines() {
+        let opts = Options {
+            ours: ("o", "true | cat > /dev/null && test 1 -le 2"),
+            anchor: ("a", "exit 0"),
+            rounds: 2,
+            warmup: 1,
+            csv: None,
+            shell: true,
+        };
+        let text = run(&opts).expect("both succeed");
+        assert!(text.contains("2 rounds"), "{text}");
+        let failing = Options { anchor: ("a", "exit 3"), ..opts };
+        assert!(run(&failing).is_err());
     }
 }

@@ -25,6 +25,10 @@
 //!   against per-ticket allow-lists.
 //! - [`config`]: reading a daemon's TOML configuration file.
 //! - [`daemon`]: logging and SIGTERM/SIGINT handling shared by both daemons.
+//! - [`reload`]: [`reload::ReloadableServer`], a server TLS configuration
+//!   whose certificate, key and CA are read again on SIGHUP.
+//! - [`metrics`]: the plain-HTTP `/metrics` listener of both daemons and
+//!   the certificates' expiry gauge.
 //! - [`error`]: the crate's one error enum, [`Error`].
 //! - `test_pki` (feature `test-pki`, for tests only): a CA and site
 //!   certificates generated at run time with rcgen.
@@ -35,7 +39,9 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 pub mod protocol;
+pub mod reload;
 pub mod sse;
 #[cfg(any(test, feature = "test-pki"))]
 pub mod test_pki;

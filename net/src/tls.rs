@@ -362,7 +362,7 @@ fn alert_meaning(alert: AlertDescription) -> &'static str {
 }
 
 /// Reads the CA file into a root store.
-fn load_roots(path: &Path) -> Result<RootCertStore> {
+pub(crate) fn load_roots(path: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path, "CA certificate")? {
         roots.add(cert)?;

@@ -81,5 +81,10 @@ pub enum Command {
         /// Check the configuration and TLS files, then exit without serving.
         #[arg(long)]
         check: bool,
+        /// Where the log goes: stderr, or the systemd journal (identifier
+        /// cib-publisher, field OCF_RESOURCE from $OCF_RESOURCE_INSTANCE; stderr
+        /// when there is no journal). The level is RUST_LOG's (default info).
+        #[arg(long, value_name = "TARGET", value_parser = ["stderr", "journal"], default_value = "stderr")]
+        log: String,
     },
 }

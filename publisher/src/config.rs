@@ -6,6 +6,7 @@
 //! listen = "0.0.0.0:9443"         # default
 //! recheck_seconds = 30            # periodic safety re-check (default 30)
 //! # cib_file = "/path/cib.xml"    # default: $CIB_file, else the live CIB
+//! metrics_listen = "127.0.0.1:9464"  # plain-HTTP /metrics (default); "off": none
 //!
 //! [tls]
 //! cert = "site-a.pem"             # relative paths: to this file's directory
@@ -42,6 +43,9 @@ use crate::error::Error;
 
 /// Default listening address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9443";
+/// Default address of the plain-HTTP metrics listener (the mTLS port
+/// serves `/metrics` too).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// Default interval of the periodic safety re-check, in seconds.
 pub const DEFAULT_RECHECK_SECONDS: u64 = 30;
 /// Default time open connections get to finish after SIGTERM, in seconds.
@@ -86,6 +90,10 @@ pub struct Config {
     /// the subscribers (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
+    /// Where `/metrics` is also served over plain HTTP, without client
+    /// certificates (keep it on loopback); `off`: only on `listen`.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
 }
 
 /// The `[limits]` table: what one client, or many, may hold of the server.
@@ -205,6 +213,10 @@ fn default_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_SECONDS
 }
 
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_owned()
+}
+
 impl FromStr for Config {
     type Err = Error;
 
@@ -235,6 +247,17 @@ pub fn read_config(path: &Path) -> Result<Config, Error> {
 }
 
 impl Config {
+    /// The address of the plain-HTTP metrics listener; `None` when
+    /// `metrics_listen` is `off`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] when it is neither `off` nor `IP:PORT`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, Error> {
+        cib_net::metrics::parse_listen(&self.metrics_listen)
+            .map_err(|e| Error::Invalid(format!("metrics_listen = \"{}\": {e}", self.metrics_listen.escape_debug())))
+    }
+
     /// Applies command-line values over the file's.
     pub fn apply(&mut self, o: &Overrides) {
         if let Some(l) = o.listen {
@@ -294,6 +317,7 @@ impl Config {
                 return bad(format!("{what} = {}: no such file", p.display()));
             }
         }
+        self.metrics_addr()?;
         if let Some(f) = &self.cib_file {
             if !f.is_file() {
                 return bad(format!("cib_file = {}: no such file", f.display()));
@@ -356,6 +380,7 @@ mod tests {
     fn defaults_apply() {
         let c: Config = MINIMAL.parse().unwrap();
         assert_eq!(c.listen, "0.0.0.0:9443".parse().unwrap());
+        assert_eq!(c.metrics_addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.recheck_seconds, 30);
         assert_eq!(c.shutdown_grace_seconds, 5);
         assert_eq!(c.cib_file, None);

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
+use cib_net::metrics::CertificateExpiry;
+use cib_net::reload::ReloadableServer;
 use cib_publisher::cli::{Cli, Command};
 use cib_publisher::config::{read_config, Config, Limits, Overrides};
 use cib_publisher::metrics::Metrics;
@@ -43,24 +46,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cib_file,
             recheck_seconds,
             check,
+            log,
         } => {
-            let mut cfg = read_config(&config)?;
-            cfg.apply(&Overrides {
+            let overrides = Overrides {
                 listen,
                 site,
                 cib_file,
                 recheck_seconds,
-            });
+            };
+            let mut cfg = read_config(&config)?;
+            cfg.apply(&overrides);
             cfg.validate()?;
-            let tls = cib_net::tls::server_config(&cfg.tls)?;
+            let tls = ReloadableServer::new(&cfg.tls)?;
             if check {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(());
             }
-            cib_net::daemon::init_logging();
+            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-publisher");
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
-                .block_on(serve(cfg, tls))
+                .block_on(serve(cfg, tls, (config, overrides)))
         }
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
@@ -80,13 +85,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The daemon: bind, read the CIB once, watch it, serve until a signal.
-async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
+/// The daemon: bind, read the CIB once, watch it, serve until a signal;
+/// SIGHUP reloads the certificates and allow-lists (`config_source`: the
+/// configuration file and the command line's overrides).
+async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Overrides)) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let shutdown = CancellationToken::new();
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let expiry = metrics.watch_certificates(cfg.tls.clone());
+    let metrics = Arc::new(metrics);
+    if let Some(addr) = cfg.metrics_addr()? {
+        if let Some(l) = cib_net::metrics::bind(addr).await {
+            let m = Arc::clone(&metrics);
+            tokio::spawn(cib_net::metrics::serve(l, Arc::new(move || m.encode()), shutdown.clone()));
+        }
+    }
+    let trigger = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), shutdown.clone()));
     let channels = Arc::new(Channels::new(cfg.ticket_names()));
     let source = Source::new(cfg.cib_file.as_deref());
     let watcher = Watcher::new(source, Arc::clone(&channels), Arc::clone(&metrics), cfg.recheck())
@@ -99,14 +116,81 @@ async fn serve(cfg: Config, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()
     }
     let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?
         .with_max_streams_per_client(cfg.limits.max_streams_per_client);
+    let reloadable = Reloadable { tls: tls.clone(), expiry, state: state.clone() };
+    tokio::spawn(reload_on(trigger, cfg.clone(), config_source, reloadable, shutdown.clone()));
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
     warn_if_open_files_are_short(&cfg.limits);
     tracing::info!(listen = %listener.local_addr().unwrap_or(cfg.listen), site = %cfg.site, tickets = ?cfg.ticket_names(), "serving");
-    server::run_with_limits(listener, tls, server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
+    server::run_with_limits(listener, tls.config(), server::app(state), metrics, cfg.limits, shutdown.clone(), cfg.shutdown_grace()).await?;
     shutdown.cancel();
     let _ = watcher.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a reload changes in the running daemon.
+struct Reloadable {
+    tls: ReloadableServer,
+    expiry: Arc<CertificateExpiry>,
+    state: AppState,
+}
+
+/// At each `trigger` (SIGHUP): reads the configuration again and, when it
+/// is valid, the certificate, key and CA it names (new connections use
+/// them, open ones — streams — keep theirs) and the tickets' allow-lists
+/// (for the next requests). Anything wrong keeps what is in use, logged.
+/// The other keys take effect at the next start (logged when they
+/// changed).
+async fn reload_on(
+    trigger: Arc<tokio::sync::Notify>,
+    mut running: Config,
+    (path, overrides): (PathBuf, Overrides),
+    live: Reloadable,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = trigger.notified() => {}
+        }
+        tracing::info!(config = %path.display(), "reloading the configuration and certificates");
+        let read = read_config(&path).map(|mut c| {
+            c.apply(&overrides);
+            c
+        });
+        let cfg = match read.and_then(|c| c.validate().map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reload refused: going on with the certificates in use");
+                continue;
+            }
+        };
+        if let Err(e) = live.tls.reload(&cfg.tls) {
+            tracing::error!(error = %e, "reload refused: going on with the certificates in use");
+            continue;
+        }
+        live.expiry.set_paths(cfg.tls.clone());
+        let mut unapplied = cfg.clone();
+        unapplied.tls = running.tls.clone();
+        for t in &cfg.tickets {
+            if live.state.set_allow(&t.name, t.allow.clone()) {
+                if let Some(old) = unapplied.tickets.iter_mut().find(|o| o.name == t.name) {
+                    old.allow = running.tickets.iter().find(|r| r.name == t.name).map_or_else(Vec::new, |r| r.allow.clone());
+                }
+            }
+        }
+        if unapplied != running {
+            tracing::warn!("reload: certificates and allow-lists reloaded; other changes to the configuration take effect at the next start");
+        } else {
+            tracing::info!("reloaded: certificates and allow-lists read now");
+        }
+        running.tls = cfg.tls.clone();
+        for t in &mut running.tickets {
+            if let Some(new) = cfg.tickets.iter().find(|n| n.name == t.name) {
+                t.allow.clone_from(&new.allow);
+            }
+        }
+    }
 }
 
 /// Files the publisher keeps open besides its connections: the listener,

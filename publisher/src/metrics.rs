@@ -13,15 +13,22 @@
 //! | `cib_publisher_open_connections` | gauge | | TCP connections held now (handshaking or authenticated) |
 //! | `cib_publisher_connections_refused_total` | counter | `reason` | connections closed as soon as accepted: `max_connections`, `max_connections_per_peer` |
 //! | `cib_publisher_connections_timed_out_total` | counter | `phase` | connections closed by a timeout: `handshake` (TLS handshake not finished in time), `idle` (no request and no stream) |
+//! | `cib_publisher_certificate_expiry_seconds` | gauge | `certificate` | until this site's (`local`) and the CA's (`ca`) certificate expire, read at each scrape (the daemon only: [`Metrics::watch_certificates`]) |
+//!
+//! Served on the mTLS port, and on `metrics_listen` (plain HTTP, loopback
+//! by default, no client certificate: [`cib_net::metrics::serve`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use cib_net::metrics::CertificateExpiry;
+use cib_net::tls::TlsPaths;
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -82,6 +89,7 @@ pub struct Metrics {
     open_connections: Gauge,
     refused: Family<ReasonLabel, Counter>,
     timed_out: Family<PhaseLabel, Counter>,
+    expiry: Option<Arc<CertificateExpiry>>,
 }
 
 impl Default for Metrics {
@@ -128,12 +136,24 @@ impl Metrics {
             open_connections,
             refused,
             timed_out,
+            expiry: None,
         }
+    }
+
+    /// Also reports when the certificates of `paths` expire (read at each
+    /// encoding); returns the gauge, to follow a reload.
+    pub fn watch_certificates(&mut self, paths: TlsPaths) -> Arc<CertificateExpiry> {
+        let expiry = CertificateExpiry::register(&mut self.registry, paths);
+        self.expiry = Some(Arc::clone(&expiry));
+        expiry
     }
 
     /// Encodes every metric in the OpenMetrics text format.
     #[must_use]
     pub fn encode(&self) -> String {
+        if let Some(e) = &self.expiry {
+            e.refresh();
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -129,6 +129,9 @@ struct Inner {
     site: String,
     site_header: HeaderValue,
     tickets: BTreeMap<String, TicketAccess>,
+    /// Allow-lists set by a reload ([`AppState::set_allow`]), over those
+    /// of `tickets`.
+    reloaded_allow: std::sync::RwLock<BTreeMap<String, Vec<String>>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     keep_alive: Duration,
@@ -156,6 +159,7 @@ impl AppState {
                 site: site.to_owned(),
                 site_header,
                 tickets,
+                reloaded_allow: std::sync::RwLock::default(),
                 metrics,
                 shutdown,
                 keep_alive: KEEP_ALIVE,
@@ -199,11 +203,32 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// Replaces the allow-list of a served ticket (a reloaded
+    /// configuration): requests from then on are judged by it; streams
+    /// open stay. Returns false for a ticket not served (a new ticket
+    /// takes a restart).
+    pub fn set_allow(&self, ticket: &str, allow: Vec<String>) -> bool {
+        if !self.inner.tickets.contains_key(ticket) {
+            return false;
+        }
+        self.inner
+            .reloaded_allow
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ticket.to_owned(), allow);
+        true
+    }
+
     /// The ticket, if configured and readable by `client` (connected from
     /// `peer`, when known: it is logged with a refusal).
     fn authorize(&self, ticket: &str, client: &ClientIdentity, peer: Option<SocketAddr>) -> Result<&TicketAccess, ApiError> {
         let access = self.inner.tickets.get(ticket).ok_or_else(|| ApiError::UnknownTicket(ticket.to_owned()))?;
-        if client.allowed_by(&access.allow).is_none() {
+        let allowed = {
+            let reloaded = self.inner.reloaded_allow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let allow = reloaded.get(ticket).unwrap_or(&access.allow);
+            client.allowed_by(allow).is_some()
+        };
+        if !allowed {
             self.inner.metrics.error("forbidden");
             let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
             tracing::warn!(ticket, client = %client, %peer, "client certificate not allowed for this ticket");
@@ -868,6 +893,23 @@ mod tests {
         assert_eq!(h[HEADER_TERM], "9");
         assert_eq!(h[HEADER_SITE], "site-a");
         assert!(m.encode().contains(r#"errors_total{kind="forbidden"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_allow_list_judges_the_next_requests() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        granted(&ch, st.metrics());
+        let app = app(st.clone());
+        let status = |who: &'static str| {
+            let app = app.clone();
+            async move { call(app, get("/v1/tickets/geo/scope", Some(who))).await.0 }
+        };
+        assert_eq!(status("site-c.example").await, StatusCode::FORBIDDEN);
+        assert!(st.set_allow("geo", vec!["site-c.example".into()]));
+        assert_eq!(status("site-c.example").await, StatusCode::OK);
+        assert_eq!(status("site-b.example").await, StatusCode::FORBIDDEN);
+        assert!(!st.set_allow("other", vec!["site-b.example".into()]));
     }
 
     #[tokio::test]

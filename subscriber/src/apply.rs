@@ -52,16 +52,17 @@ pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
 
 /// Plans merging the scope into the local CIB as it is now, changing
 /// nothing; returns the local CIB and the plan.
-pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options) -> anyhow::Result<(Element, Plan)> {
+/// `applied` is the document applied last, when kept (for drift).
+pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<(Element, Plan)> {
     let (_, local) = read_local(cib)?;
     // Every merge error names the ticket or element already: no context added.
-    let p = merge::plan(&local, scope, opts)?;
+    let p = merge::plan_with(&local, scope, opts, applied)?;
     Ok((local, p))
 }
 
 /// Prints what `replicate-now` would change; returns whether anything would.
-pub fn diff(cib: &Cib, scope: &Scope, opts: Options, color: Color) -> anyhow::Result<bool> {
-    let (local, p) = plan_local(cib, scope, opts)?;
+pub fn diff(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>, color: Color) -> anyhow::Result<bool> {
+    let (local, p) = plan_local(cib, scope, opts, applied)?;
     let before = cib::configuration(&local)?;
     let after = cib::configuration(&p.cib)?;
     print!(
@@ -111,10 +112,11 @@ impl Applied {
 
 /// Merges the scope into the local CIB as one version-checked patch,
 /// retrying when the CIB changed meanwhile (`on_retry` is told each time).
-/// On any error nothing was applied.
-pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
+/// `applied` is the document applied last, when kept (for drift). On any
+/// error nothing was applied.
+pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
     let first = read_local(cib)?;
-    replicate_now_from(cib, first, scope, opts, on_retry)
+    replicate_now_from(cib, first, scope, opts, applied, on_retry)
 }
 
 /// [`replicate_now`], with the first attempt planned against `first` (the
@@ -127,6 +129,7 @@ pub fn replicate_now_from(
     first: (String, Element),
     scope: &Scope,
     opts: Options,
+    applied: Option<&Element>,
     on_retry: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Applied> {
     let mut first = Some(first);
@@ -148,7 +151,7 @@ pub fn replicate_now_from(
                 ));
             }
         }
-        let p = merge::plan(&local, scope, opts)?;
+        let p = merge::plan_with(&local, scope, opts, applied)?;
         p.refuse_conflicts()?;
         if !p.changed {
             return Ok(Applied {

@@ -202,6 +202,11 @@ pub enum Command {
         /// Check the configuration, rule and TLS files, then exit.
         #[arg(long)]
         check: bool,
+        /// Where the log goes: stderr, or the systemd journal (identifier
+        /// cib-subscriber, field OCF_RESOURCE from $OCF_RESOURCE_INSTANCE; stderr
+        /// when there is no journal). The level is RUST_LOG's (default info).
+        #[arg(long, value_name = "TARGET", value_parser = ["stderr", "journal"], default_value = "stderr")]
+        log: String,
     },
 }
 
@@ -225,6 +230,10 @@ pub struct Input {
     /// XSLT 1.0 stylesheet run by xsltproc (repeatable, ordered with --rules).
     #[arg(long, value_name = "FILE")]
     pub xslt: Vec<PathBuf>,
+    /// A rule that matches nothing is an error (exit 2, nothing applied)
+    /// instead of a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// The daemon's state and CIB, for `diff`, `replicate-now` and `status`.

@@ -6,6 +6,9 @@
 //! state_dir = "/var/lib/cib-replicator"    # default
 //! # cib_file = "/path/cib.xml"             # default: $CIB_file, else the live CIB
 //! reconnect_max_seconds = 10               # longest pause between reconnects (default 10)
+//! strict_rules = false                     # a rule that matches nothing refuses the document
+//!                                          # (default false: a warning); per ticket too
+//! metrics_listen = "127.0.0.1:9465"        # plain-HTTP /metrics (default); "off": none
 //!
 //! [tls]
 //! cert = "site-b.pem"                      # relative paths: to this file's directory
@@ -18,6 +21,7 @@
 //! peers = ["https://site-a.example:9443", "https://site-c.example:9443"]
 //! rules = ["site-b-rules.toml"]            # run first, in this order
 //! xslt  = ["site-b.xsl"]                   # then these, in this order
+//! # strict_rules = true                    # overrides the global one for this ticket
 //! # or, to interleave: steps = [{ xslt = "a.xsl" }, { rules = "b.toml" }]
 //! ```
 //!
@@ -48,6 +52,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cib-replicator";
 pub const DEFAULT_CONFIG: &str = "/etc/cib-replicator/subscriber.toml";
 /// Default longest pause between two attempts to reach a publisher, seconds.
 pub const DEFAULT_RECONNECT_MAX_SECONDS: u64 = 10;
+/// Default address of the plain-HTTP metrics listener.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9465";
 /// Default time given to a document being applied when the daemon is asked
 /// to stop, seconds.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 30;
@@ -75,6 +81,15 @@ pub struct Config {
     /// Time a document being applied gets to finish on shutdown, in seconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Whether a rule that matches nothing refuses the document (the
+    /// default: it is logged as a warning and counted). Tickets may
+    /// override it.
+    #[serde(default)]
+    pub strict_rules: bool,
+    /// Where `/metrics` is served over plain HTTP, without client
+    /// certificates (keep it on loopback); `off`: nowhere.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// The tickets followed.
     #[serde(rename = "ticket", default)]
     pub tickets: Vec<TicketConfig>,
@@ -105,6 +120,9 @@ pub struct TicketConfig {
     /// `attr-prereq` (see [`crate::booth`]); unset: none.
     #[serde(default)]
     pub booth_attribute: Option<String>,
+    /// `strict_rules` for this ticket (unset: the global one).
+    #[serde(default)]
+    pub strict_rules: Option<bool>,
 }
 
 /// What the daemon does with an accepted version.
@@ -160,6 +178,10 @@ fn default_reconnect_max() -> u64 {
 
 fn default_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_SECONDS
+}
+
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_owned()
 }
 
 impl FromStr for Config {
@@ -282,7 +304,19 @@ impl Config {
         if self.shutdown_grace_seconds > 3600 {
             return bad(format!("shutdown_grace_seconds = {}: use 0 to 3600", self.shutdown_grace_seconds));
         }
+        self.metrics_addr()?;
         Ok(())
+    }
+
+    /// The address of the metrics listener; `None` when `metrics_listen`
+    /// is `off`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] when it is neither `off` nor `IP:PORT`.
+    pub fn metrics_addr(&self) -> Result<Option<std::net::SocketAddr>, Error> {
+        cib_net::metrics::parse_listen(&self.metrics_listen)
+            .map_err(|e| Error::Invalid(format!("metrics_listen = \"{}\": {e}", self.metrics_listen.escape_debug())))
     }
 
     /// The longest pause between reconnects.
@@ -309,6 +343,13 @@ impl Config {
 }
 
 impl TicketConfig {
+    /// Whether a rule that matches nothing refuses this ticket's documents:
+    /// the ticket's `strict_rules`, else `global`.
+    #[must_use]
+    pub fn strict_rules(&self, global: bool) -> bool {
+        self.strict_rules.unwrap_or(global)
+    }
+
     /// The peers as URLs: `https://`, a host, no credentials, no path (the
     /// protocol's paths are appended), no duplicates.
     ///
@@ -408,6 +449,9 @@ mod tests {
         assert_eq!(c.reconnect_max_seconds, 10);
         assert_eq!(c.shutdown_grace_seconds, 30);
         assert_eq!(c.cib_file, None);
+        assert!(!c.strict_rules);
+        assert_eq!(c.metrics_addr().unwrap(), Some("127.0.0.1:9465".parse().unwrap()));
+        assert!(!c.tickets[0].strict_rules(c.strict_rules));
         assert_eq!(c.tickets[0].mode, Mode::Auto);
         assert!(c.tickets[0].steps().unwrap().is_empty());
     }
@@ -461,6 +505,15 @@ mod tests {
     }
 
     #[test]
+    fn strict_rules_per_ticket_over_global() {
+        let c: Config = format!("strict_rules = true\nmetrics_listen = \"off\"\n{MINIMAL}").parse().unwrap();
+        assert!(c.tickets[0].strict_rules(c.strict_rules));
+        assert_eq!(c.metrics_addr().unwrap(), None);
+        let c: Config = format!("strict_rules = true\n{MINIMAL}strict_rules = false\n").parse().unwrap();
+        assert!(!c.tickets[0].strict_rules(c.strict_rules));
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let mut c: Config = MINIMAL.parse().unwrap();
         c.apply(&Overrides {
@@ -504,6 +557,7 @@ mod tests {
             (Box::new(|c| c.tls.ca = "/nonexistent/ca.pem".into()), "tls.ca"),
             (Box::new(|c| c.cib_file = Some("/nonexistent/cib.xml".into())), "cib_file"),
             (Box::new(|c| c.reconnect_max_seconds = 0), "reconnect_max_seconds"),
+            (Box::new(|c| c.metrics_listen = "localhost".into()), "metrics_listen"),
         ];
         for (change, expect) in cases {
             let mut c = good.clone();

@@ -17,7 +17,10 @@
 //!    or a replay — is refused and logged.
 //! 3. **Local grant**: if this site holds the ticket granted, nothing is
 //!    done (logged at info: this site is the origin).
-//! 4. **Transform** with the site's steps ([`crate::pipeline::transform`]).
+//! 4. **Transform** with the site's steps
+//!    ([`crate::pipeline::transform_counted`]). A rule that matched nothing
+//!    is logged as a warning and counted; under `strict_rules` the document
+//!    is refused.
 //! 5. **Apply** (`auto`): exactly what `replicate-now` does
 //!    ([`crate::apply::replicate_now`]): merge, `crm_verify`, one
 //!    version-checked patch. **Stage** (`manual`): if the merge would change
@@ -29,7 +32,9 @@
 //! recorded in the state file ([`crate::state`]); failures after step 3 are
 //! retried with backoff (1 s doubling to a minute) until a newer document
 //! arrives — a conflict resolved or a CIB that became writable again heals
-//! without an event. Refusals (steps 1 and 2) are not retried.
+//! without an event. Refusals (steps 1 and 2) are not retried, nor a
+//! document refused because a rule matched nothing under `strict_rules`
+//! (step 4: the same rules would refuse it again).
 //!
 //! A peer that refuses this site or that this site must not trust (a TLS
 //! handshake refused either way, a `403`) is logged as a warning and
@@ -64,6 +69,7 @@ use cib_transforms::{cib, xml};
 
 use crate::apply;
 use crate::config::{Config, Mode};
+use crate::metrics::Metrics;
 use crate::error::Error;
 use crate::follow::{follow_peer, Backoff, DownKind, Peer, PeerMsg, INITIAL_BACKOFF, PROBE_TIMEOUT};
 use crate::pipeline::{self, Step};
@@ -75,7 +81,35 @@ pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Runs the daemon until `shutdown` is cancelled. `config` must have been
-/// validated ([`Config::validate`]).
+/// validated ([`Config::validate`]). Serves metrics on its
+/// `metrics_listen`; no reload ([`run_with`] for both).
+///
+/// # Errors
+///
+/// As [`run_with`].
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let listener = match config.metrics_addr()? {
+        Some(addr) => cib_net::metrics::bind(addr).await,
+        None => None,
+    };
+    run_with(config, RunOptions { metrics: listener, reload: None }, shutdown).await
+}
+
+/// What [`run_with`] takes besides the configuration.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Where to serve `/metrics` (plain HTTP); `None`: nowhere.
+    pub metrics: Option<tokio::net::TcpListener>,
+    /// How to reload, and when ([`crate::reload`]).
+    pub reload: Option<crate::reload::Reload>,
+}
+
+/// Runs the daemon until `shutdown` is cancelled, serving metrics on
+/// `opts.metrics` and reloading when `opts.reload` is triggered (SIGHUP):
+/// the configuration, the rules and the certificates are read again and,
+/// when they are valid, the tickets' tasks are restarted with them (streams
+/// reconnect; a document being applied is finished first). When they are
+/// not, the daemon logs why and goes on with what it had.
 ///
 /// # Errors
 ///
@@ -83,77 +117,137 @@ pub const RETRY_MAX: Duration = Duration::from_secs(60);
 /// not validated), [`Error::Net`] / [`Error::Client`] (TLS files),
 /// [`Error::State`] (the state directory cannot be created). Once running,
 /// every failure is logged, recorded in the state files, and retried.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let client = crate::fetch::stream_client(&config.tls).map_err(|e| Error::Client(format!("{e:#}")))?;
-    let prober = cib_net::tls::Prober::new(&config.tls, PROBE_TIMEOUT)?;
-    let cib = config.cib();
-    let mut tickets = Vec::new();
-    for t in &config.tickets {
-        let dir = state::ticket_dir(&config.state_dir, &t.name);
-        state::create_dirs(&dir).map_err(|cause| Error::State {
-            what: "creating state directory",
-            path: dir.clone(),
-            cause,
-        })?;
-        tickets.push((t.clone(), t.peer_urls()?, t.steps()?));
-    }
-    let mut tasks = JoinSet::new();
-    for (t, peers, steps) in tickets {
-        let (tx, rx) = mpsc::channel(16);
-        for (i, base) in peers.iter().enumerate() {
-            tasks.spawn(follow_peer(
-                Peer::new(i, base, &t.name),
-                client.clone(),
-                prober.clone(),
-                tx.clone(),
-                Backoff::new(INITIAL_BACKOFF, config.reconnect_max()),
-                shutdown.clone(),
-            ));
-        }
-        drop(tx);
-        let work = Arc::new(Work {
-            ticket: t.name.clone(),
-            mode: t.mode,
-            steps,
-            cib: cib.clone(),
-            state_dir: config.state_dir.clone(),
-        });
-        if let Some(attribute) = &t.booth_attribute {
-            tasks.spawn(crate::booth::keep_attribute(
-                config.state_dir.clone(),
-                t.name.clone(),
-                attribute.clone(),
-                shutdown.clone(),
-            ));
-        }
-        let coordinator = Coordinator::start(work, peers).await;
-        tasks.spawn(coordinator.run(rx, shutdown.clone()));
-    }
-    tracing::info!(
-        site = %config.site,
-        tickets = ?config.tickets.iter().map(|t| format!("{} ({})", t.name, t.mode)).collect::<Vec<_>>(),
-        state_dir = %config.state_dir.display(),
-        "following"
-    );
+pub async fn run_with(mut config: Config, opts: RunOptions, shutdown: CancellationToken) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new(&config));
+    let mut server = opts.metrics.map(|listener| {
+        let m = Arc::clone(&metrics);
+        tokio::spawn(cib_net::metrics::serve(listener, Arc::new(move || m.encode()), shutdown.clone()))
+    });
+    let mut generation = Generation::start(&config, &metrics, &shutdown).await?;
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            done = tasks.join_next() => match done {
-                None => break,
-                Some(Err(e)) if e.is_panic() => tracing::error!(error = %e, "a task panicked"),
-                Some(_) => {}
+        let reloaded = match &opts.reload {
+            Some(reload) => tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = reload.next(&config) => r,
             },
+            None => {
+                shutdown.cancelled().await;
+                break;
+            }
+        };
+        let Some(new) = reloaded else { continue };
+        // The new configuration is valid and its files load: stop the
+        // tickets' tasks (finishing what they apply) and start them again.
+        generation.stop(config.shutdown_grace()).await;
+        match Generation::start(&new, &metrics, &shutdown).await {
+            Ok(g) => {
+                metrics.reconfigure(&new);
+                config = new;
+                generation = g;
+                tracing::info!("reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload: cannot start with the new configuration; going on with the previous one");
+                generation = Generation::start(&config, &metrics, &shutdown).await?;
+            }
         }
     }
-    let grace = config.shutdown_grace();
-    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(open = tasks.len(), grace_s = grace.as_secs(), "grace period over: stopping the remaining tasks");
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+    generation.stop(config.shutdown_grace()).await;
+    if let Some(s) = server.take() {
+        let _ = s.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The tasks of every ticket under one configuration: followers,
+/// coordinators, booth attribute keepers.
+struct Generation {
+    tasks: JoinSet<()>,
+    token: CancellationToken,
+}
+
+impl Generation {
+    /// Starts every ticket's tasks; they stop when `shutdown` is cancelled
+    /// or [`Generation::stop`] is called.
+    async fn start(config: &Config, metrics: &Arc<Metrics>, shutdown: &CancellationToken) -> Result<Generation, Error> {
+        let shutdown = shutdown.child_token();
+        let client = crate::fetch::stream_client(&config.tls).map_err(|e| Error::Client(format!("{e:#}")))?;
+        let prober = cib_net::tls::Prober::new(&config.tls, PROBE_TIMEOUT)?;
+        let cib = config.cib();
+        let mut tickets = Vec::new();
+        for t in &config.tickets {
+            let dir = state::ticket_dir(&config.state_dir, &t.name);
+            state::create_dirs(&dir).map_err(|cause| Error::State {
+                what: "creating state directory",
+                path: dir.clone(),
+                cause,
+            })?;
+            tickets.push((t.clone(), t.peer_urls()?, t.steps()?));
+        }
+        let mut tasks = JoinSet::new();
+        for (t, peers, steps) in tickets {
+            let (tx, rx) = mpsc::channel(16);
+            for (i, base) in peers.iter().enumerate() {
+                tasks.spawn(follow_peer(
+                    Peer::new(i, base, &t.name),
+                    client.clone(),
+                    prober.clone(),
+                    tx.clone(),
+                    Backoff::new(INITIAL_BACKOFF, config.reconnect_max()),
+                    shutdown.clone(),
+                ));
+            }
+            drop(tx);
+            let work = Arc::new(Work {
+                ticket: t.name.clone(),
+                mode: t.mode,
+                strict: t.strict_rules(config.strict_rules),
+                steps,
+                cib: cib.clone(),
+                state_dir: config.state_dir.clone(),
+                metrics: Arc::clone(metrics),
+            });
+            if let Some(attribute) = &t.booth_attribute {
+                tasks.spawn(crate::booth::keep_attribute(
+                    config.state_dir.clone(),
+                    t.name.clone(),
+                    attribute.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            let coordinator = Coordinator::start(work, peers).await;
+            tasks.spawn(coordinator.run(rx, shutdown.clone()));
+        }
+        tracing::info!(
+            site = %config.site,
+            tickets = ?config.tickets.iter().map(|t| format!("{} ({})", t.name, t.mode)).collect::<Vec<_>>(),
+            state_dir = %config.state_dir.display(),
+            "following"
+        );
+        Ok(Generation { tasks, token: shutdown })
+    }
+
+    /// Stops the tasks: followers at once, a coordinator after the
+    /// document it is applying, bounded by `grace`.
+    async fn stop(mut self, grace: Duration) {
+        self.token.cancel();
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = self.tasks.join_next().await {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "a task panicked");
+                    }
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(open = self.tasks.len(), grace_s = grace.as_secs(), "grace period over: stopping the remaining tasks");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+    }
 }
 
 /// Whether a document with grant term `offered` may be accepted when the
@@ -195,9 +289,12 @@ pub fn verify_event(ticket: &str, event: &sse::Event) -> anyhow::Result<Scope> {
 struct Work {
     ticket: String,
     mode: Mode,
+    /// A rule that matches nothing refuses the document (`strict_rules`).
+    strict: bool,
     steps: Vec<Step>,
     cib: Cib,
     state_dir: PathBuf,
+    metrics: Arc<Metrics>,
 }
 
 /// What happened to an accepted document.
@@ -213,6 +310,16 @@ enum Outcome {
     Staged(Report),
 }
 
+impl Outcome {
+    /// The conflicts left in the plan (staged in manual mode).
+    fn conflicts(&self) -> usize {
+        match self {
+            Outcome::Staged(r) | Outcome::Applied(r) => r.conflicts.len(),
+            Outcome::GrantedHere | Outcome::UpToDate => 0,
+        }
+    }
+}
+
 impl Work {
     /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
     /// tools and xsltproc).
@@ -221,17 +328,24 @@ impl Work {
         if cib::ticket_state(&local, &self.ticket)?.granted {
             return Ok(Outcome::GrantedHere);
         }
-        let (scope, log) = pipeline::transform(scope, &self.steps)?;
-        for line in log {
-            tracing::debug!(ticket = %self.ticket, "{line}");
-        }
+        let scope = self.transform(scope)?;
         let result = match self.mode {
             // The CIB just read is the first attempt's base: the patch is
             // version-checked, so a change made meanwhile is not lost.
-            Mode::Auto => apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), &mut |m| {
-                tracing::warn!(ticket = %self.ticket, "{m}");
-            })
-            .map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate }),
+            Mode::Auto => {
+                let kept = state::load_applied(&self.state_dir, &self.ticket);
+                let applied = apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), kept.as_ref(), &mut |m| {
+                    tracing::warn!(ticket = %self.ticket, "{m}");
+                });
+                if let Ok(a) = &applied {
+                    if a.changed {
+                        if let Err(e) = state::save_applied(&self.state_dir, &self.ticket, &pipeline::transformed_document(&scope)) {
+                            tracing::warn!(ticket = %self.ticket, error = %e, "the document applied is not kept for drift reports");
+                        }
+                    }
+                }
+                applied.map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate })
+            }
             Mode::Manual => self.stage(&local, &scope),
         };
         match result {
@@ -240,10 +354,28 @@ impl Work {
         }
     }
 
+    /// Step 4: the site's steps; a rule that matched nothing is logged and
+    /// counted, and refuses the document under `strict_rules`.
+    fn transform(&self, scope: Scope) -> anyhow::Result<Scope> {
+        let t = pipeline::transform_counted(scope, &self.steps)?;
+        for line in &t.log {
+            tracing::debug!(ticket = %self.ticket, "{line}");
+        }
+        for line in &t.idle {
+            tracing::warn!(ticket = %self.ticket, "{line}");
+        }
+        self.metrics.idle_rules(&self.ticket, t.idle.len());
+        if self.strict {
+            pipeline::check_strict(&t.idle)?;
+        }
+        Ok(t.scope)
+    }
+
     /// Stages the transformed scope if merging it would change the CIB;
     /// removes a stale staged document otherwise.
     fn stage(&self, local: &xml::Element, scope: &Scope) -> anyhow::Result<Outcome> {
-        let plan = merge::plan(local, scope, Options::default())?;
+        let kept = state::load_applied(&self.state_dir, &self.ticket);
+        let plan = merge::plan_with(local, scope, Options::default(), kept.as_ref())?;
         if !plan.changed {
             state::remove_pending(&self.state_dir, &self.ticket)?;
             return Ok(Outcome::UpToDate);
@@ -459,6 +591,7 @@ impl Coordinator {
             Ok(Err(e)) => {
                 let e = format!("{e:#}");
                 tracing::warn!(ticket = %self.ticket(), peer = %url, %site, error = %e, "document refused; nothing changed");
+                self.work.metrics.failure(self.ticket(), "refused");
                 self.record(|s| {
                     let note = Note::now(format!("document from {site} ({url}) refused: {e}"));
                     s.last_failure = Some(note.clone());
@@ -478,6 +611,7 @@ impl Coordinator {
                 ticket = %self.ticket(), peer = %url, %site, %offered, newest,
                 "document refused: its grant term is older than the newest seen (a site that lost the ticket, or a replay); nothing changed"
             );
+            self.work.metrics.failure(self.ticket(), "stale_term");
             self.record(|s| {
                 s.last_error = Some(Note::now(format!(
                     "document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen"
@@ -513,6 +647,9 @@ impl Coordinator {
         let digest = candidate.scope.digest.clone();
         let seen = seen(&candidate.scope);
         let auto = self.work.mode == Mode::Auto;
+        if let Ok(result) = &outcome {
+            self.work.metrics.outcome(&ticket, result.as_ref().map(Outcome::conflicts));
+        }
         match outcome {
             Ok(Ok(Outcome::GrantedHere)) => {
                 tracing::info!(%ticket, %site, "the ticket is granted at this site: nothing applied");
@@ -561,10 +698,15 @@ impl Coordinator {
             }
             Ok(Err(e)) => {
                 let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
+                // The same rules refuse the same document: no retry (a
+                // reload with other rules, or a new version, tries again).
+                let strict = e.downcast_ref::<pipeline::IdleRules>().is_some();
                 let text = format!("{e:#}");
                 let what = if auto { "not applied" } else { "not staged" };
                 if stale {
                     tracing::warn!(%ticket, %site, error = %text, "{what}: older than what the CIB records");
+                } else if strict {
+                    tracing::error!(%ticket, %site, error = %text, "{what}: strict_rules; the CIB is unchanged");
                 } else {
                     let pause = self.retry_backoff.next_delay();
                     tracing::error!(%ticket, %site, error = %text, retry_in_s = pause.as_secs_f32(), "{what}; the CIB is unchanged");

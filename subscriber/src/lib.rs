@@ -24,6 +24,8 @@
 //! - [`pipeline`]: reading and verifying documents, running the site's
 //!   transform steps, staged documents.
 //! - [`apply`]: `diff` and `replicate-now` against a CIB.
+//! - [`metrics`]: Prometheus metrics, served on `metrics_listen`.
+//! - [`reload`]: reading the configuration again on SIGHUP.
 //! - [`status`]: whether each ticket's copy is in step, as text or JSON,
 //!   with the exit code.
 //! - [`gate`]: whether this site may acquire a ticket (booth's
@@ -43,7 +45,9 @@ pub mod error;
 pub mod fetch;
 pub mod follow;
 pub mod gate;
+pub mod metrics;
 pub mod pipeline;
+pub mod reload;
 pub mod state;
 pub mod status;
 

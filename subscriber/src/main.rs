@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _};
@@ -16,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use cib_subscriber::apply;
 use cib_subscriber::cli::{Cli, Command, Input, Local};
 use cib_subscriber::config::{read_config, Config, Overrides};
+use cib_subscriber::daemon::RunOptions;
+use cib_subscriber::reload::Reload;
 use cib_subscriber::fetch::Source;
-use cib_subscriber::pipeline::{load_scope, load_staged, load_steps, transform, transformed_document, Step};
+use cib_subscriber::pipeline::{check_strict, load_scope, load_staged, load_steps, transform_counted, transformed_document, Step};
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
 use cib_subscriber::status::{Output, Report};
 use cib_transforms::merge::Options;
@@ -45,11 +48,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// A scope from --from, transformed by --rules/--xslt.
+/// A scope from --from, transformed by --rules/--xslt; the rules that
+/// matched nothing are reported, and refused under --strict.
 fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -> anyhow::Result<Scope> {
-    let (scope, log) = transform(load_scope(from, ticket, &input.tls)?, steps)?;
-    print_log(log);
-    Ok(scope)
+    let t = transform_counted(load_scope(from, ticket, &input.tls)?, steps)?;
+    print_log(t.log);
+    for line in &t.idle {
+        eprintln!("cib-subscriber: {line}");
+    }
+    if input.strict {
+        check_strict(&t.idle)?;
+    }
+    Ok(t.scope)
+}
+
+/// Keeps the document just applied beside the state, for drift reports
+/// (where a state directory exists); a failure is a warning, the CIB is
+/// applied.
+fn keep_applied(state_dir: &Path, ticket: &str, scope: &Scope, applied: &apply::Applied) {
+    if applied.changed {
+        if let Err(e) = state::save_applied(state_dir, ticket, &transformed_document(scope)) {
+            eprintln!("cib-subscriber: warning: the document applied is not kept for drift reports: {e}");
+        }
+    }
 }
 
 /// The change lines of the transform steps, on stderr.
@@ -62,8 +83,8 @@ fn print_log(log: Vec<String>) {
 /// The staged document of `ticket` (already transformed), with its path
 /// and text; `None` when nothing is staged.
 fn staged(input: &Input, ticket: &str, state_dir: &Path) -> anyhow::Result<Option<(Scope, PathBuf, String)>> {
-    if !input.rules.is_empty() || !input.xslt.is_empty() {
-        anyhow::bail!("--rules and --xslt need --from: the staged document is already transformed by the daemon");
+    if !input.rules.is_empty() || !input.xslt.is_empty() || input.strict {
+        anyhow::bail!("--rules, --xslt and --strict need --from: the staged document is already transformed by the daemon");
     }
     let dir = state::ticket_dir(state_dir, ticket);
     if !dir.is_dir() {
@@ -114,7 +135,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                     }
                 },
             };
-            let changed = apply::diff(&cib, &scope, Options { adopt }, color)?;
+            let kept = state::load_applied(&state_dir, &ticket);
+            let changed = apply::diff(&cib, &scope, Options { adopt }, kept.as_ref(), color)?;
             Ok(if changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::ReplicateNow {
@@ -127,7 +149,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let mut on_retry = |m: &str| eprintln!("cib-subscriber: {m}");
             if let Some(from) = &input.from {
                 let scope = prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?;
-                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+                let kept = state::load_applied(&state_dir, &ticket);
+                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+                keep_applied(&state_dir, &ticket, &scope, &applied);
                 print!("{}", printable(&applied.describe(&scope)));
                 return Ok(ExitCode::SUCCESS);
             }
@@ -137,7 +161,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                     state::pending_path(&state_dir, &ticket).display()
                 );
             };
-            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, &mut on_retry)?;
+            let kept = state::load_applied(&state_dir, &ticket);
+            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+            keep_applied(&state_dir, &ticket, &scope, &applied);
             print!("{}", printable(&applied.describe(&scope)));
             record_staged_applied(&state_dir, &ticket, &scope, &path, &text, &applied);
             Ok(ExitCode::SUCCESS)
@@ -169,26 +195,39 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             state_dir,
             cib_file,
             check,
+            log,
         } => {
-            let mut cfg = read_config(&config)?;
-            cfg.apply(&Overrides {
+            let overrides = Overrides {
                 site,
                 state_dir,
                 cib_file,
-            });
+            };
+            let mut cfg = read_config(&config)?;
+            cfg.apply(&overrides);
             cfg.validate()?;
             cib_net::tls::client_config(&cfg.tls)?;
             if check {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            cib_net::daemon::init_logging();
+            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-subscriber");
             let shutdown = CancellationToken::new();
+            let trigger = Arc::new(tokio::sync::Notify::new());
+            let reload = Reload::new(config, overrides, Arc::clone(&trigger));
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
                 .block_on(async {
                     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
-                    cib_subscriber::daemon::run(cfg, shutdown).await
+                    tokio::spawn(cib_net::daemon::notify_on_hangup(trigger, shutdown.clone()));
+                    let metrics = match cfg.metrics_addr()? {
+                        Some(addr) => cib_net::metrics::bind(addr).await,
+                        None => None,
+                    };
+                    let opts = RunOptions {
+                        metrics,
+                        reload: Some(reload),
+                    };
+                    cib_subscriber::daemon::run_with(cfg, opts, shutdown).await
                 })?;
             Ok(ExitCode::SUCCESS)
         }

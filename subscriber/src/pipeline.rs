@@ -87,16 +87,45 @@ fn scope_from_text(path: &Path, text: &str, ticket: Option<&str>) -> anyhow::Res
 
 /// Runs every step over the scope's configuration, in order. The result is in
 /// canonical form; [`Scope::digest`] stays the publisher's (the digest of
-/// the transformed content is [`canonical::digest`] of `config`).
-pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+/// the transformed content is [`canonical::digest`] of `config`). The log
+/// holds the change lines, then the rules that matched nothing.
+pub fn transform(scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
+    let mut t = transform_counted(scope, steps)?;
+    t.log.append(&mut t.idle);
+    Ok((t.scope, t.log))
+}
+
+/// What [`transform_counted`] made of a scope.
+#[derive(Debug)]
+pub struct Transformed {
+    /// The scope after every step, in canonical form.
+    pub scope: Scope,
+    /// The change lines of the rules, and one line per step saying how many
+    /// values it changed.
+    pub log: Vec<String>,
+    /// One line per rule that changed nothing: `rule #N (TYPE) FILE:LINE
+    /// matched nothing` ([`check_strict`] refuses them).
+    pub idle: Vec<String>,
+}
+
+/// [`transform`], keeping apart the rules that matched nothing.
+pub fn transform_counted(mut scope: Scope, steps: &[Step]) -> anyhow::Result<Transformed> {
     let mut log = Vec::new();
+    let mut idle = Vec::new();
     for step in steps {
         match step {
             Step::Rules(path, rules) => {
-                let changes = rules
-                    .apply(&mut scope.config)
+                let applied = rules
+                    .apply_counted(&mut scope.config)
                     .with_context(|| format!("applying rules {}", path.display()))?;
-                log.extend(changes);
+                let changed = applied.changed();
+                log.extend(applied.changes);
+                log.push(format!(
+                    "rules {}: {changed} value{} changed",
+                    path.display(),
+                    if changed == 1 { "" } else { "s" }
+                ));
+                idle.extend(applied.counts.iter().filter(|c| c.changed == 0).map(ToString::to_string));
             }
             Step::Xslt(path) => {
                 let output = cib_tools::xslt::run_xslt(path, &scope.config.to_xml(), XSLT_TIMEOUT)
@@ -120,8 +149,25 @@ pub fn transform(mut scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec
     }
     scope.config.attrs.clear();
     canonicalize(&mut scope.config);
-    Ok((scope, log))
+    Ok(Transformed { scope, log, idle })
 }
+
+/// Under `--strict` / `strict_rules`: an error when a rule matched nothing.
+///
+/// # Errors
+///
+/// [`IdleRules`], naming every such rule.
+pub fn check_strict(idle: &[String]) -> Result<(), IdleRules> {
+    if idle.is_empty() {
+        return Ok(());
+    }
+    Err(IdleRules(idle.to_vec()))
+}
+
+/// Rules that matched nothing, refused under `--strict` / `strict_rules`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("strict rules: {}; nothing was applied", .0.join(", "))]
+pub struct IdleRules(pub Vec<String>);
 
 /// Root attribute of a transformed document: the digest of its (transformed)
 /// content.

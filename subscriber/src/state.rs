@@ -47,6 +47,42 @@ pub fn state_path(state_dir: &Path, ticket: &str) -> PathBuf {
     ticket_dir(state_dir, ticket).join(STATE_FILE)
 }
 
+/// The document applied last for `ticket` ([`save_applied`]).
+#[must_use]
+pub fn applied_path(state_dir: &Path, ticket: &str) -> PathBuf {
+    ticket_dir(state_dir, ticket).join("applied.xml")
+}
+
+/// Keeps the document applied last (transformed for this site) beside the
+/// state, for drift against what was applied: the CIB's ownership record
+/// holds only a digest of it. Kept only where a state directory exists
+/// (the daemon's, or `--state-dir`); returns whether it was.
+///
+/// # Errors
+///
+/// When it cannot be written.
+pub fn save_applied(state_dir: &Path, ticket: &str, document: &str) -> Result<bool, Error> {
+    if !state_dir.is_dir() {
+        return Ok(false);
+    }
+    let dir = ticket_dir(state_dir, ticket);
+    create_dirs(&dir).map_err(|cause| Error::State {
+        what: "creating state directory",
+        path: dir.clone(),
+        cause,
+    })?;
+    write_atomic(&applied_path(state_dir, ticket), document.as_bytes())?;
+    Ok(true)
+}
+
+/// The content of the document applied last ([`save_applied`]), if kept
+/// and readable. A damaged file is as good as none: the ownership record's
+/// manifest decides whether a document is the one applied.
+pub fn load_applied(state_dir: &Path, ticket: &str) -> Option<cib_transforms::Element> {
+    let text = cib_tools::files::read_bounded(&applied_path(state_dir, ticket), cib_transforms::xml::Limits::default().max_bytes).ok()?;
+    cib_transforms::xml::parse(&text).ok()
+}
+
 /// The staged document of `ticket`.
 #[must_use]
 pub fn pending_path(state_dir: &Path, ticket: &str) -> PathBuf {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use cib_transforms::canonical::element_digest;
-use cib_transforms::merge::Ownership;
+use cib_transforms::merge::{Ownership, UNKNOWN_DIGEST};
 use cib_transforms::{cib, Element};
 
 use crate::config::Config;
@@ -160,6 +160,9 @@ pub enum ElementState {
     Drift,
     /// Deleted locally.
     Missing,
+    /// Something owned was edited, and which cannot be told: the document
+    /// applied last is not kept here (a state directory started empty).
+    Unknown,
 }
 
 impl ElementState {
@@ -168,6 +171,7 @@ impl ElementState {
             ElementState::Ok => "ok",
             ElementState::Drift => "drift",
             ElementState::Missing => "missing",
+            ElementState::Unknown => "unknown",
         }
     }
 }
@@ -336,7 +340,8 @@ impl TicketReport {
     /// false), a ticket neither the CIB nor the daemon's state knows is
     /// unknown.
     fn build(local: &Element, ticket: &str, state_dir: &Path, configured: bool) -> TicketReport {
-        let own = match Ownership::read(local, ticket) {
+        let kept = state::load_applied(state_dir, ticket);
+        let own = match Ownership::read_with(local, ticket, &kept.iter().collect::<Vec<_>>()) {
             Ok(own) => own,
             Err(e) => return TicketReport::error(ticket, e.to_string()),
         };
@@ -365,7 +370,7 @@ impl TicketReport {
         let holder = verdict == Verdict::Holder;
         let mut reasons = Vec::new();
         if !holder {
-            if elements.iter().any(|e| e.state == ElementState::Drift) {
+            if elements.iter().any(|e| matches!(e.state, ElementState::Drift | ElementState::Unknown)) {
                 reasons.push(Reason::Drift);
             }
             if elements.iter().any(|e| e.state == ElementState::Missing) {
@@ -494,19 +499,25 @@ impl Daemon {
 /// Every owned element of the record and whether it is as applied.
 fn owned_elements(local: &Element, own: &Ownership) -> Vec<OwnedElement> {
     let config = cib::configuration(local).ok();
+    let mut seen_missing = std::collections::BTreeSet::new();
     own.owned
         .iter()
-        .map(|(key, recorded)| {
+        .filter_map(|(key, recorded)| {
             let (section, id) = key.split_once(':').unwrap_or(("", key));
             let found = config
                 .and_then(|c| c.child(section))
                 .and_then(|s| s.children.iter().find(|c| c.id() == Some(id)));
+            let unknown = recorded == UNKNOWN_DIGEST;
             let state = match found {
+                // Without the digests as applied, a deleted element's
+                // section is not known either: it is listed once.
+                None if unknown && !seen_missing.insert(id) => return None,
                 None => ElementState::Missing,
+                Some(_) if unknown => ElementState::Unknown,
                 Some(el) if &element_digest(el) != recorded => ElementState::Drift,
                 Some(_) => ElementState::Ok,
             };
-            OwnedElement { key: key.clone(), state }
+            Some(OwnedElement { key: key.clone(), state })
         })
         .collect()
 }

@@ -51,6 +51,8 @@
 #   GEO_LOGS        where `down` (also after a failed `up`) copies the logs
 #   GEO_BIN         directory with cib-publisher and cib-subscriber
 #                   (default <repo>/target/debug)
+#   GEO_DEB         a cib-replicator .deb: `install` takes the binaries and
+#                   the agents from it (their installed paths) instead
 #   GEO_ETC_A, GEO_ETC_B   directories copied to /etc/cib-replicator of
 #                   each site by `install` (default examples/geo/site-a, -b)
 set -uo pipefail
@@ -404,6 +406,9 @@ cmd_down() {
             mkdir -p "$logs/$s"
             cp -a "$ST/$s/log/." "$ST/$s/holder.log" "$ST/$s/run/booth.log" "$logs/$s/" 2>/dev/null
             cp -a "$ST/$s/overlay/_var_log/upper/cib-replicator/." "$logs/$s/" 2>/dev/null
+            # The daemons' logs when the agents have no logfile and the
+            # site no journal (next to their pid files).
+            cp -a "$ST/$s/run/resource-agents/." "$logs/$s/" 2>/dev/null
             [ -d "$ST/$s/lib-pacemaker/cib" ] && cp "$ST/$s/lib-pacemaker/cib/cib.xml" "$logs/$s/cib.xml" 2>/dev/null
         done
         rm -rf "$ST"
@@ -413,7 +418,26 @@ cmd_down() {
 }
 
 cmd_install() {
-    local site=$1
+    local site=$1 root
+    if [ -n "${GEO_DEB:-}" ]; then
+        # The files of the package, from their installed paths (/usr/sbin,
+        # /usr/lib/ocf/resource.d/cib-replicator): what a site gets from
+        # `apt install ./cib-replicator_*.deb` where the lab has overlays
+        # (the rest of /usr, man pages and completion, is shared with the
+        # host and left alone).
+        [ -r "$GEO_DEB" ] || die "GEO_DEB: no package $GEO_DEB"
+        root=$ST/deb-root
+        rm -rf "$root"
+        mkdir -p "$root"
+        dpkg-deb -x "$GEO_DEB" "$root" || die "unpacking $GEO_DEB"
+        sx "$site" install -m 0755 "$root/usr/sbin/cib-publisher" "$root/usr/sbin/cib-subscriber" /usr/sbin/ &&
+            sx "$site" install -d /usr/lib/ocf/resource.d/cib-replicator &&
+            sx "$site" install -m 0755 "$root/usr/lib/ocf/resource.d/cib-replicator/publisher" \
+                "$root/usr/lib/ocf/resource.d/cib-replicator/subscriber" /usr/lib/ocf/resource.d/cib-replicator/ &&
+            sx "$site" install -d -m 0750 -g haclient /etc/cib-replicator /var/lib/cib-replicator &&
+            sx "$site" cp -r "${ETC[$site]}/." /etc/cib-replicator/
+        return
+    fi
     { [ -x "$BIN/cib-publisher" ] && [ -x "$BIN/cib-subscriber" ]; } ||
         die "no cib-publisher/cib-subscriber in $BIN (cargo build --workspace --bins, or set GEO_BIN)"
     sx "$site" install -m 0755 "$BIN/cib-publisher" "$BIN/cib-subscriber" /usr/sbin/ &&

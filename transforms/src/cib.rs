@@ -21,7 +21,7 @@ pub const CONSTRAINT_KINDS: &[&str] = &["rsc_location", "rsc_colocation", "rsc_o
 pub const CONSTRAINT_REF_ATTRS: &[&str] = &["rsc", "with-rsc", "first", "then"];
 
 /// The `<configuration>` child of a `<cib>`.
-pub fn configuration<'a>(cib: &'a Element) -> Result<&'a Element, Error> {
+pub fn configuration(cib: &Element) -> Result<&Element, Error> {
     if cib.name.as_str() != "cib" {
         return Err(Error::NotCib(format!("root element is <{}>, expected <cib>", cib.name.as_str())));
     }
@@ -39,7 +39,7 @@ pub fn configuration_mut(cib: &mut Element) -> Result<&mut Element, Error> {
 }
 
 /// `admin_epoch.epoch.num_updates` of a `<cib>`, e.g. `0.42.7`.
-pub fn version<'a>(cib: &'a Element) -> String {
+pub fn version(cib: &Element) -> String {
     let get = |k| cib.attr(k).unwrap_or("0");
     format!("{}.{}.{}", get("admin_epoch"), get("epoch"), get("num_updates"))
 }
@@ -110,7 +110,7 @@ pub fn parse_version(value: &str) -> Option<(u64, u64, u64)> {
 
 /// Every resource name a constraint uses, with the attribute it came from
 /// (`rsc`, `with-rsc`, `first`, `then` or `resource_ref`), in that order.
-pub fn constraint_refs<'a>(constraint: &'a Element) -> impl Iterator<Item = (&'static str, &'a str)> {
+pub fn constraint_refs(constraint: &Element) -> impl Iterator<Item = (&'static str, &str)> {
     let direct = CONSTRAINT_REF_ATTRS
         .iter()
         .filter_map(move |attr| constraint.attr(attr).map(|v| (*attr, v)));
@@ -123,7 +123,7 @@ pub fn constraint_refs<'a>(constraint: &'a Element) -> impl Iterator<Item = (&'s
 }
 
 /// Whether a primitive is a fencing device.
-pub fn is_stonith<'a>(el: &'a Element) -> bool {
+pub fn is_stonith(el: &Element) -> bool {
     el.name.as_str() == "primitive" && el.attr("class") == Some("stonith")
 }
 

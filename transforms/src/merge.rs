@@ -2,14 +2,14 @@
 //!
 //! Rules (PRODUCT.md, "Applying at a subscriber site"):
 //!
-//! - Replicated elements are *owned*. Ownership is recorded in the CIB itself,
-//!   in a `cluster_property_set` with id `cib-replicator-<ticket>` under
-//!   `crm_config`: one nvpair per owned element (name `<section>:<id>`, value
-//!   the digest of the element as last applied) plus `applied-digest`,
-//!   `applied-version` and `applied-term`. It survives restarts, travels with
-//!   the CIB and can be read with `cibadmin --query --xpath
-//!   "//cluster_property_set[@id='cib-replicator-T']"`. Pacemaker ignores
-//!   cluster properties it does not know.
+//! - Replicated elements are *owned*. Ownership is recorded in the CIB
+//!   itself, in constant room in `crm_config` (a `cluster_property_set`
+//!   `cib-replicator-<ticket>`: applied digest, version and term, and a
+//!   manifest digest of the owned elements as applied) and a `<tag>`
+//!   `cib-replicator-<ticket>-owned` listing them ([`Ownership`],
+//!   docs/ownership.md). It survives restarts, travels with the CIB and can
+//!   be read with `cibadmin --query`. Pacemaker ignores cluster properties
+//!   it does not know.
 //! - A local element whose id an incoming element uses and that is not owned
 //!   is a **conflict**: it is reported and left alone (and `replicate-now`
 //!   refuses), unless the admin adopts top-level elements with `adopt`.
@@ -144,13 +144,13 @@ pub fn check_scope(scope: &Scope) -> Result<(), Error> {
 /// its `<configuration>`), of either tree. Elements are visited in
 /// canonical order: the first problem found is reported, whatever the tree
 /// and the order of unordered elements.
-pub fn check_scope_sections<'a>(sections: &[&'a Element], ticket: &str) -> Result<(), Error> {
+pub fn check_scope_sections(sections: &[&Element], ticket: &str) -> Result<(), Error> {
     if let Some(other) = sections.iter().find(|c| !SECTIONS.contains(&c.name.as_str())) {
         return Err(Error::ForeignSection(other.name.as_str().to_string()));
     }
     let mut fencing = None;
     for s in sections {
-        walk_canonical(*s, &mut |el| {
+        walk_canonical(s, &mut |el| {
             if fencing.is_none() && cib::is_stonith(el) {
                 fencing = Some(el.id().unwrap_or("").to_string());
             }
@@ -201,10 +201,41 @@ pub fn check_scope_sections<'a>(sections: &[&'a Element], ticket: &str) -> Resul
     Ok(())
 }
 
-/// The ownership record of `ticket` in a CIB: `<section>:<id>` → digest.
+/// Id of the `<tag>` listing the elements owned for `ticket`.
+pub fn owned_tag_id(ticket: &str) -> String {
+    format!("cib-replicator-{ticket}-owned")
+}
+
+/// The digest of an owned element when it cannot be known: the record
+/// keeps one manifest digest, not one per element (see [`Ownership`]).
+pub const UNKNOWN_DIGEST: &str = "unknown";
+
+/// The ownership record of `ticket`: which elements are owned, and the
+/// digest each had when last applied (for drift).
+///
+/// In the CIB it takes a constant room in `crm_config` whatever the size of
+/// the scope — `crm_config` is read by every Pacemaker component, and the
+/// record used to hold one nvpair per element:
+///
+/// - `cluster_property_set id="cib-replicator-<ticket>"`: `applied-digest`,
+///   `applied-version`, `applied-term`, `owned-count` and `owned-digest`,
+///   the SHA-256 of the lines `<section>:<id> <element digest>` of every
+///   owned element as applied (the *manifest*);
+/// - `<tag id="cib-replicator-<ticket>-owned">` under `<tags>`: one
+///   `obj_ref` per owned element (tags may list any id; Pacemaker
+///   tolerates a reference left dangling by a local delete).
+///
+/// The per-element digests come back from the last applied document (kept
+/// by the subscriber in its state directory) when its manifest matches;
+/// else from the elements themselves when their manifest matches (nothing
+/// drifted); else they are [`UNKNOWN_DIGEST`], and drift is reported for
+/// the owned elements that differ from the incoming ones. A record of the
+/// earlier format (one nvpair per element) is read as it is and rewritten
+/// in this one by the next apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ownership {
-    /// Owned elements and the digest they had when last applied.
+    /// Owned elements (`<section>:<id>`) and the digest they had when last
+    /// applied.
     pub owned: BTreeMap<String, String>,
     /// Publisher digest of the scope last applied.
     pub applied_digest: Option<String>,
@@ -212,6 +243,9 @@ pub struct Ownership {
     pub applied_version: Option<String>,
     /// Grant term of the scope last applied.
     pub applied_term: Option<u64>,
+    /// Read from a record of the earlier format (one nvpair per owned
+    /// element), which the next apply rewrites.
+    pub earlier_format: bool,
 }
 
 impl Ownership {
@@ -223,10 +257,23 @@ impl Ownership {
     /// read: the checks on terms and versions are never turned off by a
     /// damaged record.
     pub fn read(cib: &Element, ticket: &str) -> Result<Ownership, Error> {
+        Ownership::read_with(cib, ticket, &[])
+    }
+
+    /// [`Ownership::read`], with candidates for the content of the document
+    /// last applied (each a `<configuration>` with its sections: the one
+    /// the subscriber kept, the one arriving), to know each owned element's
+    /// digest as applied. The first whose manifest is the recorded one is
+    /// taken.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ownership::read`].
+    pub fn read_with(cib: &Element, ticket: &str, candidates: &[&Element]) -> Result<Ownership, Error> {
         let mut own = Ownership::default();
         let id = record_id(ticket);
-        let Some(set) = cib
-            .child("configuration")
+        let config = cib.child("configuration");
+        let Some(set) = config
             .and_then(|c| c.child("crm_config"))
             .and_then(|c| c.children.iter().find(|s| s.id() == Some(id.as_str())))
         else {
@@ -236,6 +283,7 @@ impl Ownership {
             ticket: ticket.to_string(),
             reason: format!("{name}=\"{}\" is not a valid value", value.escape_debug()),
         };
+        let mut manifest = None;
         for nv in set.children.iter().filter(|c| c.name == "nvpair") {
             let (Some(name), Some(value)) = (nv.attr("name"), nv.attr("value")) else {
                 continue;
@@ -247,51 +295,136 @@ impl Ownership {
                     own.applied_version = Some(value.into());
                 }
                 "applied-term" => own.applied_term = Some(cib::parse_number(value).ok_or_else(|| bad(name, value))?),
+                "owned-digest" => manifest = Some(value.to_string()),
+                // The earlier format: one nvpair per owned element.
                 _ if name.contains(':') => {
                     own.owned.insert(name.into(), value.into());
+                    own.earlier_format = true;
                 }
                 _ => {}
+            }
+        }
+        let (Some(manifest), Some(config)) = (manifest, config) else {
+            return Ok(own);
+        };
+        // The owned elements, from the tag; each found in its section.
+        let tag_id = owned_tag_id(ticket);
+        let tag = config
+            .child("tags")
+            .and_then(|t| t.children.iter().find(|c| c.name == "tag" && c.id() == Some(tag_id.as_str())));
+        let listed: Vec<&str> = tag.map(|t| t.children.iter().filter(|c| c.name == "obj_ref").filter_map(|c| c.id()).collect()).unwrap_or_default();
+        let section_of = |id: &str| {
+            SECTIONS
+                .iter()
+                .find_map(|s| section_children(config, s).find(|e| e.id() == Some(id)).map(|e| (*s, e)))
+        };
+        // The digests as applied, from a candidate if it is the document
+        // recorded.
+        for candidate in candidates {
+            let digests: BTreeMap<String, String> = SECTIONS
+                .iter()
+                .flat_map(|s| section_children(candidate, s).filter_map(move |e| e.id().map(|id| (key(s, id), element_digest(e)))))
+                .collect();
+            if manifest_digest(&digests) == manifest {
+                own.owned = digests;
+                return Ok(own);
+            }
+        }
+        // Else as they stand, if nothing drifted (their manifest matches).
+        let mut current = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        for id in &listed {
+            match section_of(id) {
+                Some((section, el)) => {
+                    current.insert(key(section, id), element_digest(el));
+                }
+                None => unplaced.push(*id),
+            }
+        }
+        if unplaced.is_empty() && manifest_digest(&current) == manifest {
+            own.owned = current;
+            return Ok(own);
+        }
+        // Something drifted and the document applied last is not at hand:
+        // the owned elements are known, their digests as applied are not.
+        // A deleted one's section is unknown: it is looked for in each.
+        own.owned = current.into_keys().map(|k| (k, UNKNOWN_DIGEST.to_string())).collect();
+        for id in unplaced {
+            for section in SECTIONS {
+                own.owned.insert(key(section, id), UNKNOWN_DIGEST.to_string());
             }
         }
         Ok(own)
     }
 
+    /// The `crm_config` set of the record (constant size).
     fn to_element(&self, ticket: &str) -> Element {
         let set_id = record_id(ticket);
         let mut set = Element::new("cluster_property_set").with_attr("id", set_id.clone());
-        let mut push = |key: &str, name: &str, value: &str| {
+        let mut push = |name: &str, value: &str| {
             set.children.push(
                 Element::new("nvpair")
-                    .with_attr("id", format!("{set_id}-{key}"))
+                    .with_attr("id", format!("{set_id}-{name}"))
                     .with_attr("name", name)
                     .with_attr("value", value),
             );
         };
         if let Some(d) = &self.applied_digest {
-            push("applied-digest", "applied-digest", d);
+            push("applied-digest", d);
         }
         if let Some(v) = &self.applied_version {
-            push("applied-version", "applied-version", v);
+            push("applied-version", v);
         }
         if let Some(t) = self.applied_term {
-            push("applied-term", "applied-term", &t.to_string());
+            push("applied-term", &t.to_string());
         }
-        for (key, digest) in &self.owned {
-            push(&format!("own-{}", key.replace(':', "-")), key, digest);
-        }
+        push("owned-count", &self.owned.len().to_string());
+        push("owned-digest", &manifest_digest(&self.owned));
         set
     }
+
+    /// The `<tag>` listing the owned elements (`None` when none is).
+    fn owned_tag(&self, ticket: &str) -> Option<Element> {
+        let mut tag = Element::new("tag").with_attr("id", owned_tag_id(ticket));
+        let mut ids: Vec<&str> = self.owned.keys().filter_map(|k| k.split_once(':').map(|(_, id)| id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        tag.children = ids.into_iter().map(|id| Element::new("obj_ref").with_attr("id", id)).collect();
+        (!tag.children.is_empty()).then_some(tag)
+    }
+}
+
+/// The manifest digest of owned elements: SHA-256 of the lines
+/// `<section>:<id> <digest>` in key order.
+fn manifest_digest(owned: &BTreeMap<String, String>) -> String {
+    let mut text = String::with_capacity(owned.len() * 96);
+    for (k, d) in owned {
+        text.push_str(k);
+        text.push(' ');
+        text.push_str(d);
+        text.push('\n');
+    }
+    crate::canonical::digest_str(&text)
 }
 
 /// Plans merging `scope` (already transformed for this site) into the local
 /// CIB `local`.
 pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error> {
+    plan_with(local, scope, opts, None)
+}
+
+/// [`plan`], with the content of the document applied last when the caller
+/// kept it (for drift against what was applied, see [`Ownership`]).
+pub fn plan_with(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>) -> Result<Plan, Error> {
     let ticket = scope.ticket.as_str();
     if cib::ticket_state(local, ticket)?.granted {
         return Err(Error::TicketGrantedLocally(ticket.into()));
     }
     check_scope(scope)?;
-    let record = Ownership::read(local, ticket)?;
+    // The incoming content is what was applied last when its manifest is
+    // the recorded one (the same version, transformed the same way).
+    let candidates: Vec<&Element> = applied.into_iter().chain([&scope.config]).collect();
+    let record = Ownership::read_with(local, ticket, &candidates)?;
     check_newer(&record, scope)?;
 
     let mut merged = local.clone();
@@ -305,6 +438,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
         applied_version: scope.version.clone(),
         applied_term: scope.term.max(record.applied_term),
         owned: BTreeMap::new(),
+        earlier_format: false,
     };
 
     // Ids carried by elements we may replace or remove (owned, or adopted).
@@ -333,7 +467,12 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
             };
             let k = key(section, id);
             if let Some(recorded) = record.owned.get(&k) {
-                if &element_digest(&el) != recorded {
+                if recorded == UNKNOWN_DIGEST {
+                    let incoming = section_children(&scope.config, section).find(|e| e.id() == Some(id));
+                    if incoming != Some(&el) {
+                        report.drift.push(format!("{k} (edited here or changed upstream: the document applied last is not at hand)"));
+                    }
+                } else if &element_digest(&el) != recorded {
                     report.drift.push(k.clone());
                 }
                 if !incoming_keys.contains(&k) {
@@ -515,7 +654,7 @@ fn foreign_ids(config: &Element, replaceable: &BTreeSet<String>) -> IdMap<String
                 if SECTIONS.contains(&section.name.as_str()) && replaceable.contains(&key(&section.name, id)) {
                     continue;
                 }
-                if section.name == "crm_config" && id.starts_with("cib-replicator-") {
+                if (section.name == "crm_config" || section.name == "tags") && id.starts_with("cib-replicator-") {
                     continue;
                 }
             }
@@ -553,6 +692,24 @@ fn write_record(config: &mut Element, ticket: &str, record: &Ownership) {
     match crm_config.children.iter().position(|s| s.id() == Some(id.as_str())) {
         Some(pos) => crm_config.children[pos] = set,
         None => crm_config.children.push(set),
+    }
+    let tag_id = owned_tag_id(ticket);
+    let tag = record.owned_tag(ticket);
+    if tag.is_none() && config.child("tags").is_none() {
+        return;
+    }
+    let tags = config.child_or_insert("tags");
+    let pos = tags.children.iter().position(|t| t.id() == Some(tag_id.as_str()));
+    match (pos, tag) {
+        (Some(pos), Some(tag)) => tags.children[pos] = tag,
+        (None, Some(tag)) => tags.children.push(tag),
+        (Some(pos), None) => {
+            tags.children.remove(pos);
+        }
+        (None, None) => {}
+    }
+    if tags.children.is_empty() {
+        config.children.retain(|c| c.name != "tags");
     }
 }
 

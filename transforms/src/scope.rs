@@ -275,7 +275,7 @@ struct Metadata {
 impl Metadata {
     /// Reads them from the root of a published document, checking that it
     /// is one, and for `expect_ticket` when given.
-    fn read<'a>(root: &'a Element, expect_ticket: Option<&str>) -> Result<Metadata, Error> {
+    fn read(root: &Element, expect_ticket: Option<&str>) -> Result<Metadata, Error> {
         if root.name.as_str() != "configuration" {
             return Err(Error::NotCib(format!(
                 "a published scope is a <configuration> element, found <{}>",
@@ -462,13 +462,13 @@ impl Selection<usize> {
 }
 
 /// The scope from its parts: canonical, foreign `id-ref`s inlined, digested.
-fn finish<'a>(
+fn finish(
     ticket: String,
     resources: Element,
     cons: Element,
     tags: Element,
     left_out: BTreeSet<LeftOut>,
-    config: &'a Element,
+    config: &Element,
 ) -> Result<Scope, Error> {
     let mut scope_config = Element::new("configuration")
         .with_child(resources)
@@ -768,7 +768,7 @@ fn restricted_tags<'a>(config: &'a Element, used: &BTreeSet<&'a str>, ix: &Index
 
 /// The node a location constraint pins to, directly or through a `#uname`
 /// rule expression.
-fn names_node<'a>(c: &'a Element) -> Option<String> {
+fn names_node(c: &Element) -> Option<String> {
     if c.name.as_str() != "rsc_location" {
         return None;
     }
@@ -804,7 +804,8 @@ fn inline_foreign_id_refs(scope: &mut Element, config: &Element) -> Result<bool,
     });
     let mut by_id: crate::IdMap<&str, &Element> = crate::IdMap::default();
     config.walk(&mut |el| {
-        if let Some(id) = el.id() {
+        // `obj_ref` and `resource_ref` carry the id they point at.
+        if let (Some(id), false) = (el.id(), matches!(el.name.as_str(), "obj_ref" | "resource_ref")) {
             by_id.entry(id).or_insert(el);
         }
     });

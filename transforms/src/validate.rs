@@ -15,7 +15,7 @@ use crate::canonical::{for_each_canonical_child, walk_canonical};
 /// Verifies that ids are unique within `fragment` and that every reference
 /// (constraint resource names, `resource_ref`, `obj_ref`, `template`,
 /// `id-ref`) names an id inside it.
-pub fn check_fragment<'a>(fragment: &'a Element) -> Result<(), Error> {
+pub fn check_fragment(fragment: &Element) -> Result<(), Error> {
     check_fragments(&[fragment])
 }
 
@@ -23,11 +23,11 @@ pub fn check_fragment<'a>(fragment: &'a Element) -> Result<(), Error> {
 /// of a configuration, say). Elements are visited in canonical order, so
 /// the error reported (the first one met) does not depend on the order of
 /// unordered elements, nor on the tree.
-pub fn check_fragments<'a>(fragments: &[&'a Element]) -> Result<(), Error> {
+pub fn check_fragments(fragments: &[&Element]) -> Result<(), Error> {
     let ids = unique_ids(fragments)?;
     let mut result = Ok(());
     for f in fragments {
-        check_refs(*f, None, &ids, &mut result);
+        check_refs(f, None, &ids, &mut result);
     }
     result
 }
@@ -38,7 +38,7 @@ pub fn unique_ids<'a>(roots: &[&'a Element]) -> Result<IdMap<&'a str, &'a str>, 
     let mut ids: IdMap<&str, &str> = IdMap::default();
     let mut dup = None;
     for root in roots {
-        walk_canonical(*root, &mut |el| {
+        walk_canonical(root, &mut |el| {
             // `resource_ref` and `obj_ref` carry the id they point at, not their own.
             let name = el.name.as_str();
             if name == "resource_ref" || name == "obj_ref" || dup.is_some() {

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use cib_net::test_pki::Pki;
-use cib_net::tls::{server_config, TlsPaths};
+use cib_net::reload::ReloadableServer;
+use cib_net::tls::TlsPaths;
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{Channels, Published, TicketView};
 use cib_publisher::server::{app, run, AppState, TicketAccess};
@@ -107,7 +108,7 @@ pub struct Publisher {
     pub addr: SocketAddr,
     pub channels: Arc<Channels>,
     pub metrics: Arc<Metrics>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: ReloadableServer,
     watch: bool,
     token: CancellationToken,
     server: Option<JoinHandle<()>>,
@@ -131,7 +132,7 @@ impl Publisher {
             addr,
             channels: Arc::new(Channels::new([TICKET])),
             metrics: Arc::new(Metrics::new()),
-            tls: server_config(tls).unwrap(),
+            tls: ReloadableServer::new(tls).unwrap(),
             watch,
             token: CancellationToken::new(),
             server: None,
@@ -157,7 +158,7 @@ impl Publisher {
         let state = AppState::new(&self.site, tickets, Arc::clone(&self.metrics), self.token.clone()).unwrap();
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
-        let (tls, metrics, token) = (Arc::clone(&self.tls), Arc::clone(&self.metrics), self.token.clone());
+        let (tls, metrics, token) = (self.tls.config(), Arc::clone(&self.metrics), self.token.clone());
         self.server = Some(tokio::spawn(async move {
             run(listener, tls, app(state), metrics, token, Duration::from_secs(1)).await.unwrap();
         }));
@@ -171,6 +172,12 @@ impl Publisher {
             let _ = s.await;
         }
         self.token.cancel();
+    }
+
+    /// Points the server at new certificate files (as SIGHUP does): new
+    /// connections get them, open ones keep theirs.
+    pub fn rotate(&self, tls: &TlsPaths) -> Result<(), cib_net::Error> {
+        self.tls.reload(tls)
     }
 
     /// Starts the server again on the same address.
@@ -253,6 +260,7 @@ state_dir = "state-b"
 cib_file = "{cib}"
 reconnect_max_seconds = 1
 shutdown_grace_seconds = 5
+metrics_listen = "off"
 
 [tls]
 cert = "{cert}"
@@ -345,6 +353,19 @@ rules = ["{rules}"]
         cfg.validate().unwrap();
         self.task = Some(tokio::spawn(cib_subscriber::daemon::run(cfg, self.token.clone())));
         self
+    }
+
+    /// As [`Subscriber::start`], with `opts` (metrics listener, reload).
+    pub fn start_with(mut self, opts: cib_subscriber::daemon::RunOptions) -> Subscriber {
+        let cfg = cib_subscriber::config::read_config(&self.config).unwrap();
+        cfg.validate().unwrap();
+        self.task = Some(tokio::spawn(cib_subscriber::daemon::run_with(cfg, opts, self.token.clone())));
+        self
+    }
+
+    /// The daemon process's id ([`Subscriber::spawn`]).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(|d| d.child.id())
     }
 
     /// Stops the daemon; it must end cleanly.
@@ -496,7 +517,7 @@ pub struct FakePublisher {
 impl FakePublisher {
     pub fn start(world: &World, script: Vec<Reply>) -> FakePublisher {
         let paths = world.pki.write_site(world.dir.path(), "site-a.example");
-        let mut config = (*server_config(&paths).unwrap()).clone();
+        let mut config = (*cib_net::tls::server_config(&paths).unwrap()).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

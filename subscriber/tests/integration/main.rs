@@ -8,6 +8,8 @@
 //!   ticket.
 //! - `faults`: a publisher killed mid-stream, truncated and altered
 //!   documents, signals.
+//! - `ops`: metrics over plain HTTP, reloads of rules and certificates,
+//!   SIGHUP to the daemon process.
 //! - `tls`: the daemon process with certificates the other end refuses, or
 //!   against a publisher it must not trust.
 //!
@@ -18,4 +20,5 @@ mod faults;
 mod fetch;
 mod follow;
 mod harness;
+mod ops;
 mod tls;

@@ -307,6 +307,51 @@ fn life_cycle(res: &Resource) {
 }
 
 #[test]
+fn reload_agent_sends_sighup_and_log_level_reaches_the_daemon() {
+    if !subscriber_has_run() {
+        eprintln!("SKIPPED: cib-subscriber has no `run` subcommand yet");
+        return;
+    }
+    for mut res in [Resource::publisher("127.0.0.1:0"), Resource::subscriber()] {
+        res.action("reload-agent").expect_code(OCF_SUCCESS);
+        res.set("log_level", Some(Path::new("debug")));
+        res.action("start").expect_code(OCF_SUCCESS);
+        res.action("reload-agent").expect_code(OCF_SUCCESS);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !res.log().contains("reloaded") {
+            assert!(std::time::Instant::now() < deadline, "no reload in the log:\n{}", res.log());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let log = res.log();
+        assert!(log.contains("SIGHUP received"), "{log}");
+        let environ = std::fs::read(format!("/proc/{}/environ", res.pid())).expect("reading the daemon's environment");
+        assert!(
+            environ.split(|&b| b == 0).any(|v| v == b"RUST_LOG=debug"),
+            "log_level=debug did not reach the daemon as RUST_LOG"
+        );
+        res.action("stop").expect_code(OCF_SUCCESS);
+    }
+}
+
+#[test]
+fn without_a_logfile_the_daemon_logs_to_the_journal() {
+    let mut res = Resource::publisher("127.0.0.1:0");
+    res.set("logfile", None);
+    res.action("start").expect_code(OCF_SUCCESS);
+    let pidfile = PathBuf::from(res.param("pidfile").expect("pidfile"));
+    let out = pidfile.with_extension("out");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    res.action("stop").expect_code(OCF_SUCCESS);
+    if Path::new("/run/systemd/journal/socket").exists() {
+        assert!(!text.contains("INFO"), "logged to {} despite the journal:\n{text}", out.display());
+    } else {
+        // No journal here: the daemon says so and logs to the .out file.
+        assert!(text.contains("no systemd journal"), "{}:\n{text}", out.display());
+        assert!(text.contains("serving"), "{}:\n{text}", out.display());
+    }
+}
+
+#[test]
 fn publisher_actions_follow_the_resource_states() {
     life_cycle(&Resource::publisher("127.0.0.1:0"));
 }
@@ -353,8 +398,16 @@ fn meta_data_is_valid_and_documents_every_parameter() {
         let r = res.action("meta-data");
         r.expect_ok();
         let file = res.site.write("meta-data.xml", &r.stdout);
+        // resource-agents' ra-api-1.dtd (4.12) predates OCF 1.1's
+        // reload-agent action: a copy that adds it (as ocf/test.sh does).
+        let dtd = std::fs::read_to_string(Path::new(RA_DATA).join("ra-api-1.dtd")).expect("reading ra-api-1.dtd");
+        let dtd = dtd.replace("|validate-all)", "|validate-all|reload-agent)");
+        assert!(dtd.contains("reload-agent"), "ra-api-1.dtd changed: cannot add reload-agent");
+        std::fs::create_dir_all(res.site.path("ra")).expect("creating the DTD directory");
+        res.site.write("ra/ra-api-1.dtd", dtd);
         let mut lint = Command::new("xmllint");
-        lint.args(["--noout", "--valid", "--path", RA_DATA])
+        lint.args(["--noout", "--valid", "--path"])
+            .arg(res.site.path("ra"))
             .arg(&file);
         run(lint).expect_ok();
         let mut lint = Command::new("xmllint");
@@ -372,6 +425,8 @@ fn meta_data_is_valid_and_documents_every_parameter() {
             r#"<action name="stop""#,
             r#"<action name="monitor""#,
             r#"<action name="validate-all""#,
+            r#"<action name="reload-agent""#,
+            r#"<parameter name="log_level""#,
         ] {
             r.expect_stdout(&[needle]);
         }

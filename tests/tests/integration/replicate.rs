@@ -25,6 +25,21 @@ fn local_elements(b: &Site) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// [`replicate_args`] with B's state directory (made here), where the
+/// document applied is kept for drift reports.
+fn replicate_kept(b: &Site, scope: &Path, rules: &Path) -> Vec<OsString> {
+    let dir = b.path("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = replicate_args(scope, rules);
+    args.extend(["--state-dir".into(), dir.into()]);
+    args
+}
+
+/// `status --ticket geo --state-dir B's`.
+fn status_kept(b: &Site) -> Vec<OsString> {
+    vec!["status".into(), "--ticket".into(), TICKET.into(), "--state-dir".into(), b.path("state").into()]
+}
+
 fn replicate_args(scope: &Path, rules: &Path) -> Vec<OsString> {
     vec![
         "replicate-now".into(),
@@ -300,7 +315,7 @@ fn updates_at_the_origin_reach_the_copy_and_removed_elements_are_pruned() {
 fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
     let (_a, scope, b) = two_sites();
     let rules = site_b_rules();
-    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+    b.subscriber(replicate_kept(&b, &scope, &rules)).expect_ok();
 
     b.cibadmin([
         "--modify",
@@ -310,7 +325,7 @@ fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
     assert_eq!(b.nvpair_value("web-ip-ip").as_deref(), Some("10.9.9.9"));
 
     // Drift: not in step (exit 1).
-    let st = b.subscriber(["status", "--ticket", TICKET]);
+    let st = b.subscriber(status_kept(&b));
     st.expect_code(1);
     let state_of = |out: &str, key: &str| -> String {
         out.lines()
@@ -322,7 +337,7 @@ fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
     assert_eq!(state_of(&st.stdout, "resources:web"), "drift", "{st}");
     assert_eq!(state_of(&st.stdout, "resources:backup"), "ok", "{st}");
 
-    let r = b.subscriber(replicate_args(&scope, &rules));
+    let r = b.subscriber(replicate_kept(&b, &scope, &rules));
     r.expect_ok()
         .expect_stdout(&["drift: 1 (resources:web)", "changed: 1 (resources:web)"]);
     assert_eq!(
@@ -332,7 +347,7 @@ fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
     );
     b.expect_verify_clean();
 
-    let st = b.subscriber(["status", "--ticket", TICKET]);
+    let st = b.subscriber(status_kept(&b));
     st.expect_ok();
     assert_eq!(state_of(&st.stdout, "resources:web"), "ok", "{st}");
 }
@@ -341,7 +356,7 @@ fn a_local_edit_of_a_replicated_element_is_drift_and_replication_wins() {
 fn a_replicated_element_deleted_locally_is_drift_and_restored() {
     let (_a, scope, b) = two_sites();
     let rules = site_b_rules();
-    b.subscriber(replicate_args(&scope, &rules)).expect_ok();
+    b.subscriber(replicate_kept(&b, &scope, &rules)).expect_ok();
     let applied = b
         .element("web-before-backup")
         .expect("web-before-backup at B");
@@ -353,7 +368,7 @@ fn a_replicated_element_deleted_locally_is_drift_and_restored() {
     ]);
     assert!(b.element("web-before-backup").is_none());
     // Missing: not in step (exit 1).
-    let st = b.subscriber(["status", "--ticket", TICKET]);
+    let st = b.subscriber(status_kept(&b));
     st.expect_code(1);
     assert!(
         st.stdout
@@ -363,7 +378,7 @@ fn a_replicated_element_deleted_locally_is_drift_and_restored() {
         "{st}"
     );
 
-    b.subscriber(replicate_args(&scope, &rules))
+    b.subscriber(replicate_kept(&b, &scope, &rules))
         .expect_ok()
         .expect_stdout(&[
             "added: 1 (constraints:web-before-backup)",
@@ -464,7 +479,7 @@ fn a_cib_changed_between_read_and_patch_is_read_again_and_the_change_kept() {
         r#"<primitive id="local-late" class="ocf" provider="heartbeat" type="Dummy"/>"#,
     ]);
     let mut retries = Vec::new();
-    let applied = replicate_now_from(&cib, first, &scope, Default::default(), &mut |m| retries.push(m.to_owned())).unwrap();
+    let applied = replicate_now_from(&cib, first, &scope, Default::default(), None, &mut |m| retries.push(m.to_owned())).unwrap();
     assert!(applied.changed);
     assert_eq!(retries.len(), 1, "{retries:?}");
     // Both the local edit and the copy are there.
@@ -506,4 +521,102 @@ fn a_replicated_resource_keeps_every_ticket_that_binds_it() {
     assert!(!at_b.iter().any(|s| s.starts_with("web")), "at B, web waits for t2 too: {at_b:?}");
     let with_t2 = b.simulate_starts(&["--ticket-grant", TICKET, "--ticket-grant", "t2"]);
     assert!(with_t2.iter().any(|s| s.starts_with("web")), "with both tickets web starts at B: {with_t2:?}");
+}
+
+#[test]
+fn ownership_takes_constant_room_in_crm_config_and_survives_an_empty_state_directory() {
+    let (_a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_kept(&b, &scope, &rules)).expect_ok();
+    let cib = b.cib();
+    let config = cib.child("configuration").unwrap();
+    let record = config.child("crm_config").unwrap().find_id("cib-replicator-geo").expect("the record").to_xml();
+    assert!(record.len() < 2048 && !record.contains("resources:"), "constant size: {record}");
+    let tag = config.child("tags").and_then(|t| t.find_id("cib-replicator-geo-owned")).expect("the owned tag");
+    assert!(tag.find_id("web").is_some() && tag.find_id("web-needs-geo").is_some(), "{}", tag.to_xml());
+    b.expect_verify_clean();
+
+    // Another node of the site: an empty state directory. Nothing edited:
+    // every owned element is known and ok.
+    let empty = b.path("empty-state");
+    std::fs::create_dir_all(&empty).unwrap();
+    let status = |dir: &Path| b.subscriber(["status".as_ref(), "--ticket".as_ref(), TICKET.as_ref(), "--state-dir".as_ref(), dir.as_os_str()]);
+    let st = status(&empty);
+    st.expect_ok();
+    assert!(st.stdout.contains("resources:web") && !st.stdout.contains("unknown"), "{st}");
+    // An owned element edited: not in step, which one cannot be told
+    // without the document applied last...
+    b.cibadmin(["--modify", "--xml-text", r#"<nvpair id="web-ip-ip" value="10.9.9.9"/>"#]);
+    status(&empty).expect_code(1).expect_stdout(&["unknown"]);
+    // ...but the same document, arriving again, tells: drift on `web`, and
+    // replication wins.
+    let mut again = replicate_args(&scope, &rules);
+    again.extend(["--state-dir".into(), empty.clone().into()]);
+    b.subscriber(&again).expect_ok().expect_stdout(&["drift: 1 (resources:web)"]);
+    status(&empty).expect_ok();
+}
+
+#[test]
+fn a_record_of_the_earlier_format_is_migrated_on_the_next_apply() {
+    let (_a, scope, b) = two_sites();
+    let rules = site_b_rules();
+    b.subscriber(replicate_kept(&b, &scope, &rules)).expect_ok();
+    // Rewrite the record as the earlier version wrote it: one nvpair per
+    // owned element, no tag.
+    let mut cib = b.cib();
+    let owned = cib_transforms::merge::Ownership::read(&cib, TICKET).unwrap();
+    let config = cib.child_mut("configuration").unwrap();
+    config.children.retain(|c| c.name != "tags");
+    let set = config.child_mut("crm_config").unwrap().children.iter_mut().find(|s| s.id() == Some("cib-replicator-geo")).unwrap();
+    set.children.retain(|nv| !matches!(nv.attr("name"), Some("owned-digest" | "owned-count")));
+    for (key, digest) in &owned.owned {
+        set.children.push(
+            cib_transforms::Element::new("nvpair")
+                .with_attr("id", format!("cib-replicator-geo-own-{}", key.replace(':', "-")))
+                .with_attr("name", key.as_str())
+                .with_attr("value", digest.as_str()),
+        );
+    }
+    std::fs::write(b.cib_path(), cib.to_xml()).unwrap();
+    let read = cib_transforms::merge::Ownership::read(&b.cib(), TICKET).unwrap();
+    assert!(read.earlier_format && read.owned == owned.owned, "the earlier record is read as it is");
+
+    b.subscriber(replicate_kept(&b, &scope, &rules)).expect_ok();
+    let cib = b.cib();
+    let migrated = cib_transforms::merge::Ownership::read(&cib, TICKET).unwrap();
+    assert!(!migrated.earlier_format && migrated.owned == owned.owned, "{migrated:?}");
+    let record = cib.child("configuration").unwrap().child("crm_config").unwrap().find_id("cib-replicator-geo").unwrap().to_xml();
+    assert!(!record.contains("resources:"), "{record}");
+    b.expect_verify_clean();
+}
+
+#[test]
+fn a_site_of_2500_owned_elements_keeps_crm_config_small() {
+    // Site A with 1,250 resources, each bound to `geo` by its own
+    // rsc_ticket: 2,500 owned elements at B.
+    let mut resources = String::from("<resources>");
+    let mut constraints = String::from("<constraints>");
+    for i in 0..1250 {
+        resources.push_str(&format!(r#"<primitive id="r{i}" class="ocf" provider="pacemaker" type="Dummy"/>"#));
+        constraints.push_str(&format!(r#"<rsc_ticket id="r{i}-needs-geo" rsc="r{i}" ticket="geo" loss-policy="stop"/>"#));
+    }
+    resources.push_str("</resources>");
+    constraints.push_str("</constraints>");
+    let a = Site::empty();
+    for (section, xml) in [("resources", &resources), ("constraints", &constraints)] {
+        let file = a.write(&format!("{section}.xml"), xml);
+        a.cibadmin(["--replace".as_ref(), "-o".as_ref(), section.as_ref(), "--xml-file".as_ref(), file.as_os_str()]);
+    }
+    a.grant(TICKET);
+    let scope = a.publish(TICKET, "geo.xml");
+
+    let b = Site::empty();
+    let crm_config = |b: &Site| b.cib().child("configuration").and_then(|c| c.child("crm_config")).map(|c| c.to_xml().len()).unwrap_or(0);
+    let before = crm_config(&b);
+    b.subscriber(["replicate-now", "--ticket", TICKET, "--from", scope.to_str().unwrap()]).expect_ok();
+    let owned = cib_transforms::merge::Ownership::read(&b.cib(), TICKET).unwrap();
+    assert_eq!(owned.owned.len(), 2500);
+    let grown = crm_config(&b) - before;
+    assert!(grown <= 2048, "crm_config grew by {grown} bytes for 2,500 owned elements");
+    b.expect_verify_clean();
 }

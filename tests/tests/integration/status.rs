@@ -13,10 +13,13 @@ use cib_transforms::merge::Ownership;
 
 use crate::support::{site_b_rules, two_sites, Run, Site, TICKET};
 
-/// Site B holding an applied copy of `geo`, its state directory (not made
-/// yet) and the applied digest; site A is returned to keep it alive.
+/// Site B holding an applied copy of `geo`, its state directory (holding
+/// the document applied) and the applied digest; site A is returned to
+/// keep it alive.
 fn replicated() -> (Site, Site, PathBuf, String) {
     let (a, scope, b) = two_sites();
+    let dir = b.path("state");
+    std::fs::create_dir_all(&dir).unwrap();
     b.subscriber([
         "replicate-now".as_ref(),
         "--ticket".as_ref(),
@@ -25,10 +28,11 @@ fn replicated() -> (Site, Site, PathBuf, String) {
         scope.as_os_str(),
         "--rules".as_ref(),
         site_b_rules().as_os_str(),
+        "--state-dir".as_ref(),
+        dir.as_os_str(),
     ])
     .expect_ok();
     let applied = Ownership::read(&b.cib(), TICKET).unwrap().applied_digest.expect("an applied digest");
-    let dir = b.path("state");
     (a, b, dir, applied)
 }
 

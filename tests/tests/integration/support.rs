@@ -450,7 +450,14 @@ impl Site {
         let config = cib
             .child("configuration")
             .expect("the CIB has a <configuration>");
-        config.find_id(id).map(Element::to_xml)
+        // `obj_ref` and `resource_ref` carry the id they point at.
+        let mut found = None;
+        config.walk(&mut |e| {
+            if found.is_none() && e.id() == Some(id) && e.name != "obj_ref" && e.name != "resource_ref" {
+                found = Some(e.to_xml());
+            }
+        });
+        found
     }
 
     /// The XML of a whole section of `<configuration>` (e.g. `nodes`).

@@ -173,3 +173,49 @@ fn a_stylesheet_gets_the_verified_content_whatever_the_layout() {
     let forged = b.write("forged.xml", text.replacen("192.168.1.10", "192.168.1.99", 1));
     transform(&forged).expect_code(2).expect_stderr(&["scope digest mismatch"]);
 }
+
+#[test]
+fn a_rule_that_matches_nothing_is_reported_and_refused_under_strict() {
+    let (_a, scope, b) = two_sites();
+    // Rule #2 names a network no address of the scope is in; its table
+    // starts on line 8.
+    let rules = b.write(
+        "rules.toml",
+        "# site B\n[[rule]]\ntype = \"set\"\nresource = \"web-ip\"\nname = \"ip\"\nvalue = \"10.0.0.1\"\n\n[[rule]]\ntype = \"ip\"\nfrom = \"172.31.0.0/16\"\nto = \"10.31.0.0/16\"\n",
+    );
+    let idle = format!("rule #2 (ip) {}:8 matched nothing", rules.display());
+    let transform = |strict: bool| {
+        let mut cmd = b.command(bin("cib-subscriber"));
+        cmd.arg("transform").arg("--from").arg(&scope).arg("--rules").arg(&rules);
+        if strict {
+            cmd.arg("--strict");
+        }
+        run(cmd)
+    };
+    let r = transform(false);
+    r.expect_ok().expect_stderr(&[&idle, "1 value changed"]);
+    assert_eq!(r.stderr.matches("matched nothing").count(), 1, "{r}");
+    assert!(r.stdout.contains("10.0.0.1"), "{r}");
+    let r = transform(true);
+    r.expect_code(2).expect_stderr(&[&idle, "strict rules"]);
+    assert!(r.stdout.is_empty(), "nothing is printed under --strict:\n{r}");
+
+    // replicate-now --strict applies nothing.
+    let before = b.bytes();
+    let mut cmd = b.command(bin("cib-subscriber"));
+    cmd.args(["replicate-now", "--ticket", crate::support::TICKET, "--strict", "--from"])
+        .arg(&scope)
+        .arg("--rules")
+        .arg(&rules);
+    run(cmd).expect_code(2).expect_stderr(&[&idle, "nothing was applied"]);
+    assert!(b.bytes() == before, "replicate-now --strict changed the CIB");
+}
+
+#[test]
+fn a_toml_error_names_the_line_that_is_wrong() {
+    let (_a, scope, b) = two_sites();
+    let rules = b.write("bad.toml", "[[rule]]\ntype = \"ip\"\nfrom = \"192.168.1.0/24\"\ntoo = \"10.0.0.0/24\"\n");
+    let mut cmd = b.command(bin("cib-subscriber"));
+    cmd.arg("transform").arg("--from").arg(&scope).arg("--rules").arg(&rules);
+    run(cmd).expect_code(2).expect_stderr(&["line 4", "too = \"10.0.0.0/24\"", "unknown field `too`"]);
+}

@@ -126,6 +126,10 @@ fn category(message: &str) -> &'static str {
     "other"
 }
 
+/// What one worker saw: refused by both, accepted by both alike, refused
+/// by us only (by reason), disagreements.
+type Tally = (usize, usize, BTreeMap<&'static str, usize>, Vec<String>);
+
 #[test]
 fn the_parser_refuses_what_libxml2_refuses_and_agrees_on_the_rest() {
     let Some(corpus) = corpus_or_skip("the xmllint differential test") else { return };
@@ -146,7 +150,7 @@ fn the_parser_refuses_what_libxml2_refuses_and_agrees_on_the_rest() {
     // Two workers, each with its own generator and scratch file.
     let dir = b.path("mutants");
     std::fs::create_dir_all(&dir).unwrap();
-    let results: Vec<(usize, usize, BTreeMap<&'static str, usize>, Vec<String>)> = std::thread::scope(|s| {
+    let results: Vec<Tally> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2u64)
             .map(|w| {
                 let (seeds, xmllint, dir) = (&seeds, &xmllint, &dir);

@@ -54,7 +54,11 @@
 //! missing_ok = true           # optional: no error if there is no such element
 //! ```
 //!
-//! Unknown keys and unknown types are refused. The value-rewriting rules
+//! Unknown keys and unknown types are refused, with TOML's message naming
+//! the line and column of what is wrong. Each rule is named in messages as
+//! `rule #N (TYPE) FILE:LINE`, LINE being that of its `[[rule]]` table;
+//! [`RuleSet::apply_counted`] says how many values each rule changed, so
+//! that a rule that changed nothing can be reported. The value-rewriting rules
 //! (`ip`, `path`, `regex`) never rewrite ids nor the attributes that hold ids
 //! or names ([`REFERENCE_ATTRS`]), so they cannot break references. Ids in
 //! `<obj_ref>` and `<resource_ref>` are references, not element ids: `drop`,
@@ -77,6 +81,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
 use crate::error::Error;
 use crate::xml::Element;
@@ -98,6 +103,8 @@ struct Rule {
     origin: String,
     /// 1-based position in that file.
     number: usize,
+    /// 1-based line of its `[[rule]]` table in that file.
+    line: usize,
     /// What the rule does.
     action: Action,
 }
@@ -133,46 +140,129 @@ enum Action {
     },
 }
 
-/// The TOML file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
+/// One `[[rule]]` table as written, by `type`; each kind refuses the keys
+/// of the others.
+#[derive(Debug)]
+enum RawRule {
+    Ip(RawIp),
+    Path(RawPath),
+    Set(RawSet),
+    Regex(RawRegex),
+    Drop(RawDrop),
 }
 
-/// One `[[rule]]` table as written.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum RawRule {
-    Ip {
-        from: String,
-        to: String,
-        resource: Option<String>,
-    },
-    Path {
-        from: String,
-        to: String,
-        resource: Option<String>,
-    },
-    Set {
-        resource: String,
-        name: String,
-        value: String,
-        #[serde(default)]
-        kind: NvKind,
-    },
-    Regex {
-        pattern: String,
-        replace: String,
-        attributes: Option<Vec<String>>,
-        resource: Option<String>,
-    },
-    Drop {
-        id: String,
-        #[serde(default)]
-        missing_ok: bool,
-    },
+#[serde(deny_unknown_fields)]
+struct RawIp {
+    from: String,
+    to: String,
+    resource: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    from: String,
+    to: String,
+    resource: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSet {
+    resource: String,
+    name: String,
+    value: String,
+    #[serde(default)]
+    kind: NvKind,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegex {
+    pattern: String,
+    replace: String,
+    attributes: Option<Vec<String>>,
+    resource: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrop {
+    id: String,
+    #[serde(default)]
+    missing_ok: bool,
+}
+
+/// The rule types, as `type` names them.
+const TYPES: &str = "`ip`, `path`, `set`, `regex` or `drop`";
+
+/// The `[[rule]]` tables of a file, each with the line of its header.
+///
+/// Each table is read on its own, by its `type`, so that toml's errors keep
+/// their position: an unknown key, a missing one or a value of the wrong
+/// type is reported at its line (serde's internally tagged enums would
+/// report every one of them at the table's header). Errors are toml's
+/// message ("TOML parse error at line L, column C", the line quoted), or
+/// one written the same way.
+fn parse_file(src: &str) -> Result<Vec<(usize, RawRule)>, String> {
+    let doc = DeTable::parse(src).map_err(|e| e.to_string())?;
+    let mut rules = Vec::new();
+    for (key, value) in doc.get_ref() {
+        if key.get_ref().as_ref() != "rule" {
+            return Err(error_at(
+                src,
+                key.span(),
+                &format!("unknown key `{}`: a rule file holds only [[rule]] tables", key.get_ref()),
+            ));
+        }
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(error_at(src, key.span(), "`rule` must be an array of tables: write each rule as [[rule]]"));
+        };
+        for item in items.iter() {
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(error_at(src, item.span(), "a rule must be a table: write each rule as [[rule]]"));
+            };
+            rules.push((line_of(src, item.span().start), parse_rule(src, item.span(), table)?));
+        }
+    }
+    Ok(rules)
+}
+
+/// One `[[rule]]` table (at `span` of `src`), by its `type`.
+fn parse_rule(src: &str, span: std::ops::Range<usize>, table: &DeTable<'_>) -> Result<RawRule, String> {
+    let mut rest = table.clone();
+    let Some(kind) = rest.remove("type") else {
+        return Err(error_at(src, span, &format!("missing field `type`: give one of {TYPES}")));
+    };
+    let Some(name) = kind.get_ref().as_str() else {
+        return Err(error_at(src, kind.span(), &format!("`type` must be a string: one of {TYPES}")));
+    };
+    let de = || toml::de::Deserializer::from(toml::Spanned::new(span.clone(), rest.clone()));
+    let located = |mut e: toml::de::Error| {
+        e.set_input(Some(src));
+        e.to_string().trim_end().to_string()
+    };
+    Ok(match name {
+        "ip" => RawRule::Ip(RawIp::deserialize(de()).map_err(located)?),
+        "path" => RawRule::Path(RawPath::deserialize(de()).map_err(located)?),
+        "set" => RawRule::Set(RawSet::deserialize(de()).map_err(located)?),
+        "regex" => RawRule::Regex(RawRegex::deserialize(de()).map_err(located)?),
+        "drop" => RawRule::Drop(RawDrop::deserialize(de()).map_err(located)?),
+        other => {
+            return Err(error_at(src, kind.span(), &format!("unknown rule type `{other}`, expected one of {TYPES}")));
+        }
+    })
+}
+
+/// A message about `span` of `src`, shaped like toml's own ("TOML parse
+/// error at line L, column C", the line quoted).
+fn error_at(src: &str, span: std::ops::Range<usize>, message: &str) -> String {
+    let line = line_of(src, span.start);
+    let line_start = src[..span.start.min(src.len())].rfind('\n').map_or(0, |p| p + 1);
+    let column = src[line_start..span.start.min(src.len())].chars().count() + 1;
+    let text = src[line_start..].lines().next().unwrap_or_default();
+    format!("TOML parse error at line {line}, column {column}\n  |\n{line} | {text}\n  |\n{message}")
 }
 
 /// Which attribute set of a resource a `set` rule targets.
@@ -207,23 +297,25 @@ impl RuleSet {
     /// network, relative path, invalid regex...) as [`Error::Rule`] with
     /// `rule` = "`origin` rule #N (type)".
     pub fn from_toml(src: &str, origin: &str) -> Result<RuleSet, Error> {
-        let file: RawFile = toml::from_str(src).map_err(|e| Error::Rule {
+        // The message starts "TOML parse error at line L, column C" and
+        // quotes the line: it goes to the user whole.
+        let file = parse_file(src).map_err(|message| Error::Rule {
             rule: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+            message,
         })?;
         let rules = file
-            .rule
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| {
+            .map(|(i, (line, raw))| {
                 let kind = raw.kind();
                 let action = Action::validate(raw).map_err(|message| Error::Rule {
-                    rule: label(origin, i + 1, kind),
+                    rule: label(origin, line, i + 1, kind),
                     message,
                 })?;
                 Ok(Rule {
                     origin: origin.to_string(),
                     number: i + 1,
+                    line,
                     action,
                 })
             })
@@ -253,7 +345,8 @@ impl RuleSet {
     ///
     /// Returns one human-readable line per change made, e.g.
     /// "rule #1 (ip) rules.toml: primitive `vip` nvpair `vip-ip`:
-    /// 192.168.1.10 -> 10.2.1.10".
+    /// 192.168.1.10 -> 10.2.1.10". [`RuleSet::apply_counted`] also says
+    /// how many values each rule changed.
     ///
     /// # Errors
     ///
@@ -261,40 +354,109 @@ impl RuleSet {
     /// `resource` or `drop` id, generated id already used...). `config` is
     /// then left unchanged.
     pub fn apply(&self, config: &mut Element) -> Result<Vec<String>, Error> {
+        Ok(self.apply_counted(config)?.changes)
+    }
+
+    /// [`RuleSet::apply`], also counting the values each rule changed, so
+    /// that a rule that matched nothing (a typo, a value the publisher no
+    /// longer has) can be reported ([`Applied::idle`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RuleSet::apply`].
+    pub fn apply_counted(&self, config: &mut Element) -> Result<Applied, Error> {
+        let mut applied = Applied::default();
         if self.rules.is_empty() {
-            return Ok(Vec::new());
+            return Ok(applied);
         }
-        let mut changes = Vec::new();
         if self.rules.iter().all(|r| r.action.infallible()) {
             // Nothing can fail half-way: rewrite in place, no copy.
             for rule in &self.rules {
-                changes.extend(rule.apply(config)?);
+                applied.add(rule, rule.apply(config)?);
             }
-            return Ok(changes);
+            return Ok(applied);
         }
         let mut work = config.clone();
         for rule in &self.rules {
-            changes.extend(rule.apply(&mut work)?);
+            applied.add(rule, rule.apply(&mut work)?);
         }
         *config = work;
-        Ok(changes)
+        Ok(applied)
     }
 }
 
-/// "rules.toml rule #2 (ip)": how errors name a rule.
-fn label(origin: &str, number: usize, kind: &str) -> String {
-    format!("{origin} rule #{number} ({kind})")
+/// What [`RuleSet::apply_counted`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// One line per change, as [`RuleSet::apply`] returns them.
+    pub changes: Vec<String>,
+    /// One entry per rule, in the order they ran.
+    pub counts: Vec<RuleCount>,
+}
+
+impl Applied {
+    fn add(&mut self, rule: &Rule, changes: Vec<String>) {
+        self.counts.push(RuleCount {
+            rule: rule.located(),
+            changed: changes.len(),
+        });
+        self.changes.extend(changes);
+    }
+
+    /// The rules that changed nothing.
+    pub fn idle(&self) -> impl Iterator<Item = &RuleCount> {
+        self.counts.iter().filter(|c| c.changed == 0)
+    }
+
+    /// Values changed by all the rules together.
+    #[must_use]
+    pub fn changed(&self) -> usize {
+        self.counts.iter().map(|c| c.changed).sum()
+    }
+}
+
+/// How many values one rule changed (for `drop`: elements removed; for
+/// `set`: 0 when the value was already the one asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCount {
+    /// The rule and where it is written: "rule #2 (ip) site.toml:7" (the
+    /// line of its `[[rule]]` table).
+    pub rule: String,
+    /// Values it changed.
+    pub changed: usize,
+}
+
+impl std::fmt::Display for RuleCount {
+    /// "rule #2 (ip) site.toml:7 matched nothing", or "… changed 3 values".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.changed {
+            0 => write!(f, "{} matched nothing", self.rule),
+            1 => write!(f, "{} changed 1 value", self.rule),
+            n => write!(f, "{} changed {n} values", self.rule),
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` of `src`.
+fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// "rules.toml:7 rule #2 (ip)": how errors name a rule (with the line of
+/// its `[[rule]]` table).
+fn label(origin: &str, line: usize, number: usize, kind: &str) -> String {
+    format!("{origin}:{line} rule #{number} ({kind})")
 }
 
 impl RawRule {
     /// The `type` as written.
     fn kind(&self) -> &'static str {
         match self {
-            RawRule::Ip { .. } => "ip",
-            RawRule::Path { .. } => "path",
-            RawRule::Set { .. } => "set",
-            RawRule::Regex { .. } => "regex",
-            RawRule::Drop { .. } => "drop",
+            RawRule::Ip(_) => "ip",
+            RawRule::Path(_) => "path",
+            RawRule::Set(_) => "set",
+            RawRule::Regex(_) => "regex",
+            RawRule::Drop(_) => "drop",
         }
     }
 }
@@ -303,7 +465,7 @@ impl Rule {
     /// Applies this rule, prefixing each change line with the rule.
     fn apply(&self, config: &mut Element) -> Result<Vec<String>, Error> {
         let changes = self.action.apply(config).map_err(|message| Error::Rule {
-            rule: label(&self.origin, self.number, self.action.kind()),
+            rule: label(&self.origin, self.line, self.number, self.action.kind()),
             message,
         })?;
         Ok(self.prefixed(changes))
@@ -318,6 +480,11 @@ impl Rule {
     /// "rule #2 (ip) site.toml", what change lines start with.
     fn prefix(&self) -> String {
         format!("rule #{} ({}) {}", self.number, self.action.kind(), self.origin)
+    }
+
+    /// "rule #2 (ip) site.toml:7": the rule and the line of its table.
+    fn located(&self) -> String {
+        format!("{}:{}", self.prefix(), self.line)
     }
 }
 
@@ -345,7 +512,7 @@ impl Action {
     /// Checks a rule as written and builds its validated form.
     fn validate(raw: RawRule) -> Result<Action, String> {
         match raw {
-            RawRule::Ip { from, to, resource } => {
+            RawRule::Ip(RawIp { from, to, resource }) => {
                 let from_net = parse_net("from", &from)?;
                 let to_net = parse_net("to", &to)?;
                 check_same_shape(&from_net, &to_net)?;
@@ -355,35 +522,35 @@ impl Action {
                     scope: non_empty_opt("resource", resource)?,
                 })
             }
-            RawRule::Path { from, to, resource } => Ok(Action::Path {
+            RawRule::Path(RawPath { from, to, resource }) => Ok(Action::Path {
                 from: normalize_from_path(&from)?,
                 to: normalize_to_path(&to)?,
                 scope: non_empty_opt("resource", resource)?,
             }),
-            RawRule::Set {
+            RawRule::Set(RawSet {
                 resource,
                 name,
                 value,
                 kind,
-            } => Ok(Action::Set {
+            }) => Ok(Action::Set {
                 resource: non_empty("resource", resource)?,
                 name: non_empty("name", name)?,
                 value,
                 kind,
             }),
-            RawRule::Regex {
+            RawRule::Regex(RawRegex {
                 pattern,
                 replace,
                 attributes,
                 resource,
-            } => Ok(Action::Regex {
+            }) => Ok(Action::Regex {
                 re: Regex::new(&pattern)
                     .map_err(|e| format!("invalid pattern `{pattern}`: {e}"))?,
                 replace,
                 attributes: check_attributes(attributes)?,
                 scope: non_empty_opt("resource", resource)?,
             }),
-            RawRule::Drop { id, missing_ok } => Ok(Action::Drop {
+            RawRule::Drop(RawDrop { id, missing_ok }) => Ok(Action::Drop {
                 id: non_empty("id", id)?,
                 missing_ok,
             }),

@@ -203,7 +203,7 @@ fn ipv6_compressed_and_canonical() {
 #[test]
 fn ip_rule_validation() {
     let (rule, message) = parse_err(&ip_rule("192.168.1.0/24", "10.2.0.0/16"));
-    assert_eq!(rule, "rules.toml rule #1 (ip)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (ip)");
     assert!(message.contains("prefix lengths"), "{message}");
     let (_, message) = parse_err(&ip_rule("192.168.1.0/24", "fd00::/24"));
     assert!(message.contains("family"), "{message}");
@@ -231,7 +231,7 @@ fn ip_restricted_to_resource() {
     );
     let (rule, message) =
         apply_err(&(ip_rule("192.168.1.0/24", "10.2.1.0/24") + "resource = \"nope\"\n"));
-    assert_eq!(rule, "rules.toml rule #1 (ip)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (ip)");
     assert!(message.contains("`nope`"), "{message}");
 }
 
@@ -292,7 +292,7 @@ fn path_rule_in_document() {
     );
     let (rule, message) =
         parse_err("[[rule]]\ntype = \"path\"\nfrom = \"srv/site-a\"\nto = \"/x\"\n");
-    assert_eq!(rule, "rules.toml rule #1 (path)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (path)");
     assert!(message.contains("absolute"), "{message}");
     let (_, message) = parse_err("[[rule]]\ntype = \"path\"\nfrom = \"/\"\nto = \"/x\"\n");
     assert!(message.contains("every"), "{message}");
@@ -368,7 +368,7 @@ fn set_errors() {
     let (rule, message) = apply_err(
         "[[rule]]\ntype = \"set\"\nresource = \"nope\"\nname = \"a\"\nvalue = \"b\"\n",
     );
-    assert_eq!(rule, "rules.toml rule #1 (set)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (set)");
     assert!(message.contains("`nope`"), "{message}");
     let (_, message) = apply_err(
         "[[rule]]\ntype = \"set\"\nresource = \"loc-vip\"\nname = \"a\"\nvalue = \"b\"\n",
@@ -450,7 +450,7 @@ fn regex_never_changes_ids_or_references() {
     let (rule, message) = parse_err(
         "[[rule]]\ntype = \"regex\"\npattern = \"a\"\nreplace = \"b\"\nattributes = [\"id\"]\n",
     );
-    assert_eq!(rule, "rules.toml rule #1 (regex)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (regex)");
     assert!(message.contains("`id`"), "{message}");
 }
 
@@ -459,7 +459,7 @@ fn regex_invalid_and_scoped() {
     let (rule, message) = parse_err(
         "[[rule]]\ntype = \"drop\"\nid = \"x\"\n[[rule]]\ntype = \"regex\"\npattern = \"(\"\nreplace = \"\"\n",
     );
-    assert_eq!(rule, "rules.toml rule #2 (regex)");
+    assert_eq!(rule, "rules.toml:4 rule #2 (regex)");
     assert!(message.contains("invalid pattern"), "{message}");
     let mut c = config();
     apply(
@@ -491,7 +491,7 @@ fn drop_rules() {
     );
 
     let (rule, message) = apply_err("[[rule]]\ntype = \"drop\"\nid = \"x\"\n");
-    assert_eq!(rule, "rules.toml rule #1 (drop)");
+    assert_eq!(rule, "rules.toml:1 rule #1 (drop)");
     assert_eq!(message, "drop: no element with id `x`");
     let mut c = config();
     let before = c.clone();
@@ -524,7 +524,7 @@ fn rules_apply_in_order() {
         .any(|l| l.starts_with("rule #2 (regex) rules.toml: primitive `vip`")));
     // Errors name the failing rule; nothing is applied.
     let (rule, _) = apply_err(&(src + "[[rule]]\ntype = \"drop\"\nid = \"zz\"\n"));
-    assert_eq!(rule, "rules.toml rule #3 (drop)");
+    assert_eq!(rule, "rules.toml:9 rule #3 (drop)");
 }
 
 #[test]
@@ -537,7 +537,7 @@ fn extend_keeps_origins() {
     set.extend(other);
     assert_eq!(set.len(), 2);
     match set.apply(&mut config()) {
-        Err(Error::Rule { rule, .. }) => assert_eq!(rule, "b.toml rule #1 (drop)"),
+        Err(Error::Rule { rule, .. }) => assert_eq!(rule, "b.toml:1 rule #1 (drop)"),
         other => panic!("{other:?}"),
     }
     let empty = RuleSet::from_toml("", "empty.toml").unwrap();
@@ -560,4 +560,61 @@ fn toml_errors() {
     assert!(!message.is_empty());
     let (_, message) = parse_err("[[rule]]\ntype = \"ip\"\nfrom = \"192.168.1.0/24\"\n");
     assert!(message.contains("to"), "{message}");
+}
+
+#[test]
+fn every_rule_counts_what_it_changed() {
+    let src = "# site B\n\n".to_string()
+        + &ip_rule("192.168.1.0/24", "10.2.1.0/24")
+        + "\n[[rule]]\ntype = \"path\"\nfrom = \"/nowhere\"\nto = \"/elsewhere\"\n"
+        + "[[rule]]\ntype = \"drop\"\nid = \"absent\"\nmissing_ok = true\n"
+        + "[[rule]]\ntype = \"set\"\nresource = \"db\"\nname = \"ip\"\nvalue = \"10.2.1.20\"\n";
+    let mut c = config();
+    let applied = rules(&src).apply_counted(&mut c).unwrap();
+    let counts: Vec<String> = applied.counts.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        counts,
+        [
+            "rule #1 (ip) rules.toml:3 changed 3 values",
+            "rule #2 (path) rules.toml:8 matched nothing",
+            "rule #3 (drop) rules.toml:12 matched nothing",
+            // The ip rule already gave db this address.
+            "rule #4 (set) rules.toml:16 matched nothing",
+        ]
+    );
+    assert_eq!(applied.changed(), 3);
+    assert_eq!(applied.changes.len(), 3);
+    let idle: Vec<&str> = applied.idle().map(|c| c.rule.as_str()).collect();
+    assert_eq!(idle, ["rule #2 (path) rules.toml:8", "rule #3 (drop) rules.toml:12", "rule #4 (set) rules.toml:16"]);
+    // `apply` gives the same changes.
+    assert_eq!(rules(&src).apply(&mut config()).unwrap(), applied.changes);
+}
+
+#[test]
+fn counts_follow_the_files_of_an_extended_set() {
+    let mut set = RuleSet::from_toml(&ip_rule("192.168.9.0/24", "10.2.9.0/24"), "a.toml").unwrap();
+    set.extend(RuleSet::from_toml(&format!("\n{}", ip_rule("192.168.1.10", "10.0.0.1")), "b.toml").unwrap());
+    let applied = set.apply_counted(&mut config()).unwrap();
+    let idle: Vec<String> = applied.idle().map(ToString::to_string).collect();
+    assert_eq!(idle, ["rule #1 (ip) a.toml:1 matched nothing"]);
+    assert_eq!(applied.counts[1].to_string(), "rule #1 (ip) b.toml:2 changed 2 values");
+    assert!(RuleSet::default().apply_counted(&mut config()).unwrap().counts.is_empty());
+}
+
+#[test]
+fn errors_point_at_the_line() {
+    // An invalid rule: the line of its table.
+    let src = "[[rule]]\ntype = \"drop\"\nid = \"x\"\n\n# bad\n[[rule]]\ntype = \"path\"\nfrom = \"relative\"\nto = \"/b\"\n";
+    let (rule, message) = parse_err(src);
+    assert_eq!(rule, "rules.toml:6 rule #2 (path)");
+    assert!(message.contains("absolute"), "{message}");
+    // TOML errors: toml's own message, with the line and the text.
+    let (rule, message) = parse_err("[[rule]]\ntype = \"drop\"\nid = \"x\"\nmissing = true\n");
+    assert_eq!(rule, "rules.toml");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(message.contains("missing = true"), "{message}");
+    let (_, message) = parse_err("[[rule]]\ntype = \"drop\"\nid = x\n");
+    assert!(message.contains("line 3"), "{message}");
+    let err = RuleSet::from_toml("[[rule]]\ntype = \"rename\"\n", "r.toml").unwrap_err().to_string();
+    assert!(err.starts_with("transform rule r.toml: TOML parse error at line 2"), "{err}");
 }

@@ -435,9 +435,9 @@ impl<'a> Parser<'a> {
         if self.pending.is_empty() {
             self.pending_at = self.at;
         }
-        self.text_bytes += text.len();
-        if self.text_bytes > self.limits.max_text_bytes {
-            return Err(self.error(format!("more than {} bytes of text", self.limits.max_text_bytes)));
+        // One run, even of layout that will be dropped, is bounded too.
+        if self.pending.len() + text.len() > self.limits.max_text_bytes {
+            return Err(self.error(format!("a run of more than {} bytes of text", self.limits.max_text_bytes)));
         }
         self.pending.push_str(&text);
         Ok(())
@@ -452,6 +452,15 @@ impl<'a> Parser<'a> {
         }
         let run = std::mem::take(&mut self.pending);
         let blank = run.bytes().all(|b| b.is_ascii_whitespace());
+        // Only the text kept counts against the bound of the document's
+        // text: the layout between elements (any amount of it) does not.
+        let kept = matches!(self.stack.last(), Some(el) if !(blank && el.text.is_empty()));
+        if kept {
+            self.text_bytes += run.len();
+            if self.text_bytes > self.limits.max_text_bytes {
+                return Err(self.error_at(self.pending_at, format!("more than {} bytes of text", self.limits.max_text_bytes)));
+            }
+        }
         match self.stack.last_mut() {
             Some(el) if !(blank && el.text.is_empty()) => el.text.push_str(&run),
             Some(_) => {}
@@ -468,7 +477,7 @@ impl<'a> Parser<'a> {
     /// checked as libxml2 does; only UTF-8 (or its subset ASCII) is accepted.
     fn declaration(&self, d: &quick_xml::events::BytesDecl<'_>) -> Result<(), Error> {
         let raw: &str = d;
-        let body = raw.strip_prefix("xml").unwrap_or(&raw);
+        let body = raw.strip_prefix("xml").unwrap_or(raw);
         let mut parts = Vec::new();
         let mut rest = body;
         loop {
@@ -669,6 +678,12 @@ mod tests {
         let long = "x".repeat(2 * 1024 * 1024);
         assert!(refused(&format!("<cib a='{long}'/>")).contains("value longer than"));
         assert!(refused(&format!("<cib>{long}</cib>")).contains("bytes of text"));
+        let many: String = (0..1500).map(|_| format!("<b>{}</b>", "y".repeat(1000))).collect();
+        assert!(refused(&format!("<cib>{many}</cib>")).contains("more than 1048576 bytes of text"), "text in many elements adds up");
+        // Layout is not text: a large, deeply indented document is fine.
+        let indented: String = (0..40_000).map(|i| format!("\n{}<p id=\"p{i}\"/>", " ".repeat(40))).collect();
+        assert!(indented.len() > 1_600_000);
+        assert_eq!(parse(&format!("<cib>{indented}\n</cib>")).unwrap().children.len(), 40_000);
     }
 
     #[test]
