@@ -2,12 +2,11 @@
 //! files: site B after replicate-now, with the daemon's state written as
 //! the daemon writes it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cib_subscriber::state::{self, TicketStatus, Timestamp, VersionSeen};
-use cib_transforms::merge::Ownership;
 
-use crate::support::{site_b_rules, two_sites, Run, Site, TICKET};
+use crate::support::{replicated, two_sites, Run, Site, TICKET};
 
 /// Runs the gate at `site` with `state_dir`, the ticket given by booth's
 /// environment variable.
@@ -30,23 +29,6 @@ fn receive(state_dir: &Path, digest: &str) {
     .expect("writing the state");
 }
 
-/// Site B holding an applied copy, and an empty state directory.
-fn replicated() -> (Site, Site, PathBuf, String) {
-    let (a, scope, b) = two_sites();
-    b.subscriber([
-        "replicate-now".as_ref(),
-        "--ticket".as_ref(),
-        TICKET.as_ref(),
-        "--from".as_ref(),
-        scope.as_os_str(),
-        "--rules".as_ref(),
-        site_b_rules().as_os_str(),
-    ])
-    .expect_ok();
-    let applied = Ownership::read(&b.cib(), TICKET).unwrap().applied_digest.expect("an applied digest");
-    let dir = b.path("state");
-    (a, b, dir, applied)
-}
 
 #[test]
 fn a_current_copy_may_take_the_ticket_and_a_stale_one_may_not() {

@@ -4,37 +4,13 @@
 //! ticket of a configuration.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 use cib_subscriber::state::{self, Note, Timestamp, VersionSeen};
-use cib_transforms::merge::Ownership;
 
-use crate::support::{site_b_rules, two_sites, Run, Site, TICKET};
-
-/// Site B holding an applied copy of `geo`, its state directory (holding
-/// the document applied) and the applied digest; site A is returned to
-/// keep it alive.
-fn replicated() -> (Site, Site, PathBuf, String) {
-    let (a, scope, b) = two_sites();
-    let dir = b.path("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    b.subscriber([
-        "replicate-now".as_ref(),
-        "--ticket".as_ref(),
-        TICKET.as_ref(),
-        "--from".as_ref(),
-        scope.as_os_str(),
-        "--rules".as_ref(),
-        site_b_rules().as_os_str(),
-        "--state-dir".as_ref(),
-        dir.as_os_str(),
-    ])
-    .expect_ok();
-    let applied = Ownership::read(&b.cib(), TICKET).unwrap().applied_digest.expect("an applied digest");
-    (a, b, dir, applied)
-}
+use crate::support::{replicated, Run, Site, TICKET};
 
 /// `status --output json` with `args`; the exit code must be `code`.
 #[track_caller]

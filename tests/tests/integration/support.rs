@@ -577,6 +577,29 @@ pub fn two_sites() -> (Site, PathBuf, Site) {
     (a, scope, b)
 }
 
+/// Site B holding an applied copy of `geo`, its state directory (holding
+/// the document applied) and the applied digest; site A is returned to
+/// keep it alive.
+pub fn replicated() -> (Site, Site, PathBuf, String) {
+    let (a, scope, b) = two_sites();
+    let dir = b.path("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    b.subscriber([
+        "replicate-now".as_ref(),
+        "--ticket".as_ref(),
+        TICKET.as_ref(),
+        "--from".as_ref(),
+        scope.as_os_str(),
+        "--rules".as_ref(),
+        site_b_rules().as_os_str(),
+        "--state-dir".as_ref(),
+        dir.as_os_str(),
+    ])
+    .expect_ok();
+    let applied = cib_transforms::merge::Ownership::read(&b.cib(), TICKET).unwrap().applied_digest.expect("an applied digest");
+    (a, b, dir, applied)
+}
+
 /// Site B's rules of the offline example.
 pub fn site_b_rules() -> PathBuf {
     offline("site-b-rules.toml")
