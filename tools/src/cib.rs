@@ -40,10 +40,6 @@ pub const MAX_CIB_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// rewriting in place to be complete again.
 pub const INCOMPLETE_WAIT: Duration = Duration::from_secs(2);
 
-/// Bound (bytes) of the `crm_verify` text kept in [`Error::Invalid`] and
-/// [`Verify::messages`].
-pub const VERIFY_MESSAGES_LIMIT: usize = 64 * 1024;
-
 /// `cibadmin` exit code `CRM_EX_OLD` ("Update was older than existing
 /// configuration").
 pub const CRM_EX_OLD: i32 = 103;
@@ -258,58 +254,6 @@ impl Cib {
     }
 }
 
-/// What `crm_verify` said about a CIB it accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Verify {
-    /// Warnings printed despite exit code 0 (stderr then stdout, trimmed,
-    /// bounded); usually empty.
-    pub messages: String,
-}
-
-/// Verifies a complete CIB with `crm_verify -V --xml-file F`.
-///
-/// Whatever `crm_verify` objects to is reported, including the STONITH
-/// complaint of a CIB without fencing devices whose `stonith-enabled` is
-/// not `false` — that is the site's configuration, not something to hide.
-///
-/// `CIB_file` and `CIB_shadow` are removed from the child's environment:
-/// the CIB to check is given explicitly with `--xml-file`, and the
-/// verification must not depend on (or, if a future version consults it,
-/// read) whichever CIB the caller's environment points at.
-///
-/// # Errors
-///
-/// [`Error::Invalid`] for any non-zero exit code (78: invalid; 1: not
-/// parsable), with the messages; [`Error::Failed`] if `crm_verify` was
-/// killed by a signal; [`Error::Io`] and the errors of [`process::run`].
-pub fn verify(cib_xml: &str) -> Result<Verify> {
-    let (cmd, output, _) = run_crm_verify(cib_xml, "-V")?;
-    let mut text = output.stderr.clone();
-    if !output.stdout.is_empty() {
-        text.push(b'\n');
-        text.extend_from_slice(&output.stdout);
-    }
-    let messages = bounded_text(&text, VERIFY_MESSAGES_LIMIT);
-    match output.status.code() {
-        Some(0) => Ok(Verify { messages }),
-        Some(_) => Err(Error::Invalid { messages }),
-        None => Err(process::failed(&cmd, &output)),
-    }
-}
-
-/// Runs `crm_verify VERBOSITY --xml-file F` on `cib_xml` written to a
-/// temporary file `F`, without `CIB_file` or `CIB_shadow`: the command, its
-/// output and the file's path (as messages may quote it).
-fn run_crm_verify(cib_xml: &str, verbosity: &str) -> Result<(Command, std::process::Output, String)> {
-    let file = temp_xml("verify", cib_xml)?;
-    let mut cmd = pacemaker_command("crm_verify");
-    cmd.env_remove("CIB_file").env_remove("CIB_shadow");
-    cmd.arg(verbosity).arg("--xml-file").arg(file.path());
-    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
-    Ok((cmd, output, file.path().to_string_lossy().into_owned()))
-}
-
 /// What `crm_verify -VV` says of a CIB: its exit code and its messages,
 /// one per line, without the final summary and with the temporary file's
 /// name and line numbers taken out, so that the messages of two CIBs can be
@@ -330,7 +274,12 @@ pub struct Checked {
 /// [`Error::Failed`] if `crm_verify` was killed by a signal; [`Error::Io`]
 /// and the errors of [`process::run`].
 pub fn check(cib_xml: &str) -> Result<Checked> {
-    let (cmd, output, path) = run_crm_verify(cib_xml, "-VV")?;
+    let file = temp_xml("verify", cib_xml)?;
+    let mut cmd = pacemaker_command("crm_verify");
+    cmd.env_remove("CIB_file").env_remove("CIB_shadow");
+    cmd.arg("-VV").arg("--xml-file").arg(file.path());
+    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
+    let path = file.path().to_string_lossy().into_owned();
     let Some(code) = output.status.code() else {
         return Err(process::failed(&cmd, &output));
     };

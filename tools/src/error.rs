@@ -67,14 +67,6 @@ pub enum Error {
         program: String,
     },
 
-    /// `crm_verify` rejected a CIB. `messages` is what it printed (stderr
-    /// then stdout), bounded in size.
-    #[error("CIB does not verify:\n{messages}")]
-    Invalid {
-        /// `crm_verify -V` output.
-        messages: String,
-    },
-
     /// `cibadmin --patch` refused the patch because it does not fit the
     /// current CIB: the CIB changed since the patch's source version was
     /// read, or the patch does not advance the version. Re-read the CIB,

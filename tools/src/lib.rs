@@ -24,7 +24,7 @@
 //!   concurrent capture, kill and reap), and [`process::run_checked`].
 //! - [`cib`]: Pacemaker operations — [`cib::Cib::read`] (a `CIB_file`
 //!   read directly), [`cib::Cib::query`],
-//!   [`cib::Cib::patch`] (with stale detection), [`cib::verify`],
+//!   [`cib::Cib::patch`] (with stale detection), [`cib::check`],
 //!   [`cib::diff`], [`cib::simulate`].
 //! - [`xslt`]: [`xslt::run_xslt`] through `xsltproc`, with DOCTYPE/ENTITY
 //!   refusal ([`xslt::check_untrusted_xml`]).

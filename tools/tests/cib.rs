@@ -111,43 +111,40 @@ fn file_path_accessor() {
 }
 
 #[test]
-fn verify_accepts_valid_cib() {
+fn check_accepts_valid_cib() {
     let dir = tmp();
     let xml = read(&make_cib(dir.path(), "cib.xml"));
-    let v = cib::verify(&xml).unwrap_or_else(|e| panic!("{e}"));
-    assert!(v.messages.is_empty(), "{}", v.messages);
+    let c = cib::check(&xml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.code, 0, "{:?}", c.messages);
 }
 
 #[test]
-fn verify_reports_dangling_reference() {
+fn check_reports_dangling_reference() {
     let dir = tmp();
     let xml = read(&make_cib(dir.path(), "cib.xml")).replace(
         "<constraints/>",
         r#"<constraints><rsc_location id="loc1" rsc="nosuch" node="n1" score="100"/></constraints>"#,
     );
     assert!(xml.contains("nosuch"));
-    match cib::verify(&xml).unwrap_err() {
-        Error::Invalid { messages } => assert!(messages.contains("\"nosuch\""), "{messages}"),
-        other => panic!("expected Invalid, got {other:?}"),
-    }
+    let c = cib::check(&xml).unwrap();
+    assert_ne!(c.code, 0);
+    assert!(c.messages.iter().any(|m| m.contains("\"nosuch\"")), "{:?}", c.messages);
 }
 
 #[test]
-fn verify_reports_stonith_complaint() {
+fn check_reports_stonith_complaint() {
     let dir = tmp();
     let xml = read(&make_cib(dir.path(), "cib.xml")).replace(r#"value="false""#, r#"value="true""#);
-    match cib::verify(&xml).unwrap_err() {
-        Error::Invalid { messages } => assert!(messages.contains("STONITH"), "{messages}"),
-        other => panic!("expected Invalid, got {other:?}"),
-    }
+    let c = cib::check(&xml).unwrap();
+    assert_ne!(c.code, 0);
+    assert!(c.messages.iter().any(|m| m.contains("STONITH")), "{:?}", c.messages);
 }
 
 #[test]
-fn verify_reports_unparsable_xml() {
-    match cib::verify("<cib").unwrap_err() {
-        Error::Invalid { messages } => assert!(messages.contains("parse"), "{messages}"),
-        other => panic!("expected Invalid, got {other:?}"),
-    }
+fn check_reports_unparsable_xml() {
+    let c = cib::check("<cib").unwrap();
+    assert_ne!(c.code, 0);
+    assert!(!c.messages.is_empty());
 }
 
 #[test]

@@ -159,13 +159,6 @@ pub fn digest(el: &Element) -> String {
     sink.finish()
 }
 
-/// [`digest`] of an element whose subtree is already in canonical form
-/// (e.g. a [`crate::Scope`]'s configuration). The same value as [`digest`],
-/// which now costs no more on canonical trees; kept for callers.
-pub fn digest_of_canonical(el: &Element) -> String {
-    digest(el)
-}
-
 /// `sha256:<hex>` of a string.
 pub fn digest_str(s: &str) -> String {
     digest_bytes(s.as_bytes())
@@ -265,19 +258,6 @@ mod tests {
         assert_ne!(digest(&a), digest(&b), "group order is meaningful");
         let c = parse(r#"<configuration><resources><group id="g"><primitive id="a"/><primitive id="c"/></group></resources></configuration>"#).unwrap();
         assert_ne!(digest(&a), digest(&c));
-    }
-
-    #[test]
-    fn digest_of_canonical_equals_digest() {
-        for src in [
-            r#"<configuration x="1"><resources><primitive id="a" type="Dummy"/></resources><constraints/></configuration>"#,
-            r#"<configuration/>"#,
-            r#"<configuration>text &amp; more</configuration>"#,
-        ] {
-            let mut el = parse(src).unwrap();
-            canonicalize(&mut el);
-            assert_eq!(digest_of_canonical(&el), digest(&el), "{src}");
-        }
     }
 
     #[test]
