@@ -107,6 +107,17 @@ ok "cib-subscriber diff at B exits 0 after the changes"
 at A cib-publisher scope --ticket "$TICKET" >"$WORK/a-term0.xml"
 grep -q 'replicator-term="0"' "$WORK/a-term0.xml" || fail "A's document does not carry term 0"
 
+say "3b. log_level changes without a restart (Pacemaker calls reload-agent)"
+SUB_RUN=/run/resource-agents/cib-replicator-subscriber
+pid_before=$(at B cat "$SUB_RUN.pid")
+at B crm_resource -r subscriber -p log_level -v debug >/dev/null
+until_true 30 "debug logging at B's subscriber" at B grep -q "debug logging is on" "$SUB_RUN.out"
+[ "$(at B cat "$SUB_RUN.pid")" = "$pid_before" ] || fail "B's subscriber was restarted for log_level"
+at B grep -q "reload-agent" /var/log/pacemaker/pacemaker.log ||
+    fail "Pacemaker did not call reload-agent at B"
+at B crm_resource -r subscriber -p log_level -v info >/dev/null
+ok "B's subscriber (pid $pid_before) logs at debug after crm_resource -p log_level, without a restart"
+
 say "4. site A loses power; booth moves $TICKET to B"
 until_true 10 "B's booth attribute current" attribute_is B current
 t0=$(now)
