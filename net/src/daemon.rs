@@ -79,11 +79,14 @@ fn read_filter(file: &std::path::Path) -> Result<tracing_subscriber::EnvFilter, 
 /// `level_file` again.
 ///
 /// - [`LogTarget::Stderr`]: text lines, colours only on a terminal.
-/// - [`LogTarget::Journal`]: journal entries with `SYSLOG_IDENTIFIER` =
-///   `identifier` (`journalctl -t cib-subscriber`) and, when the daemon
-///   runs under an OCF agent, `OCF_RESOURCE` = the resource's name
-///   (`$OCF_RESOURCE_INSTANCE`: `journalctl OCF_RESOURCE=NAME`). Without
-///   a journal socket (no systemd), stderr, said once on stderr.
+/// - [`LogTarget::Journal`]: one journal entry per event, its message the
+///   same line as on stderr (level, target, message and fields: what
+///   `journalctl`, `crm_report` and sosreport show), `PRIORITY` from the
+///   level, `SYSLOG_IDENTIFIER` = `identifier` (`journalctl -t
+///   cib-subscriber`) and, when the daemon runs under an OCF agent,
+///   `OCF_RESOURCE` = the resource's name (`$OCF_RESOURCE_INSTANCE`:
+///   `journalctl OCF_RESOURCE=NAME`). Without a journal socket (no
+///   systemd), stderr, said once on stderr.
 pub fn init_logging(target: LogTarget, identifier: &str, level_file: Option<&std::path::Path>) -> LogLevel {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -104,20 +107,28 @@ pub fn init_logging(target: LogTarget, identifier: &str, level_file: Option<&std
     };
     let registry = tracing_subscriber::registry().with(filter);
     if target == LogTarget::Journal {
-        match tracing_journald::layer() {
-            Ok(layer) => {
-                let mut fields = Vec::new();
-                if let Ok(resource) = std::env::var("OCF_RESOURCE_INSTANCE") {
-                    fields.push(("OCF_RESOURCE".to_owned(), resource.into_bytes()));
-                }
-                let layer = layer
-                    .with_syslog_identifier(identifier.to_owned())
-                    .with_custom_fields(fields);
-                registry.with(layer).init();
-                return level;
+        if std::path::Path::new(libsystemd::logging::SD_JOURNAL_SOCK_PATH).exists() {
+            let mut fields = vec![("SYSLOG_IDENTIFIER".to_owned(), identifier.to_owned())];
+            if let Ok(resource) = std::env::var("OCF_RESOURCE_INSTANCE") {
+                fields.push(("OCF_RESOURCE".to_owned(), resource));
             }
-            Err(e) => eprintln!("{identifier}: no systemd journal ({e}): logging to stderr"),
+            let journal = Journal {
+                fields: std::sync::Arc::new(fields),
+            };
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(journal)
+                        .with_ansi(false)
+                        .without_time(),
+                )
+                .init();
+            return level;
         }
+        eprintln!(
+            "{identifier}: no systemd journal ({} is missing): logging to stderr",
+            libsystemd::logging::SD_JOURNAL_SOCK_PATH
+        );
     }
     registry
         .with(
@@ -127,6 +138,77 @@ pub fn init_logging(target: LogTarget, identifier: &str, level_file: Option<&std
         )
         .init();
     level
+}
+
+/// Writes each formatted log event as one journal entry (see
+/// [`init_logging`]).
+#[derive(Debug, Clone)]
+struct Journal {
+    fields: std::sync::Arc<Vec<(String, String)>>,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Journal {
+    type Writer = JournalEntry;
+
+    fn make_writer(&'a self) -> JournalEntry {
+        self.entry(libsystemd::logging::Priority::Notice)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> JournalEntry {
+        use libsystemd::logging::Priority;
+        // The mapping tracing-journald and systemd's own tools use.
+        let priority = match *meta.level() {
+            tracing::Level::ERROR => Priority::Error,
+            tracing::Level::WARN => Priority::Warning,
+            tracing::Level::INFO => Priority::Notice,
+            tracing::Level::DEBUG => Priority::Info,
+            tracing::Level::TRACE => Priority::Debug,
+        };
+        self.entry(priority)
+    }
+}
+
+impl Journal {
+    fn entry(&self, priority: libsystemd::logging::Priority) -> JournalEntry {
+        JournalEntry {
+            text: Vec::new(),
+            priority,
+            fields: std::sync::Arc::clone(&self.fields),
+        }
+    }
+}
+
+/// One event's text, sent to the journal when the formatter is done with
+/// it (dropped). An entry the journal does not take goes to stderr.
+struct JournalEntry {
+    text: Vec<u8>,
+    priority: libsystemd::logging::Priority,
+    fields: std::sync::Arc<Vec<(String, String)>>,
+}
+
+impl std::io::Write for JournalEntry {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for JournalEntry {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.text);
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let fields = self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if libsystemd::logging::journal_send(self.priority, text, fields).is_err() {
+            eprintln!("{text}");
+        }
+    }
 }
 
 fn default_filter() -> tracing_subscriber::EnvFilter {
