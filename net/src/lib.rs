@@ -24,7 +24,9 @@
 //!   certificate asserts (SAN DNS names, else the subject CN), matched
 //!   against per-ticket allow-lists.
 //! - [`config`]: reading a daemon's TOML configuration file.
-//! - [`daemon`]: logging and SIGTERM/SIGINT handling shared by both daemons.
+//! - [`daemon`]: SIGTERM/SIGINT and SIGHUP handling shared by both daemons.
+//! - [`logging`]: where both daemons log (journal, syslog, stderr) and the
+//!   reloadable log level.
 //! - [`reload`]: [`reload::ReloadableServer`], a server TLS configuration
 //!   whose certificate, key and CA are read again on SIGHUP.
 //! - [`metrics`]: the plain-HTTP `/metrics` listener of both daemons and
@@ -39,6 +41,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod identity;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod reload;

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
-use cib_net::daemon::LogLevel;
+use cib_net::logging::LogLevel;
 use cib_net::metrics::CertificateExpiry;
 use cib_net::reload::ReloadableServer;
 use cib_publisher::cli::{Cli, Command};
@@ -64,8 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(());
             }
-            let log = cib_net::daemon::init_logging(
-                cib_net::daemon::LogTarget::from_name(&log),
+            let log = cib_net::logging::init_logging(
+                cib_net::logging::LogTarget::from_name(&log),
                 "cib-publisher",
                 log_level_file.as_deref(),
             );

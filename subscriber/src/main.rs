@@ -211,8 +211,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let log = cib_net::daemon::init_logging(
-                cib_net::daemon::LogTarget::from_name(&log),
+            let log = cib_net::logging::init_logging(
+                cib_net::logging::LogTarget::from_name(&log),
                 "cib-subscriber",
                 log_level_file.as_deref(),
             );

@@ -392,6 +392,43 @@ fn without_a_logfile_the_daemon_logs_to_the_journal() {
     }
 }
 
+/// Without a journal but with syslog (`/dev/log`), the daemon's lines go to
+/// syslog: tagged with its name and pid, at the priority of their level,
+/// the fields in the text; nothing to stderr.
+#[test]
+fn without_a_journal_the_daemon_logs_to_syslog() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a private /dev with our /dev/log)");
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        return;
+    }
+    let res = Resource::publisher("127.0.0.1:0");
+    let out = res.site.path("syslog.txt");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private"])
+        .arg(repo_root().join("tests/fixtures/logging/syslog-only.sh"))
+        .arg(res.param("binary").expect("binary"))
+        .arg(res.param("config").expect("config"))
+        .arg(&out);
+    run(cmd).expect_ok();
+    let syslog = std::fs::read_to_string(&out).expect("what syslog received");
+    // RFC 3164: <facility daemon (3) * 8 + priority>, then the tag.
+    let serving = syslog
+        .lines()
+        .find(|l| l.contains("serving"))
+        .unwrap_or_else(|| panic!("no `serving` line in syslog:\n{syslog}"));
+    assert!(serving.starts_with("<29>"), "info is not notice (29): {serving}");
+    assert!(serving.contains("cib-publisher["), "no tag: {serving}");
+    assert!(serving.contains("INFO") && serving.contains('='), "no level or fields in the text: {serving}");
+    let stderr = std::fs::read_to_string(res.site.path("syslog.txt.stderr")).unwrap_or_default();
+    assert!(!stderr.contains("serving"), "logged to stderr too:\n{stderr}");
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("running id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
 #[test]
 fn publisher_actions_follow_the_resource_states() {
     life_cycle(&Resource::publisher("127.0.0.1:0"));
