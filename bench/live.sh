@@ -49,21 +49,19 @@ done
 
 export GEO_NS=${GEO_NS:-crbench} GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-bench}
 export GEO_BIN=${GEO_BIN:-$root/target/release}
-export PCMK_ipc_buffer=${PCMK_ipc_buffer:-4194304}
 BENCH=$GEO_BIN/cib-bench
 for b in cib-publisher cib-subscriber cib-bench; do
     [ -x "$GEO_BIN/$b" ] || { echo "live.sh: no $GEO_BIN/$b: cargo build --release --workspace --bins" >&2; exit 2; }
 done
 LAB=$root/tests/geo/lab.sh
 TICKET=geo
-NVPAIR=fs-1-instance_attributes-directory
 mkdir -p "$out"
 results=$out/results.txt
 : >"$results"
 
 at() { "$LAB" exec "$@"; }
 now() { date +%s.%N; }
-ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f\n", (b - a) * 1000 }'; }
 put() { printf '%s %s\n' "$1" "$2" | tee -a "$results"; }
 # median / p99 of numbers on stdin
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -119,7 +117,10 @@ trap cleanup EXIT
 for n in $sizes; do
     echo "== $n primitives"
     gen=$out/gen-$n
-    "$BENCH" generate --primitives "$n" --out "$gen" >/dev/null
+    "$BENCH" generate --primitives "$n" --dir "$gen" >/dev/null
+    # The nvpair changed: the first Filesystem directory in the ticket's scope.
+    NVPAIR=$(grep -m1 -o '<nvpair id="[^"]*" name="directory" value="/srv/site-a' "$gen/scope.xml" | cut -d'"' -f2)
+    [ -n "$NVPAIR" ] || { echo "live.sh: no directory nvpair in the scope of $gen/cib.xml" >&2; exit 1; }
     etc_b=$out/etc-b
     rm -rf "$etc_b" && cp -r "$root/examples/geo/site-b" "$etc_b" && cp "$gen/rules.toml" "$etc_b/rules.toml"
     GEO_ETC_B=$etc_b "$LAB" up >"$out/lab-$n.log" 2>&1
@@ -189,10 +190,25 @@ for n in $sizes; do
     : >"$out/modify-b-$n.txt"
     : >"$out/replace-b-$n.txt"
     for i in 1 2 3 4 5; do
-        at B cibadmin -Q >"$out/old.xml"
-        sed "s|\(id=\"$NVPAIR\"[^>]*value=\"\)[^\"]*\"|\1/srv/site-b/patch-$i\"|" "$out/old.xml" >"$out/new.xml"
-        crm_diff -o "$out/old.xml" -n "$out/new.xml" >"$out/patch.xml" || true
-        timed at B cibadmin --patch --xml-file "$out/patch.xml" >>"$out/patch-$n.txt"
+        # A patch is version-checked: when the status section moved on
+        # between the query and the patch (exit 103), query and try again,
+        # as the subscriber does; only the patch that applied is counted.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            at B cibadmin -Q >"$out/old.xml"
+            # The new value, and the next epoch (a patch must lead forward).
+            python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"(<cib [^>]*\bepoch=\")(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1), text, count=1)
+text = re.sub(r"(id=\"%s\"[^>]*value=\")[^\"]*" % re.escape(sys.argv[2]), r"\g<1>" + sys.argv[3], text)
+sys.stdout.write(text)
+' "$out/old.xml" "$NVPAIR" "/srv/site-b/patch-$i" >"$out/new.xml"
+            crm_diff -o "$out/old.xml" -n "$out/new.xml" >"$out/patch.xml" || true
+            if t=$(timed at B cibadmin --patch --xml-file "$out/patch.xml" 2>/dev/null); then
+                echo "$t" >>"$out/patch-$n.txt"
+                break
+            fi
+        done
         timed at B cibadmin --modify -X "<nvpair id=\"$NVPAIR\" name=\"directory\" value=\"/srv/site-b/modify-$i\"/>" >>"$out/modify-b-$n.txt"
         at B cibadmin -Q -o resources |
             sed "s|\(id=\"$NVPAIR\"[^>]*value=\"\)[^\"]*\"|\1/srv/site-b/replace-$i\"|" >"$out/section.xml"
