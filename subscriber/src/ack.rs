@@ -1,5 +1,6 @@
-//! Acknowledgements: after each document applied, staged or refused, the
-//! daemon tells the publisher it came from what this site now holds
+//! Acknowledgements: when a stream opens, and after each document applied,
+//! staged or refused, the daemon tells the publisher what this site now
+//! holds
 //! (`POST /v1/tickets/{ticket}/ack`, a [`cib_net::ack::Ack`];
 //! `docs/protocol.md`, "Acknowledgements").
 //!

@@ -41,8 +41,9 @@
 //! recorded as the ticket's last error, whichever peer it is; it is retried
 //! with backoff like any peer that is down.
 //!
-//! After each document applied, found up to date, staged or refused, the
-//! publisher it came from is told what this site now holds
+//! When a stream opens, and after each document applied, found up to date,
+//! staged or refused, the publisher it came from is told what this site
+//! now holds
 //! ([`crate::ack`]), in a task of its own: acknowledging never delays or
 //! affects applying.
 //!
@@ -539,6 +540,10 @@ impl Coordinator {
                     switch.on();
                 }
                 tracing::info!(ticket = %self.ticket(), peer = %url, site = %self.site(peer), "stream open");
+                // A publisher that restarted knows nothing of this site, and
+                // a resumed stream sends no event until the next version.
+                let failure = state::load(&self.work.state_dir, self.ticket()).ok().and_then(|s| s.last_failure).map(|n| n.text);
+                self.acknowledge(peer, failure.as_deref());
                 self.record(|s| {
                     s.peers.insert(
                         url,

@@ -72,6 +72,7 @@
   }
 
   function render(report) {
+    document.documentElement.dataset.updated = String(report.at);
     document.getElementById("site").textContent = report.site;
     const summary = document.getElementById("summary");
     summary.textContent = report.in_step ? "Every site in step." : "Not every site in step.";
@@ -95,5 +96,6 @@
     }
   }
 
+  refresh();
   setInterval(refresh, PERIOD_MS);
 })();
