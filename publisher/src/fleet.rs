@@ -392,7 +392,7 @@ pub fn render_text(r: &FleetReport) -> String {
                 line += " (not on the allow-list)";
             }
             if let Some(a) = &s.applied {
-                let _ = write!(line, ", applied {}", a.version.as_deref().map_or_else(|| "none".to_owned(), printable));
+                let _ = write!(line, ", applied {}", a.version.as_deref().map_or_else(|| "none".to_owned(), |v| printable(v).into_owned()));
             }
             match (s.versions_behind, s.behind_seconds) {
                 (Some(0), _) | (_, None) => {}
