@@ -8,7 +8,7 @@
 //!   stream cap per client, with flooders on other loopback addresses.
 //! - [`cli`]: the `serve` binary — configuration checked before binding,
 //!   `examples/make-certs.sh` certificates, SIGTERM.
-//! - [`fleet`]: acknowledgements (mutual TLS, allow-list, bounded JSON)
+//! - [`fleet`]: acknowledgements over mutual TLS (allow-list, bounded JSON)
 //!   and the fleet view: `/status.json`, the `/status` page (escaped;
 //!   rendered by headless Chromium), per-site metrics, `cib-publisher
 //!   status` and its exit codes.
