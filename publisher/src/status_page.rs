@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 
 use crate::fleet::{FleetReport, SiteReport, TicketReport};
 
-/// The page, with `{{site}}`, `{{summary}}`, `{{summary_class}}`,
-/// `{{at_iso}}` and `{{tickets}}` slots.
+/// The page, with `{{site}}`, `{{summary}}`, `{{summary_class}}` and
+/// `{{tickets}}` slots.
 const PAGE: &str = include_str!("status/page.html");
 /// The stylesheet, served at `/status.css`.
 pub const CSS: &str = include_str!("status/status.css");
@@ -57,7 +57,6 @@ pub fn render(report: &FleetReport) -> String {
     PAGE.replace("{{site}}", &escape(&report.site))
         .replace("{{summary}}", summary)
         .replace("{{summary_class}}", class)
-        .replace("{{at_iso}}", &iso8601(report.at))
         .replace("{{tickets}}", &tickets)
 }
 
@@ -113,23 +112,6 @@ fn site_row(out: &mut String, now: u64, s: &SiteReport) {
     );
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds `t` (UTC, proleptic Gregorian).
-fn iso8601(t: u64) -> String {
-    let days = t / 86_400;
-    let rem = t % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -141,13 +123,6 @@ mod tests {
     use super::*;
     use crate::fleet::{report, SiteRecord, TicketInput};
     use crate::publication::Published;
-
-    #[test]
-    fn dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_463_696), "2026-11-23T19:54:56Z");
-    }
 
     #[test]
     fn everything_from_the_wire_is_escaped() {

@@ -77,10 +77,6 @@
     const summary = document.getElementById("summary");
     summary.textContent = report.in_step ? "Every site in step." : "Not every site in step.";
     summary.className = report.in_step ? "ok" : "bad";
-    const at = new Date(report.at * 1000).toISOString();
-    const time = document.getElementById("at");
-    time.textContent = at;
-    time.setAttribute("datetime", at);
     const main = document.getElementById("tickets");
     main.replaceChildren(...report.tickets.map((t) => ticketSection(report, t)));
   }
