@@ -23,8 +23,8 @@ pub const MAX_ERROR_CHARS: usize = 1024;
 const MAX_DIGEST_CHARS: usize = 128;
 /// Longest CIB version (`admin_epoch.epoch.num_updates`).
 const MAX_VERSION_CHARS: usize = 64;
-/// Most drifted elements reported.
-const MAX_DRIFT: u32 = 1_000_000;
+/// Most drifted elements an acknowledgement reports.
+pub const MAX_DRIFT: u32 = 1_000_000;
 
 /// What a subscriber holds of a ticket after its last apply or refusal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +41,8 @@ pub struct Ack {
     /// When the subscriber wrote the acknowledgement, Unix seconds (its
     /// clock; the publisher records its own time of receipt as well).
     pub at: u64,
-    /// Replicated elements found edited locally by the last apply or plan.
+    /// Replicated elements edited locally and not put back: an apply puts
+    /// them back (0), a staged version's plan counts them (manual mode).
     pub drift: u32,
     /// 1 when a version is staged and not applied (manual mode), else 0.
     pub pending: u8,

@@ -185,8 +185,8 @@ pub enum SiteState {
     /// It holds an older version (or a staged one not applied), or has not
     /// acknowledged what it holds.
     Behind,
-    /// It holds the current version, but its last apply found replicated
-    /// elements edited locally.
+    /// It holds the current version, but replicated elements were edited
+    /// there and not put back.
     Drift,
     /// It holds the current version, nothing staged, no error, no drift.
     InStep,
@@ -235,7 +235,7 @@ pub struct SiteReport {
     /// step); when that version is unknown, at least the age of the oldest
     /// version remembered. `null` when nothing is published.
     pub behind_seconds: Option<u64>,
-    /// Replicated elements its last apply found edited locally.
+    /// Replicated elements edited there and not put back.
     pub drift: u32,
     /// Whether a version is staged there and not applied (manual mode).
     pub pending: bool,

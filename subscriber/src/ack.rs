@@ -19,7 +19,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
 
-use cib_net::ack::Ack;
+use cib_net::ack::{Ack, MAX_DRIFT};
 use cib_net::protocol::ack_path;
 
 use crate::fetch::error_chain;
@@ -49,7 +49,7 @@ impl AckSwitch {
 }
 
 /// The acknowledgement of what `status` records as applied and staged,
-/// with `drift` elements found edited locally and `error` (the last
+/// with `drift` elements edited locally and not put back and `error` (the last
 /// document's, `None` when it was applied, staged or up to date).
 #[must_use]
 pub fn ack_of(status: &TicketStatus, drift: usize, error: Option<&str>) -> Ack {
@@ -59,7 +59,7 @@ pub fn ack_of(status: &TicketStatus, drift: usize, error: Option<&str>) -> Ack {
         version: applied.and_then(|a| a.version.clone()),
         term: applied.and_then(|a| a.term),
         at: Timestamp::now().0,
-        drift: u32::try_from(drift).unwrap_or(u32::MAX),
+        drift: u32::try_from(drift).unwrap_or(MAX_DRIFT).min(MAX_DRIFT),
         pending: u8::from(status.pending.is_some()),
         error: None,
     }

@@ -423,7 +423,8 @@ struct Coordinator {
     retry_backoff: Backoff,
     /// Per peer: whether it takes acknowledgements.
     acks: Vec<AckSwitch>,
-    /// Replicated elements the last apply or plan found edited locally.
+    /// Replicated elements edited locally and not put back: found by the
+    /// last plan of a staged version (an apply puts them back).
     drift: usize,
 }
 
@@ -693,7 +694,8 @@ impl Coordinator {
                 None
             }
             Ok(Ok(Outcome::Applied(report))) => {
-                self.drift = report.drift.len();
+                // Replication won: the elements edited here are put back.
+                self.drift = 0;
                 tracing::info!(%ticket, %site, %digest, version = ?seen.version, term = ?seen.term, changes = %counts(&report), "applied");
                 self.record(|s| {
                     s.applied = Some(seen);
