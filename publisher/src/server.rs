@@ -1111,6 +1111,48 @@ mod tests {
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
     }
 
+    fn ack(ticket: &str, who: &str, body: Vec<u8>) -> HttpRequest<Body> {
+        // No Content-Length: the limit is found while reading.
+        let mut req = HttpRequest::post(format!("/v1/tickets/{ticket}/ack"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        req.extensions_mut().insert(ClientIdentity::from_names([who]));
+        req
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_are_bounded_checked_and_recorded() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        let p = granted(&ch, st.metrics());
+        let app = app(st.clone());
+        let good = Ack {
+            digest: Some(p.digest.clone()),
+            version: Some(p.version.clone()),
+            term: p.term,
+            ..Ack::default()
+        }
+        .to_json()
+        .into_bytes();
+        assert_eq!(call(app.clone(), ack("nope", "site-b.example", good.clone())).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(app.clone(), ack("geo", "site-c.example", good.clone())).await.0, StatusCode::FORBIDDEN);
+        let (s, _, body) = call(app.clone(), ack("geo", "site-b.example", vec![b' '; MAX_ACK_BYTES + 1])).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        let (s, _, body) = call(app.clone(), ack("geo", "site-b.example", b"{\"digest\":1}".to_vec())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let report = st.fleet_report();
+        assert!(report.tickets[0].sites.iter().all(|s| s.acked_at.is_none()), "{report:?}");
+        assert_eq!(call(app.clone(), ack("geo", "SITE-B.example", good)).await.0, StatusCode::NO_CONTENT);
+        let report = st.fleet_report();
+        let b = &report.tickets[0].sites[0];
+        assert_eq!((b.site.as_str(), b.in_step), ("site-b.example", true), "{report:?}");
+        assert_eq!(report.tickets[0].sites.len(), 1, "site C was refused: {report:?}");
+        let text = st.encode_metrics();
+        assert!(text.contains(r#"cib_publisher_site_in_step{ticket="geo",site="site-b.example"} 1"#), "{text}");
+        assert!(text.contains(r#"cib_publisher_errors_total{kind="ack"} 2"#), "{text}");
+    }
+
     #[tokio::test]
     async fn stream_skips_the_announced_version_and_ends_on_revoke() {
         let ch = Channels::new(["geo"]);
