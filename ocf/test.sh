@@ -81,13 +81,20 @@ if ! diff -u <(common "$root/ocf/publisher") <(common "$root/ocf/subscriber"); t
   fail "the common parts of ocf/publisher and ocf/subscriber differ"
 fi
 
-# resource-agents' ra-api-1.dtd (4.12) predates the reload-agent action of
-# OCF 1.1 (metadata.rng accepts it): lint, and run ocf-tester, against a
-# copy that adds it to the action names.
+# resource-agents' ra-api-1.dtd and metadata.rng (4.12) predate the
+# reload-agent action (the DTD) and the reloadable parameter attribute
+# (both) of OCF 1.1, which Pacemaker's own agents use: lint, and run
+# ocf-tester, against copies that add them.
 radata="$work/share/resource-agents"
 mkdir -p "$radata"
-sed 's/|validate-all)/|validate-all|reload-agent)/' /usr/share/resource-agents/ra-api-1.dtd >"$radata/ra-api-1.dtd"
+sed -e 's/|validate-all)/|validate-all|reload-agent)/' \
+  -e 's/unique  (1|0)   "0">/unique (1|0) "0" reloadable (1|0) "0">/' \
+  /usr/share/resource-agents/ra-api-1.dtd >"$radata/ra-api-1.dtd"
 grep -q 'reload-agent' "$radata/ra-api-1.dtd" || fail "cannot add reload-agent to ra-api-1.dtd"
+grep -q 'reloadable' "$radata/ra-api-1.dtd" || fail "cannot add reloadable to ra-api-1.dtd"
+sed 's|<attribute name="required"> <ref name="boolean-values" /> </attribute>|&</optional><optional><attribute name="reloadable"> <ref name="boolean-values" /> </attribute>|' \
+  /usr/share/resource-agents/metadata.rng >"$radata/metadata.rng"
+grep -q 'reloadable' "$radata/metadata.rng" || fail "cannot add reloadable to metadata.rng"
 sed "s|^DATADIR=.*|DATADIR=$work/share|" "$(command -v ocf-tester)" >"$work/ocf-tester"
 chmod +x "$work/ocf-tester"
 
@@ -95,7 +102,7 @@ echo "== meta-data is valid (ra-api-1.dtd with reload-agent, metadata.rng)"
 for a in publisher subscriber; do
   "$agents/$a" meta-data >"$work/$a.xml"
   (cd "$radata" && xmllint --noout --valid - <"$work/$a.xml") || fail "$a meta-data does not conform to ra-api-1.dtd"
-  xmllint --noout --nowarning --relaxng /usr/share/resource-agents/metadata.rng "$work/$a.xml" 2>"$work/rng.err" \
+  xmllint --noout --nowarning --relaxng "$radata/metadata.rng" "$work/$a.xml" 2>"$work/rng.err" \
     || { cat "$work/rng.err" >&2; fail "$a meta-data does not conform to metadata.rng"; }
 done
 

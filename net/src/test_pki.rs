@@ -102,6 +102,18 @@ impl Pki {
         self.write(dir, &format!("{name}-expired"), &self.expired_site(name))
     }
 
+    /// As [`Pki::write_site`], with a certificate naming only `name` (not
+    /// `localhost` or `127.0.0.1`), written as `NAME-only.pem` /
+    /// `NAME-only.key`: a server reached by address does not match it.
+    ///
+    /// # Panics
+    ///
+    /// On any I/O error (tests only).
+    pub fn write_site_named_only(&self, dir: &Path, name: &str) -> TlsPaths {
+        let site = self.issue_for(vec![name.to_owned()], name, false);
+        self.write(dir, &format!("{name}-only"), &site)
+    }
+
     fn write(&self, dir: &Path, file_stem: &str, site: &SiteCert) -> TlsPaths {
         let paths = TlsPaths {
             cert: dir.join(format!("{file_stem}.pem")),
@@ -115,8 +127,11 @@ impl Pki {
     }
 
     fn issue(&self, name: &str, expired: bool) -> SiteCert {
-        let mut params = CertificateParams::new(vec![name.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("site certificate names");
+        self.issue_for(vec![name.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()], name, expired)
+    }
+
+    fn issue_for(&self, names: Vec<String>, name: &str, expired: bool) -> SiteCert {
+        let mut params = CertificateParams::new(names).expect("site certificate names");
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
+use cib_net::daemon::LogLevel;
 use cib_net::metrics::CertificateExpiry;
 use cib_net::reload::ReloadableServer;
 use cib_publisher::cli::{Cli, Command, Output};
@@ -103,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             recheck_seconds,
             check,
             log,
+            log_level_file,
         } => {
             let overrides = Overrides {
                 listen,
@@ -118,10 +120,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(0);
             }
-            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-publisher");
+            let log = cib_net::daemon::init_logging(
+                cib_net::daemon::LogTarget::from_name(&log),
+                "cib-publisher",
+                log_level_file.as_deref(),
+            );
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
-                .block_on(serve(cfg, tls, (config, overrides)))?;
+                .block_on(serve(cfg, tls, (config, overrides), log))?;
             Ok(0)
         }
         Command::Scope { ticket } => {
@@ -145,7 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// The daemon: bind, read the CIB once, watch it, serve until a signal;
 /// SIGHUP reloads the certificates and allow-lists (`config_source`: the
 /// configuration file and the command line's overrides).
-async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Overrides)) -> anyhow::Result<()> {
+async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Overrides), log: LogLevel) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -158,7 +164,7 @@ async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Over
         None => None,
     };
     let trigger = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), shutdown.clone()));
+    tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), log, shutdown.clone()));
     let channels = Arc::new(Channels::new(cfg.ticket_names()));
     let source = Source::new(cfg.cib_file.as_deref());
     let watcher = Watcher::new(source, Arc::clone(&channels), Arc::clone(&metrics), cfg.recheck())

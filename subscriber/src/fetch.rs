@@ -23,7 +23,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
 
 use cib_net::protocol::{scope_path, HEADER_DIGEST, HEADER_SITE, HEADER_VERSION, MAX_DOCUMENT_BYTES};
-use cib_net::tls::TlsPaths;
+use cib_net::tls::{Probe, Prober, TlsFailure, TlsPaths};
 use cib_transforms::scope::Scope;
 use cib_transforms::xml;
 
@@ -177,18 +177,31 @@ pub fn stream_client(tls: &TlsPaths) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTPS client")
 }
 
-/// GETs a scope document, bounded by [`MAX_DOCUMENT_BYTES`].
-pub async fn fetch(client: &reqwest::Client, url: &Url) -> anyhow::Result<Fetched> {
-    fetch_limited(client, url, MAX_DOCUMENT_BYTES).await
+/// GETs a scope document, bounded by [`MAX_DOCUMENT_BYTES`]. When the
+/// request fails after the connection was made without a reason, `prober`
+/// (when given) asks the publisher for its verdict on this site's
+/// certificate, so that the error says which side refused and why.
+pub async fn fetch(client: &reqwest::Client, prober: Option<&Prober>, url: &Url) -> anyhow::Result<Fetched> {
+    fetch_limited(client, prober, url, MAX_DOCUMENT_BYTES).await
 }
 
-async fn fetch_limited(client: &reqwest::Client, url: &Url, limit: usize) -> anyhow::Result<Fetched> {
-    let mut response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e.without_url())))
-        .with_context(|| format!("fetching {url}"))?;
+async fn fetch_limited(client: &reqwest::Client, prober: Option<&Prober>, url: &Url, limit: usize) -> anyhow::Result<Fetched> {
+    let mut response = match client.get(url.clone()).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let e = e.without_url();
+            let mut tls = TlsFailure::find(&e);
+            if let (None, Some(prober)) = (&tls, prober) {
+                if !e.is_connect() && !e.is_timeout() {
+                    tls = diagnose(url, prober).await;
+                }
+            }
+            return Err(match tls {
+                Some(tls) => anyhow::anyhow!("{}", tls_refusal(url, &tls)),
+                None => anyhow::anyhow!("fetching {url}: {}", error_chain(&e)),
+            });
+        }
+    };
     if response.status() != StatusCode::OK {
         return Err(refusal(url, &mut response).await);
     }
@@ -232,6 +245,35 @@ pub async fn refusal(url: &Url, response: &mut reqwest::Response) -> anyhow::Err
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     anyhow::anyhow!("{url}: the publisher answered {status}: {}", text.trim())
+}
+
+/// Says which side refused a TLS handshake with the publisher at `url`, and
+/// why: "this site refused the publisher's certificate: …" (not issued by
+/// the configured CA, expired, not naming the host) or "the publisher
+/// refused this site's certificate: …" (the alert it sent).
+#[must_use]
+pub fn tls_refusal(url: &Url, tls: &TlsFailure) -> String {
+    let side = match tls {
+        TlsFailure::RefusedByPeer(_) => "the publisher refused this site's certificate",
+        TlsFailure::Other(_) => "the TLS handshake failed",
+        _ => "this site refused the publisher's certificate",
+    };
+    format!("{url}: {side}: {tls}")
+}
+
+/// The server's verdict on this site's certificate, when a request to `url`
+/// failed after connecting without a TLS reason: the refusal, if it was one.
+/// (A TLS 1.3 server refuses a client certificate after the client's side
+/// of the handshake is done; the HTTP client then often reports only a
+/// closed connection.)
+pub async fn diagnose(url: &Url, prober: &Prober) -> Option<TlsFailure> {
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let probe = prober.probe(host, url.port_or_known_default()?).await;
+    tracing::debug!(peer = %url, ?probe, "asked the server for its verdict on this site's certificate");
+    match probe {
+        Probe::Refused(tls) => Some(tls),
+        Probe::Accepted | Probe::Inconclusive(_) => None,
+    }
 }
 
 /// Reads at most `limit` bytes of the body (stops early, no error).
@@ -294,7 +336,8 @@ pub fn load_scope_url(url: &Url, ticket: Option<&str>, tls: &TlsArgs) -> anyhow:
         .context("starting the async runtime")?;
     let fetched = runtime.block_on(async {
         let client = client(&paths)?;
-        fetch(&client, &url).await
+        let prober = Prober::new(&paths, CONNECT_TIMEOUT)?;
+        fetch(&client, Some(&prober), &url).await
     })?;
     if let Some(site) = &fetched.site {
         eprintln!(
@@ -372,11 +415,11 @@ mod tests {
         let doc = format!("<configuration>{}</configuration>\n", "x".repeat(1000));
         let (url, tls, _dir, shutdown) = serve(&doc).await;
         let c = client(&tls).unwrap();
-        let ok = fetch_limited(&c, &url, doc.len()).await.unwrap();
+        let ok = fetch_limited(&c, None, &url, doc.len()).await.unwrap();
         assert_eq!(ok.document, doc);
         assert_eq!(ok.digest.as_deref(), Some("sha256:00"));
         assert_eq!(ok.site.as_deref(), Some("site-a"));
-        let err = fetch_limited(&c, &url, doc.len() - 1).await.unwrap_err().to_string();
+        let err = fetch_limited(&c, None, &url, doc.len() - 1).await.unwrap_err().to_string();
         assert!(err.contains("larger than the limit"), "{err}");
         shutdown.cancel();
     }
@@ -384,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn a_digest_mismatch_is_reported() {
         let (url, tls, _dir, shutdown) = serve("<configuration replicator-ticket=\"geo\" replicator-digest=\"sha256:00\"/>\n").await;
-        let fetched = fetch(&client(&tls).unwrap(), &url).await.unwrap();
+        let fetched = fetch(&client(&tls).unwrap(), None, &url).await.unwrap();
         let err = format!("{:#}", verify(&fetched, &url, Some("geo")).unwrap_err());
         assert!(err.contains("digest"), "{err}");
         shutdown.cancel();

@@ -44,9 +44,9 @@ use tokio_util::sync::CancellationToken;
 
 use cib_net::protocol::{stream_path, EVENT_SCOPE, HEADER_SITE, MAX_DOCUMENT_BYTES};
 use cib_net::sse;
-use cib_net::tls::{Probe, Prober, TlsFailure};
+use cib_net::tls::{Prober, TlsFailure};
 
-use crate::fetch::{error_chain, refusal};
+use crate::fetch::{diagnose, error_chain, refusal};
 
 /// First pause before reconnecting.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
@@ -130,18 +130,6 @@ impl Failure {
             error: format!("{url}: TLS handshake failed: {tls} ({detail})"),
             kind: DownKind::Refused,
         }
-    }
-}
-
-/// The server's verdict on this site's certificate, when a request to `url`
-/// failed after connecting without a TLS reason: the refusal, if it was one.
-async fn diagnose(url: &Url, prober: &Prober) -> Option<TlsFailure> {
-    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
-    let probe = prober.probe(host, url.port_or_known_default()?).await;
-    tracing::debug!(peer = %url, ?probe, "asked the server for its verdict on this site's certificate");
-    match probe {
-        Probe::Refused(tls) => Some(tls),
-        Probe::Accepted | Probe::Inconclusive(_) => None,
     }
 }
 

@@ -196,6 +196,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             cib_file,
             check,
             log,
+            log_level_file,
         } => {
             let overrides = Overrides {
                 site,
@@ -210,7 +211,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            cib_net::daemon::init_logging(cib_net::daemon::LogTarget::from_name(&log), "cib-subscriber");
+            let log = cib_net::daemon::init_logging(
+                cib_net::daemon::LogTarget::from_name(&log),
+                "cib-subscriber",
+                log_level_file.as_deref(),
+            );
             let shutdown = CancellationToken::new();
             let trigger = Arc::new(tokio::sync::Notify::new());
             let reload = Reload::new(config, overrides, Arc::clone(&trigger));
@@ -218,7 +223,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 .context("starting the async runtime")?
                 .block_on(async {
                     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));
-                    tokio::spawn(cib_net::daemon::notify_on_hangup(trigger, shutdown.clone()));
+                    tokio::spawn(cib_net::daemon::notify_on_hangup(trigger, log, shutdown.clone()));
                     let metrics = match cfg.metrics_addr()? {
                         Some(addr) => cib_net::metrics::bind(addr).await,
                         None => None,

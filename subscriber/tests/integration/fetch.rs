@@ -55,6 +55,11 @@ impl Sites {
     /// when `watch` is true (else the test publishes by hand); site B's
     /// CIB file.
     async fn start(watch: bool) -> Sites {
+        Sites::start_with(watch, Pki::write_site).await
+    }
+
+    /// As [`Sites::start`], with site A's certificate written by `server`.
+    async fn start_with(watch: bool, server: fn(&Pki, &Path, &str) -> TlsPaths) -> Sites {
         let dir = tempfile::tempdir().unwrap();
         let cib_a = dir.path().join("site-a.xml");
         let cib_b = dir.path().join("site-b.xml");
@@ -67,7 +72,7 @@ impl Sites {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let pki = Pki::new();
-        let server = pki.write_site(dir.path(), "site-a.example");
+        let server = server(&pki, dir.path(), "site-a.example");
         let client = pki.write_site(dir.path(), "site-b.example");
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
@@ -205,22 +210,38 @@ async fn a_publisher_without_the_ticket_changes_nothing() {
 }
 
 #[tokio::test]
-async fn tls_failures_change_nothing() {
+async fn tls_failures_say_which_side_refused_and_change_nothing() {
     let sites = Sites::start(true).await;
     let before = std::fs::read(&sites.cib_b).unwrap();
-    // A client certificate from another CA (which also does not trust the
-    // publisher).
+    let refused = |stderr: &str, reason: &str| {
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+        assert!(lines[0].contains(reason), "expected `{reason}` in: {stderr}");
+        assert!(!stderr.contains("connection closed") || stderr.contains(reason), "{stderr}");
+    };
+    // A publisher from another CA: this site refuses it.
     let other = Pki::new();
     let other_dir = tempfile::tempdir().unwrap();
     let stranger = other.write_site(other_dir.path(), "site-b.example");
     let (code, stderr) = sites.replicate_now(&sites.base_url(), &stranger).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("fetching"), "{stderr}");
-    // Not allowed for the ticket.
+    // (Both test CAs have the same name: the signature is what fails.)
+    refused(&stderr, "this site refused the publisher's certificate: the peer's certificate is not signed by the configured CA");
+    // This site's certificate from another CA, the publisher's trusted:
+    // the publisher refuses it (its alert, asked for by the prober).
+    let foreign_client = TlsPaths {
+        ca: sites.client.ca.clone(),
+        ..stranger.clone()
+    };
+    let (code, stderr) = sites.replicate_now(&sites.base_url(), &foreign_client).await;
+    assert_eq!(code, 2, "{stderr}");
+    refused(&stderr, "the publisher refused this site's certificate: the peer refused the handshake:");
+    // Not allowed for the ticket: the publisher's 403 and its reason.
     let outsider = sites.pki.write_site(sites.dir.path(), "site-c.example");
     let (code, stderr) = sites.replicate_now(&sites.base_url(), &outsider).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("403"), "{stderr}");
+    refused(&stderr, "the publisher answered 403 Forbidden: the client certificate (site-c.example");
+    assert!(stderr.contains("is not allowed to read ticket `geo`"), "{stderr}");
     // Missing flags, plaintext.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cib-subscriber"))
         .args(["replicate-now", "--ticket", TICKET, "--from", &sites.base_url()])
@@ -235,4 +256,17 @@ async fn tls_failures_change_nothing() {
     assert!(stderr.contains("plaintext"), "{stderr}");
     assert_eq!(std::fs::read(&sites.cib_b).unwrap(), before);
     let _ = &sites.cib_a;
+}
+
+#[tokio::test]
+async fn a_publisher_certificate_not_naming_the_host_is_refused() {
+    let sites = Sites::start_with(true, Pki::write_site_named_only).await;
+    let before = std::fs::read(&sites.cib_b).unwrap();
+    let (code, stderr) = sites.replicate_now(&sites.base_url(), &sites.client).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("this site refused the publisher's certificate: the peer's certificate does not name the host connected to"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&sites.cib_b).unwrap(), before);
 }

@@ -333,6 +333,47 @@ fn reload_agent_sends_sighup_and_log_level_reaches_the_daemon() {
     }
 }
 
+/// log_level is reloadable: reload-agent with a new level changes the
+/// running daemon's filter (same process), a level that does not parse
+/// keeps the old one, and stop removes the level file.
+#[test]
+fn a_new_log_level_takes_effect_without_a_restart() {
+    if !subscriber_has_run() {
+        eprintln!("SKIPPED: cib-subscriber has no `run` subcommand yet");
+        return;
+    }
+    for mut res in [Resource::publisher("127.0.0.1:0"), Resource::subscriber()] {
+        res.action("start").expect_code(OCF_SUCCESS);
+        let pid = res.pid();
+        let pidfile = PathBuf::from(res.param("pidfile").expect("pidfile set"));
+        let level_file = pidfile.with_extension("log-level");
+        assert_eq!(std::fs::read_to_string(&level_file).unwrap(), "info\n");
+        fn wait_for(res: &Resource, needle: &str) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !res.log().contains(needle) {
+                assert!(std::time::Instant::now() < deadline, "`{needle}` not in the log:\n{}", res.log());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        assert!(!res.log().contains("DEBUG"), "debug lines at level info:\n{}", res.log());
+
+        res.set("log_level", Some(Path::new("debug")));
+        res.action("reload-agent").expect_code(OCF_SUCCESS);
+        wait_for(&res, "debug logging is on");
+        assert_eq!(res.pid(), pid, "the daemon was restarted");
+        assert!(res.log().contains("log filter set"), "{}", res.log());
+
+        // A filter that does not parse: logged, the old one kept.
+        res.set("log_level", Some(Path::new("cib=loud")));
+        res.action("reload-agent").expect_code(OCF_SUCCESS);
+        wait_for(&res, "log filter not changed");
+        assert_eq!(res.pid(), pid);
+
+        res.action("stop").expect_code(OCF_SUCCESS);
+        assert!(!level_file.exists(), "stop left {}", level_file.display());
+    }
+}
+
 #[test]
 fn without_a_logfile_the_daemon_logs_to_the_journal() {
     let mut res = Resource::publisher("127.0.0.1:0");
@@ -399,10 +440,13 @@ fn meta_data_is_valid_and_documents_every_parameter() {
         r.expect_ok();
         let file = res.site.write("meta-data.xml", &r.stdout);
         // resource-agents' ra-api-1.dtd (4.12) predates OCF 1.1's
-        // reload-agent action: a copy that adds it (as ocf/test.sh does).
+        // reload-agent action and reloadable attribute: a copy that adds
+        // them (as ocf/test.sh does).
         let dtd = std::fs::read_to_string(Path::new(RA_DATA).join("ra-api-1.dtd")).expect("reading ra-api-1.dtd");
-        let dtd = dtd.replace("|validate-all)", "|validate-all|reload-agent)");
-        assert!(dtd.contains("reload-agent"), "ra-api-1.dtd changed: cannot add reload-agent");
+        let dtd = dtd
+            .replace("|validate-all)", "|validate-all|reload-agent)")
+            .replace(r#"unique  (1|0)   "0">"#, r#"unique (1|0) "0" reloadable (1|0) "0">"#);
+        assert!(dtd.contains("reload-agent") && dtd.contains("reloadable"), "ra-api-1.dtd changed: cannot add reload-agent");
         std::fs::create_dir_all(res.site.path("ra")).expect("creating the DTD directory");
         res.site.write("ra/ra-api-1.dtd", dtd);
         let mut lint = Command::new("xmllint");
@@ -411,8 +455,17 @@ fn meta_data_is_valid_and_documents_every_parameter() {
             .arg(&file);
         run(lint).expect_ok();
         let mut lint = Command::new("xmllint");
+        // metadata.rng (4.12) lacks the reloadable attribute too.
+        let rng = std::fs::read_to_string(Path::new(RA_DATA).join("metadata.rng")).expect("reading metadata.rng");
+        let required = r#"<attribute name="required"> <ref name="boolean-values" /> </attribute>"#;
+        assert!(rng.contains(required), "metadata.rng changed: cannot add reloadable");
+        let rng = rng.replace(
+            required,
+            &format!(r#"{required}</optional><optional><attribute name="reloadable"> <ref name="boolean-values" /> </attribute>"#),
+        );
+        res.site.write("ra/metadata.rng", rng);
         lint.args(["--noout", "--relaxng"])
-            .arg(Path::new(RA_DATA).join("metadata.rng"))
+            .arg(res.site.path("ra/metadata.rng"))
             .arg(&file);
         run(lint).expect_ok();
         for needle in [

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# bench/live.sh — scale on the live two-site lab (tests/geo/lab.sh): what
+# a site of N primitives costs, with Pacemaker running at both sites. For
+# each size (primitives, `cib-bench generate`):
+#
+#   1. A gets the generated resources and constraints (`cibadmin --replace`
+#      of each section, timed: the anchor of the first replication), with
+#      B's subscriber stopped;
+#   2. first full replication: B's subscriber started -> B's state file says
+#      applied (includes the daemon's start and its first stream);
+#   3. B's CIB and crm_config sizes before and after, the scheduler
+#      (`crm_simulate -S -x`, median of 5) on A's CIB and on B's with and
+#      without the replica, `crm_verify -L` at B alone (median of 5);
+#   4. --changes N changes at A (`cibadmin --modify` of one nvpair, timed
+#      alone: the anchor) -> applied at B (B's state file, then the value
+#      checked in B's CIB): p50, p99;
+#   5. the ways to write one nvpair into B's live CIB, B's subscriber
+#      stopped, 5 each: `cibadmin --patch` of a format-2 diff (`crm_diff`),
+#      `cibadmin --modify` of the nvpair, `cibadmin --replace` of the
+#      resources section.
+#
+#   bench/live.sh [--sizes "250 2500 10000"] [--changes N] [--out DIR]
+#
+# Results: DIR/results.txt (default target/bench-live), one `key value`
+# line per figure and size. Needs root, the release binaries
+# (cargo build --release --workspace --bins) and what the lab needs. Both
+# sites run without start-up probes (enable-startup-probes=false: 10,000
+# agents probed would hold the CPU for minutes) and A's generated resources
+# stay stopped (rsc_defaults target-role=Stopped), so that only the
+# configuration is measured, not the agents. Pacemaker's IPC messages are
+# limited to PCMK_ipc_buffer (128 KiB, compressed): sites of thousands of
+# primitives need it raised, in the lab as on real clusters.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+sizes="250 2500 10000"
+changes=20
+out="$root/target/bench-live"
+while (($#)); do
+    case "$1" in
+        --sizes) sizes=$2; shift 2 ;;
+        --changes) changes=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "live.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "live.sh: needs root (the lab's namespaces)" >&2; exit 2; }
+
+export GEO_NS=${GEO_NS:-crbench} GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-bench}
+export GEO_BIN=${GEO_BIN:-$root/target/release}
+export PCMK_ipc_buffer=${PCMK_ipc_buffer:-4194304}
+BENCH=$GEO_BIN/cib-bench
+for b in cib-publisher cib-subscriber cib-bench; do
+    [ -x "$GEO_BIN/$b" ] || { echo "live.sh: no $GEO_BIN/$b: cargo build --release --workspace --bins" >&2; exit 2; }
+done
+LAB=$root/tests/geo/lab.sh
+TICKET=geo
+NVPAIR=fs-1-instance_attributes-directory
+mkdir -p "$out"
+results=$out/results.txt
+: >"$results"
+
+at() { "$LAB" exec "$@"; }
+now() { date +%s.%N; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+put() { printf '%s %s\n' "$1" "$2" | tee -a "$results"; }
+# median / p99 of numbers on stdin
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+p99() { sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); if (i > NR) i = NR; print v[i] }'; }
+# timed CMD...: runs CMD, prints its milliseconds
+timed() {
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null
+    t1=$(now)
+    ms "$t0" "$t1"
+}
+# B's state file, from the host (the lab's overlay on B's /var/lib).
+state_b() { cat "$GEO_BASE/state/B/overlay/_var_lib/upper/cib-replicator/$TICKET/state.toml" 2>/dev/null || true; }
+applied_b() { state_b | sed -n '/^\[applied\]/,/^\[/p' | grep -m1 '^version' || true; }
+wait_for() {
+    local limit=$1 what=$2 deadline
+    shift 2
+    deadline=$(($(date +%s) + limit))
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "live.sh: timed out after ${limit}s: $what" >&2; return 1; }
+        sleep 0.05
+    done
+}
+granted_a() { at A crm_ticket -t "$TICKET" -G granted 2>/dev/null | grep -qx true; }
+rsc_stopped() { ! at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
+rsc_started() { at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
+applied_changed() { [ "$(applied_b)" != "$1" ]; }
+applied_any() { [ -n "$(applied_b)" ]; }
+# Appends the children of SECTION in the generated FILE to SECTION of the
+# CIB on stdin; prints the new section.
+merge_section() {
+    python3 -c '
+import sys, xml.etree.ElementTree as ET
+section, generated = sys.argv[1], sys.argv[2]
+mine = ET.fromstring(sys.stdin.read())
+gen = ET.parse(generated).getroot().find("configuration/" + section)
+for child in list(gen):
+    mine.append(child)
+sys.stdout.write(ET.tostring(mine, encoding="unicode"))
+' "$1" "$2"
+}
+scheduler_ms() {
+    local f=$1 i
+    for i in 1 2 3 4 5; do timed crm_simulate -x "$f" -S -Q; done | median
+}
+
+cleanup() {
+    "$LAB" down "$out/logs" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+for n in $sizes; do
+    echo "== $n primitives"
+    gen=$out/gen-$n
+    "$BENCH" generate --primitives "$n" --out "$gen" >/dev/null
+    etc_b=$out/etc-b
+    rm -rf "$etc_b" && cp -r "$root/examples/geo/site-b" "$etc_b" && cp "$gen/rules.toml" "$etc_b/rules.toml"
+    GEO_ETC_B=$etc_b "$LAB" up >"$out/lab-$n.log" 2>&1
+    GEO_ETC_B=$etc_b "$LAB" replicator >>"$out/lab-$n.log" 2>&1
+    for s in A B; do
+        at "$s" crm_attribute -t crm_config -n enable-startup-probes -v false >/dev/null
+    done
+    at A crm_attribute -t rsc_defaults -n target-role -v Stopped >/dev/null
+    at A crm_resource -r publisher -m -p target-role -v Started >/dev/null
+    at A crm_resource -r subscriber -m -p target-role -v Started >/dev/null
+    at B crm_resource -r subscriber -m -p target-role -v Stopped >/dev/null
+    wait_for 60 "B's subscriber stopped" rsc_stopped B subscriber
+    at A booth grant "$TICKET" >/dev/null 2>&1 || true
+    wait_for 60 "$TICKET granted at A" granted_a
+    wait_for 60 "A's publisher started" rsc_started A publisher
+
+    # 1. A's configuration.
+    at A cibadmin -Q -o resources | merge_section resources "$gen/cib.xml" >"$out/resources-$n.xml"
+    at A cibadmin -Q -o constraints | merge_section constraints "$gen/cib.xml" >"$out/constraints-$n.xml"
+    put "n$n.anchor_replace_resources_at_a_ms" "$(timed at A cibadmin --replace -o resources --xml-file "$out/resources-$n.xml")"
+    at A cibadmin --replace -o constraints --xml-file "$out/constraints-$n.xml"
+    at A cibadmin -Q >"$out/cib-a-$n.xml"
+    at B cibadmin -Q >"$out/cib-b-before-$n.xml"
+    put "n$n.cib_a_bytes" "$(wc -c <"$out/cib-a-$n.xml")"
+    put "n$n.cib_b_before_bytes" "$(wc -c <"$out/cib-b-before-$n.xml")"
+    put "n$n.crm_config_b_before_bytes" "$(at B cibadmin -Q -o crm_config | wc -c)"
+
+    # 2. First full replication.
+    t0=$(now)
+    at B crm_resource -r subscriber -m -p target-role -v Started >/dev/null
+    wait_for 900 "the first replication at B" applied_any
+    put "n$n.first_replication_ms" "$(ms "$t0" "$(now)")"
+
+    # 3. Sizes, scheduler, crm_verify.
+    at B cibadmin -Q >"$out/cib-b-after-$n.xml"
+    put "n$n.cib_b_after_bytes" "$(wc -c <"$out/cib-b-after-$n.xml")"
+    put "n$n.crm_config_b_after_bytes" "$(at B cibadmin -Q -o crm_config | wc -c)"
+    put "n$n.scheduler_a_ms" "$(scheduler_ms "$out/cib-a-$n.xml")"
+    put "n$n.scheduler_b_with_replica_ms" "$(scheduler_ms "$out/cib-b-after-$n.xml")"
+    put "n$n.scheduler_b_without_ms" "$(scheduler_ms "$out/cib-b-before-$n.xml")"
+    put "n$n.crm_verify_b_ms" "$(for _ in 1 2 3 4 5; do timed at B crm_verify -L; done | median)"
+
+    # 4. Change at A -> applied at B.
+    : >"$out/latency-$n.txt"
+    : >"$out/modify-$n.txt"
+    for i in $(seq 1 "$changes"); do
+        before=$(applied_b)
+        t0=$(now)
+        at A cibadmin --modify -X "<nvpair id=\"$NVPAIR\" name=\"directory\" value=\"/srv/site-a/bench-$i\"/>"
+        t1=$(now)
+        wait_for 300 "change $i applied at B" applied_changed "$before"
+        t2=$(now)
+        ms "$t0" "$t1" >>"$out/modify-$n.txt"
+        ms "$t0" "$t2" >>"$out/latency-$n.txt"
+        at B cibadmin -Q --xpath "//nvpair[@id='$NVPAIR']" | grep -q "/srv/site-b/bench-$i\"" ||
+            { echo "live.sh: change $i is not in B's CIB" >&2; exit 1; }
+        sleep 0.5
+    done
+    put "n$n.latency_p50_ms" "$(median <"$out/latency-$n.txt")"
+    put "n$n.latency_p99_ms" "$(p99 <"$out/latency-$n.txt")"
+    put "n$n.anchor_modify_at_a_ms" "$(median <"$out/modify-$n.txt")"
+
+    # 5. Ways to write one nvpair into B's live CIB.
+    at B crm_resource -r subscriber -m -p target-role -v Stopped >/dev/null
+    wait_for 120 "B's subscriber stopped" rsc_stopped B subscriber
+    : >"$out/patch-$n.txt"
+    : >"$out/modify-b-$n.txt"
+    : >"$out/replace-b-$n.txt"
+    for i in 1 2 3 4 5; do
+        at B cibadmin -Q >"$out/old.xml"
+        sed "s|\(id=\"$NVPAIR\"[^>]*value=\"\)[^\"]*\"|\1/srv/site-b/patch-$i\"|" "$out/old.xml" >"$out/new.xml"
+        crm_diff -o "$out/old.xml" -n "$out/new.xml" >"$out/patch.xml" || true
+        timed at B cibadmin --patch --xml-file "$out/patch.xml" >>"$out/patch-$n.txt"
+        timed at B cibadmin --modify -X "<nvpair id=\"$NVPAIR\" name=\"directory\" value=\"/srv/site-b/modify-$i\"/>" >>"$out/modify-b-$n.txt"
+        at B cibadmin -Q -o resources |
+            sed "s|\(id=\"$NVPAIR\"[^>]*value=\"\)[^\"]*\"|\1/srv/site-b/replace-$i\"|" >"$out/section.xml"
+        timed at B cibadmin --replace -o resources --xml-file "$out/section.xml" >>"$out/replace-b-$n.txt"
+    done
+    put "n$n.b_patch_ms" "$(median <"$out/patch-$n.txt")"
+    put "n$n.b_modify_ms" "$(median <"$out/modify-b-$n.txt")"
+    put "n$n.b_replace_resources_ms" "$(median <"$out/replace-b-$n.txt")"
+    rm -f "$out/old.xml" "$out/new.xml" "$out/patch.xml" "$out/section.xml"
+    "$LAB" down "$out/logs-$n" >/dev/null 2>&1
+done
+echo "results in $results"
