@@ -60,4 +60,8 @@ pub enum Error {
     /// The certificate names neither a SAN DNS name nor a subject CN.
     #[error("the client certificate names no DNS name and no common name")]
     Anonymous,
+    /// An acknowledgement body is malformed or out of bounds
+    /// ([`crate::ack::Ack::parse`]).
+    #[error("acknowledgement: {0}")]
+    Ack(String),
 }

@@ -12,6 +12,8 @@
 //!
 //! # Layout
 //!
+//! - [`ack`]: [`ack::Ack`], the bounded JSON body a subscriber posts
+//!   after each apply or refusal.
 //! - [`protocol`]: paths, header names, event names, entity tags, size bounds,
 //!   ticket-name check.
 //! - [`sse`]: server-sent events — framing once per version on the
@@ -37,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ack;
 pub mod config;
 pub mod daemon;
 pub mod error;

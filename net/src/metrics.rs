@@ -2,7 +2,8 @@
 //! on `metrics_listen`, loopback by default, no client certificate) and
 //! the gauge of the days left to the site's certificate and the CA.
 //!
-//! The listener answers `GET /metrics` only; anything else is a 404. It
+//! The listener answers `GET /metrics`, plus the routes a daemon adds
+//! ([`serve_with`]); anything else is a 404. It
 //! serves what `encode` returns at each scrape, so values computed from
 //! files (state, certificates) are as fresh as the scrape.
 
@@ -59,8 +60,20 @@ pub async fn bind(addr: SocketAddr) -> Option<TcpListener> {
 /// Serves `GET /metrics` (plain HTTP/1.1, `encode()` at each request) on
 /// `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, encode: Arc<dyn Fn() -> String + Send + Sync>, shutdown: CancellationToken) {
+    serve_with(listener, encode, Router::new(), shutdown).await;
+}
+
+/// As [`serve`], also serving the routes of `extra` (the publisher's fleet
+/// view: `/status`, `/status.json`), under the same access rules: plain
+/// HTTP, no client certificate, wherever `metrics_listen` is bound.
+pub async fn serve_with(
+    listener: TcpListener,
+    encode: Arc<dyn Fn() -> String + Send + Sync>,
+    extra: Router,
+    shutdown: CancellationToken,
+) {
     let at = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    let app = Router::new().route(
+    let app = extra.route(
         "/metrics",
         get(move || {
             let encode = Arc::clone(&encode);

@@ -10,6 +10,13 @@ use std::time::Duration;
 pub const SCOPE_ROUTE: &str = "/v1/tickets/{ticket}/scope";
 /// Route of the event stream of a ticket (axum path syntax).
 pub const STREAM_ROUTE: &str = "/v1/tickets/{ticket}/stream";
+/// Route of a subscriber's acknowledgements of a ticket (`POST`, a JSON
+/// [`crate::ack::Ack`]).
+pub const ACK_ROUTE: &str = "/v1/tickets/{ticket}/ack";
+/// The fleet view as JSON, on the plain-HTTP metrics listener only.
+pub const STATUS_JSON_PATH: &str = "/status.json";
+/// The fleet view as an HTML page, on the plain-HTTP metrics listener only.
+pub const STATUS_PAGE_PATH: &str = "/status";
 /// Liveness check; answers `ok` to any authenticated client.
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// Prometheus / OpenMetrics text exposition.
@@ -50,6 +57,12 @@ pub fn scope_path(ticket: &str) -> String {
 #[must_use]
 pub fn stream_path(ticket: &str) -> String {
     format!("/v1/tickets/{ticket}/stream")
+}
+
+/// Path of the acknowledgements of `ticket`.
+#[must_use]
+pub fn ack_path(ticket: &str) -> String {
+    format!("/v1/tickets/{ticket}/ack")
 }
 
 /// The entity tag (unquoted) of a published version: the digest, plus the
@@ -119,6 +132,7 @@ mod tests {
     fn paths_match_routes() {
         assert_eq!(scope_path("geo"), SCOPE_ROUTE.replace("{ticket}", "geo"));
         assert_eq!(stream_path("geo"), STREAM_ROUTE.replace("{ticket}", "geo"));
+        assert_eq!(ack_path("geo"), ACK_ROUTE.replace("{ticket}", "geo"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use cib_net::protocol::parse_ticket;
 
@@ -20,13 +20,26 @@ use cib_net::protocol::parse_ticket;
 /// Pacemaker tool does.
 ///
 /// Exit status: 0 on success (for `serve`: a clean shutdown on SIGTERM or
-/// SIGINT), 2 on any error.
+/// SIGINT; for `status`: every site in step), 1 (`status` only) a site is
+/// not in step, 2 on any error.
 #[derive(Debug, Parser)]
 #[command(name = "cib-publisher", version, about, long_about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Default configuration file of `status`.
+pub const DEFAULT_CONFIG: &str = "/etc/cib-replicator/publisher.toml";
+
+/// How `status` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    Text,
+    /// The daemon's /status.json as it is (fields in publisher/README.md).
+    Json,
 }
 
 /// The subcommands.
@@ -47,17 +60,47 @@ pub enum Command {
         #[arg(long, short = 't', value_name = "TICKET", value_parser = parse_ticket)]
         ticket: String,
     },
+    /// Show every allowed site's state for each ticket, as the running
+    /// daemon knows it from the sites' acknowledgements and streams.
+    ///
+    /// Asks the daemon at its metrics_listen address (plain HTTP, loopback
+    /// by default) for /status.json; the same view is the HTML page /status
+    /// there. For each ticket: the version and digest published here, then
+    /// each site on its allow-list (and any other that acknowledged): its
+    /// state (in-step, behind, drift, error, not-seen; idle when the ticket
+    /// is not published here), the version it applied, how many versions
+    /// and seconds it is behind, drift, a staged version, its last error,
+    /// when it was last seen.
+    ///
+    /// --output json prints the daemon's JSON with stable fields, described
+    /// in publisher/README.md, "status --output json".
+    ///
+    /// Exit status: 0 every allowed site of every ticket published here is
+    /// in step; 1 one is not; 2 error: the configuration cannot be read,
+    /// metrics_listen is off, or the daemon does not answer.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// The daemon's configuration file (for its metrics_listen address).
+        #[arg(long, short = 'c', value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Serve the configured tickets over HTTPS with mutual TLS (the daemon).
     ///
     /// Reads and validates the configuration (TOML; see
     /// examples/publisher.toml) and the TLS files before binding the port.
     /// Serves GET /v1/tickets/TICKET/scope (conditional with ETag),
     /// /v1/tickets/TICKET/stream (server-sent events, one event per new
-    /// version), /healthz and /metrics, to clients whose certificate is
+    /// version), POST /v1/tickets/TICKET/ack (a subscriber's
+    /// acknowledgement), /healthz and /metrics, to clients whose certificate is
     /// issued by the configured CA; a ticket only to the certificate names
     /// in its `allow` list, and only while this site holds it granted (not
     /// standby). The CIB is re-read when its file changes (CIB_file, else
     /// /var/lib/pacemaker/cib/cib.xml) and every `recheck_seconds`.
+    ///
+    /// On metrics_listen (plain HTTP, loopback by default) it serves
+    /// /metrics and the fleet view: /status.json and the page /status.
     ///
     /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
     /// Stops cleanly on SIGTERM or SIGINT.

@@ -6,7 +6,7 @@
 //! listen = "0.0.0.0:9443"         # default
 //! recheck_seconds = 30            # periodic safety re-check (default 30)
 //! # cib_file = "/path/cib.xml"    # default: $CIB_file, else the live CIB
-//! metrics_listen = "127.0.0.1:9464"  # plain-HTTP /metrics (default); "off": none
+//! metrics_listen = "127.0.0.1:9464"  # plain-HTTP /metrics, /status.json, /status (default); "off": none
 //!
 //! [tls]
 //! cert = "site-a.pem"             # relative paths: to this file's directory
@@ -91,7 +91,9 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     /// Where `/metrics` is also served over plain HTTP, without client
-    /// certificates (keep it on loopback); `off`: only on `listen`.
+    /// certificates (keep it on loopback), with the fleet view
+    /// (`/status.json`, `/status`); `off`: metrics only on `listen`, no
+    /// fleet view.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: String,
 }

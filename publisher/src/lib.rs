@@ -22,6 +22,9 @@
 //!   loop with graceful shutdown ([`server::run`]).
 //! - [`slots`]: counted slots per key and in total — the connection caps
 //!   and the stream cap of the server.
+//! - [`fleet`]: the fleet view — every allowed site's state per ticket,
+//!   from the sites' requests and acknowledgements.
+//! - [`status_page`]: the fleet view as an HTML page (embedded files).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the crate's one error enum, [`Error`].
 
@@ -30,10 +33,12 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod metrics;
 pub mod publication;
 pub mod server;
 pub mod slots;
+pub mod status_page;
 pub mod watch;
 
 pub use error::Error;

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use cib_net::logging::LogLevel;
 use cib_net::metrics::CertificateExpiry;
 use cib_net::reload::ReloadableServer;
-use cib_publisher::cli::{Cli, Command};
+use cib_publisher::cli::{Cli, Command, Output};
+use cib_publisher::fleet::{self, FleetReport};
 use cib_publisher::config::{read_config, Config, Limits, Overrides};
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{grant_term, Channels};
@@ -27,10 +28,15 @@ use cib_publisher::watch::{Source, Watcher};
 use cib_tools::cib::Cib;
 use cib_transforms::{scope, xml};
 
+/// Longest `status` waits for the daemon's answer.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Largest /status.json `status` reads.
+const MAX_STATUS_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("cib-publisher: {}", cib_transforms::printable::printable(&format!("{e:#}")));
             ExitCode::from(2)
@@ -38,8 +44,58 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// `cib-publisher status`: asks the daemon for /status.json on its
+/// metrics listener and prints it; returns whether every site is in step.
+fn status(output: Output, config: &std::path::Path) -> anyhow::Result<bool> {
+    let cfg = read_config(config)?;
+    let Some(addr) = cfg.metrics_addr()? else {
+        anyhow::bail!("metrics_listen is off in {}: the daemon serves its status only there", config.display());
+    };
+    let url = format!("http://{addr}{}", cib_net::protocol::STATUS_JSON_PATH);
+    let body = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(get_bounded(&url))
+        .with_context(|| format!("asking the daemon at {url} (is cib-publisher serve running with this configuration?)"))?;
+    let report: FleetReport = serde_json::from_slice(&body).with_context(|| format!("reading the answer of {url}"))?;
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => out.write_all(&body)?,
+        Output::Text => out.write_all(fleet::render_text(&report).as_bytes())?,
+    }
+    out.flush()?;
+    Ok(report.in_step)
+}
+
+/// GETs `url` over plain HTTP (the loopback metrics listener), at most
+/// [`MAX_STATUS_BYTES`] within [`STATUS_TIMEOUT`].
+async fn get_bounded(url: &str) -> anyhow::Result<Vec<u8>> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(STATUS_TIMEOUT)
+        .build()
+        .context("building the HTTP client")?;
+    let mut response = client.get(url).send().await?;
+    if !response.status().is_success() {
+        anyhow::bail!("answered {}", response.status());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_STATUS_BYTES {
+            anyhow::bail!("the answer is larger than {MAX_STATUS_BYTES} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Runs the command; returns the exit code (1: `status` found a site not
+/// in step).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Status { output, config } => Ok(if status(output, &config)? { 0 } else { 1 }),
         Command::Serve {
             config,
             listen,
@@ -62,7 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let tls = ReloadableServer::new(&cfg.tls)?;
             if check {
                 println!("cib-publisher: {} is valid", config.display());
-                return Ok(());
+                return Ok(0);
             }
             let log = cib_net::logging::init_logging(
                 cib_net::logging::LogTarget::from_name(&log),
@@ -71,7 +127,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
-                .block_on(serve(cfg, tls, (config, overrides), log))
+                .block_on(serve(cfg, tls, (config, overrides), log))?;
+            Ok(0)
         }
         Command::Scope { ticket } => {
             let text = Cib::from_env().read().context("reading the local CIB")?;
@@ -86,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             out.write_all(s.to_document_xml().as_bytes())?;
             out.flush()?;
-            Ok(())
+            Ok(0)
         }
     }
 }
@@ -102,12 +159,10 @@ async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Over
     let mut metrics = Metrics::new();
     let expiry = metrics.watch_certificates(cfg.tls.clone());
     let metrics = Arc::new(metrics);
-    if let Some(addr) = cfg.metrics_addr()? {
-        if let Some(l) = cib_net::metrics::bind(addr).await {
-            let m = Arc::clone(&metrics);
-            tokio::spawn(cib_net::metrics::serve(l, Arc::new(move || m.encode()), shutdown.clone()));
-        }
-    }
+    let metrics_listener = match cfg.metrics_addr()? {
+        Some(addr) => cib_net::metrics::bind(addr).await,
+        None => None,
+    };
     let trigger = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(cib_net::daemon::notify_on_hangup(Arc::clone(&trigger), log, shutdown.clone()));
     let channels = Arc::new(Channels::new(cfg.ticket_names()));
@@ -121,7 +176,13 @@ async fn serve(cfg: Config, tls: ReloadableServer, config_source: (PathBuf, Over
         tickets.insert(t.name.clone(), TicketAccess { allow: t.allow.clone(), views });
     }
     let state = AppState::new(&cfg.site, tickets, Arc::clone(&metrics), shutdown.clone())?
-        .with_max_streams_per_client(cfg.limits.max_streams_per_client);
+        .with_max_streams_per_client(cfg.limits.max_streams_per_client)
+        .with_history(Arc::clone(&channels));
+    if let Some(l) = metrics_listener {
+        let s = state.clone();
+        let encode = Arc::new(move || s.encode_metrics());
+        tokio::spawn(cib_net::metrics::serve_with(l, encode, server::status_router(state.clone()), shutdown.clone()));
+    }
     let reloadable = Reloadable { tls: tls.clone(), expiry, state: state.clone() };
     tokio::spawn(reload_on(trigger, cfg.clone(), config_source, reloadable, shutdown.clone()));
     tokio::spawn(cib_net::daemon::cancel_on_signal(shutdown.clone()));

@@ -9,16 +9,19 @@
 //! | `cib_publisher_versions_published_total` | counter | `ticket` | new versions published |
 //! | `cib_publisher_scope_computations_total` | counter | `ticket` | scopes computed |
 //! | `cib_publisher_open_streams` | gauge | `ticket` | event streams open now |
-//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `term` (a grant term that is not a number: not published), `watch` |
+//! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `term` (a grant term that is not a number: not published), `watch`, `ack` (an acknowledgement refused: too large or malformed) |
 //! | `cib_publisher_open_connections` | gauge | | TCP connections held now (handshaking or authenticated) |
 //! | `cib_publisher_connections_refused_total` | counter | `reason` | connections closed as soon as accepted: `max_connections`, `max_connections_per_peer` |
 //! | `cib_publisher_connections_timed_out_total` | counter | `phase` | connections closed by a timeout: `handshake` (TLS handshake not finished in time), `idle` (no request and no stream) |
+//! | `cib_publisher_site_behind_seconds` | gauge | `ticket`, `site` | seconds since this publisher moved past the version the site acknowledged (0 in step; at least the age of the oldest version remembered when unknown); only for tickets published here, computed at each scrape (`crate::fleet`) |
+//! | `cib_publisher_site_in_step` | gauge | `ticket`, `site` | 1 when the site acknowledged the current version with no error, nothing staged and no drift, else 0 |
 //! | `cib_publisher_certificate_expiry_seconds` | gauge | `certificate` | until this site's (`local`) and the CA's (`ca`) certificate expire, read at each scrape (the daemon only: [`Metrics::watch_certificates`]) |
 //!
 //! Served on the mTLS port, and on `metrics_listen` (plain HTTP, loopback
 //! by default, no client certificate: [`cib_net::metrics::serve`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -51,6 +54,15 @@ pub struct ScopeLabels {
     pub digest: String,
     /// Grant term (empty when none).
     pub term: String,
+}
+
+/// Label set `{ticket, site}` of the per-site gauges.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    /// The ticket.
+    pub ticket: String,
+    /// The site's certificate name.
+    pub site: String,
 }
 
 /// Label set `{kind}` of the error counter.
@@ -89,6 +101,8 @@ pub struct Metrics {
     open_connections: Gauge,
     refused: Family<ReasonLabel, Counter>,
     timed_out: Family<PhaseLabel, Counter>,
+    site_behind: Family<SiteLabels, Gauge<f64, AtomicU64>>,
+    site_in_step: Family<SiteLabels, Gauge>,
     expiry: Option<Arc<CertificateExpiry>>,
 }
 
@@ -113,6 +127,8 @@ impl Metrics {
         let open_connections = Gauge::default();
         let refused = Family::<ReasonLabel, Counter>::default();
         let timed_out = Family::<PhaseLabel, Counter>::default();
+        let site_behind = Family::<SiteLabels, Gauge<f64, AtomicU64>>::default();
+        let site_in_step = Family::<SiteLabels, Gauge>::default();
         registry.register("scope_info", "The scope version currently published (value 1)", scope_info.clone());
         registry.register("ticket_granted", "1 while this site holds the ticket granted and not standby", granted.clone());
         registry.register("ticket_term", "Grant term of the published version (0 when none)", term.clone());
@@ -123,6 +139,12 @@ impl Metrics {
         registry.register("open_connections", "TCP connections held now", open_connections.clone());
         registry.register("connections_refused", "Connections closed as soon as accepted, by the cap that refused them", refused.clone());
         registry.register("connections_timed_out", "Connections closed by the handshake or the idle timeout", timed_out.clone());
+        registry.register(
+            "site_behind_seconds",
+            "Seconds since this publisher moved past the version the site acknowledged (0: in step)",
+            site_behind.clone(),
+        );
+        registry.register("site_in_step", "1 when the site holds the current version without error, staged version or drift", site_in_step.clone());
         Metrics {
             registry,
             scope_info,
@@ -136,6 +158,8 @@ impl Metrics {
             open_connections,
             refused,
             timed_out,
+            site_behind,
+            site_in_step,
             expiry: None,
         }
     }
@@ -187,6 +211,27 @@ impl Metrics {
     /// Counts one scope computation.
     pub fn computed(&self, ticket: &str) {
         self.computations.get_or_create(&label(ticket)).inc();
+    }
+
+    /// Replaces the per-site gauges with those of `report`: one series per
+    /// site of each ticket published here (`behind_seconds` only when
+    /// known).
+    pub fn set_sites(&self, report: &crate::fleet::FleetReport) {
+        self.site_behind.clear();
+        self.site_in_step.clear();
+        for t in report.tickets.iter().filter(|t| t.published.is_some()) {
+            for s in &t.sites {
+                let labels = SiteLabels {
+                    ticket: t.ticket.clone(),
+                    site: s.site.clone(),
+                };
+                self.site_in_step.get_or_create(&labels).set(i64::from(s.in_step));
+                if let Some(b) = s.behind_seconds {
+                    #[allow(clippy::cast_precision_loss)] // seconds fit f64
+                    self.site_behind.get_or_create(&labels).set(b as f64);
+                }
+            }
+        }
     }
 
     /// Counts one error of `kind`.

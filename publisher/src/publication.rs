@@ -10,10 +10,14 @@
 //! is sent only when it differs from the current one in what a subscriber can
 //! observe — the published [entity tag](cib_net::protocol::entity_tag)
 //! (digest and term) or the grant state — so a CIB change outside the scope
-//! (status updates, other resources) wakes no stream.
+//! (status updates, other resources) wakes no stream. It also keeps the
+//! last [`HISTORY_LEN`] versions of each ticket with the time they were
+//! published ([`Channels::history`]): how far behind a site is follows from
+//! it (`crate::fleet`).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use tokio::sync::watch;
@@ -188,10 +192,26 @@ fn is_standby(cib: &Element, ticket: &str) -> bool {
     cib::ticket_state_element(cib, ticket).is_some_and(|s| s.attr("standby") == Some("true"))
 }
 
+/// Versions of a ticket remembered by [`Channels::history`].
+pub const HISTORY_LEN: usize = 1024;
+
+/// One version published, as remembered by [`Channels::history`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionPublished {
+    /// Its entity tag (`digest@term`).
+    pub etag: String,
+    /// Its CIB version.
+    pub version: String,
+    /// When it was published here.
+    pub at: SystemTime,
+}
+
 /// One watch channel per configured ticket.
 #[derive(Debug)]
 pub struct Channels {
     senders: BTreeMap<String, watch::Sender<TicketView>>,
+    /// The last versions published per ticket, oldest first.
+    history: Mutex<BTreeMap<String, VecDeque<VersionPublished>>>,
 }
 
 impl Channels {
@@ -205,7 +225,19 @@ impl Channels {
                 (t.into(), tx)
             })
             .collect();
-        Channels { senders }
+        Channels {
+            senders,
+            history: Mutex::default(),
+        }
+    }
+
+    /// The last versions of `ticket` published (at most [`HISTORY_LEN`]),
+    /// oldest first.
+    #[must_use]
+    pub fn history(&self, ticket: &str) -> Vec<VersionPublished> {
+        // A poisoned lock only means a panic mid-push; the deque is whole.
+        let history = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        history.get(ticket).map(|h| h.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The configured tickets.
@@ -248,6 +280,17 @@ impl Channels {
             match &view {
                 TicketView::Granted(p) => {
                     metrics.published(ticket, &p.version, &p.digest, p.term);
+                    let mut history = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let h = history.entry(ticket.to_owned()).or_default();
+                    if h.len() == HISTORY_LEN {
+                        h.pop_front();
+                    }
+                    h.push_back(VersionPublished {
+                        etag: p.etag.clone(),
+                        version: p.version.clone(),
+                        at: SystemTime::now(),
+                    });
+                    drop(history);
                     tracing::info!(ticket, version = %p.version, digest = %p.digest, term = ?p.term, "publishing new version");
                 }
                 TicketView::NotGranted { standby } => {

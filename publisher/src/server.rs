@@ -37,6 +37,10 @@
 //! | `GET /v1/tickets/{ticket}/stream` | `text/event-stream`: one `scope` event per new version, `id` = entity tag; ends when the ticket is no longer granted here |
 //! | `GET /healthz` | 200 `ok` |
 //! | `GET /metrics` | OpenMetrics text |
+//! | `POST /v1/tickets/{ticket}/ack` | 204: a subscriber's acknowledgement ([`cib_net::ack::Ack`], at most 4 KiB of JSON), recorded for the fleet view |
+//!
+//! The fleet view ([`status_router`]: `/status.json`, `/status`) is served
+//! on the plain-HTTP metrics listener only, never on this port.
 //!
 //! A stream's body is pulled only when its connection can take more
 //! (HTTP/1.1: hyper's write buffer has room; HTTP/2: the client's window
@@ -49,8 +53,10 @@
 //! Errors: 404 ticket not configured, 403 client not in the ticket's
 //! allow-list (logged with the identity and the peer address), 503 ticket
 //! not granted here (or standby, or its scope cannot be computed, or the
-//! CIB is unreadable), 413 for any request that carries a body, 429 for a
-//! stream over the client's cap.
+//! CIB is unreadable), 413 for any request that carries a body (but an
+//! acknowledgement, up to 4 KiB), 429 for a stream over the client's cap;
+//! for an acknowledgement also 400 (malformed), 408 (body too slow) and
+//! 415 (not JSON).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -58,7 +64,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
@@ -67,7 +73,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -80,9 +86,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use cib_net::ack::{Ack, MAX_ACK_BYTES};
 use cib_net::protocol::{
-    HEADER_DIGEST, HEADER_SITE, HEADER_TERM, HEADER_VERSION, HEALTHZ_PATH, KEEP_ALIVE, MAX_HEADER_BYTES, METRICS_PATH,
-    SCOPE_CONTENT_TYPE, SCOPE_ROUTE, STREAM_ROUTE,
+    ACK_ROUTE, HEADER_DIGEST, HEADER_SITE, HEADER_TERM, HEADER_VERSION, HEALTHZ_PATH, KEEP_ALIVE, MAX_HEADER_BYTES,
+    METRICS_PATH, SCOPE_CONTENT_TYPE, SCOPE_ROUTE, STATUS_JSON_PATH, STATUS_PAGE_PATH, STREAM_ROUTE,
 };
 use cib_net::sse::KEEP_ALIVE_COMMENT;
 use cib_net::tls::TlsFailure;
@@ -90,8 +97,10 @@ use cib_net::ClientIdentity;
 
 use crate::config::{Limits, DEFAULT_MAX_STREAMS_PER_CLIENT};
 use crate::error::Error;
+use crate::fleet::{self, FleetReport, Records, StreamSeen, TicketInput};
 use crate::metrics::{self, GaugeGuard, Metrics};
-use crate::publication::{Published, TicketView};
+use crate::publication::{Channels, Published, TicketView};
+use crate::status_page;
 use crate::slots::{Full, Slot, Slots};
 
 /// Longest a client may take to send a request head (HTTP/1.1).
@@ -105,6 +114,8 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// under `max_streams_per_client` back within 40 s, before the subscriber,
 /// which gives up on a stream silent for 45 s, connects again.
 const H2_PING_AFTER: Duration = Duration::from_secs(20);
+/// Longest a client may take to send an acknowledgement's body.
+pub const ACK_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Refused connections are logged at most once per this interval (they
 /// are all counted).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -138,6 +149,11 @@ struct Inner {
     /// Open streams per (client identity, ticket).
     streams: Slots<(String, String)>,
     max_streams: usize,
+    /// What each site did and acknowledged, per ticket (the fleet view).
+    records: Arc<Records>,
+    /// Where the versions published are remembered (the fleet view's
+    /// "behind"); `None`: only "in step or not" is known.
+    history: Option<Arc<Channels>>,
 }
 
 impl AppState {
@@ -165,6 +181,8 @@ impl AppState {
                 keep_alive: KEEP_ALIVE,
                 streams: Slots::new(usize::MAX, DEFAULT_MAX_STREAMS_PER_CLIENT),
                 max_streams: DEFAULT_MAX_STREAMS_PER_CLIENT,
+                records: Arc::default(),
+                history: None,
             }),
         })
     }
@@ -182,6 +200,20 @@ impl AppState {
         let inner = Arc::get_mut(&mut self.inner).expect("with_max_streams_per_client before cloning");
         inner.streams = Slots::new(usize::MAX, max);
         inner.max_streams = max;
+        self
+    }
+
+    /// The same state reading the versions published from `channels` (the
+    /// ones the views come from), so that the fleet view can tell how far
+    /// behind a site is.
+    ///
+    /// # Panics
+    ///
+    /// If called after the state was cloned.
+    #[must_use]
+    pub fn with_history(mut self, channels: Arc<Channels>) -> AppState {
+        // Only called while building: the Arc is still unique.
+        Arc::get_mut(&mut self.inner).expect("with_history before cloning").history = Some(channels);
         self
     }
 
@@ -219,16 +251,49 @@ impl AppState {
         true
     }
 
+    /// The fleet view now: every ticket's allowed sites, what they
+    /// acknowledged and when they were seen.
+    #[must_use]
+    pub fn fleet_report(&self) -> FleetReport {
+        let inputs = self
+            .inner
+            .tickets
+            .iter()
+            .map(|(ticket, access)| TicketInput {
+                ticket: ticket.clone(),
+                allow: self.allow_list(ticket, access),
+                published: match &*access.views.borrow() {
+                    TicketView::Granted(p) => Some(Arc::clone(p)),
+                    _ => None,
+                },
+                history: self.inner.history.as_ref().map(|c| c.history(ticket)).unwrap_or_default(),
+                records: self.inner.records.of(ticket),
+            })
+            .collect();
+        fleet::report(&self.inner.site, SystemTime::now(), inputs)
+    }
+
+    /// The metrics in the OpenMetrics text format, the per-site gauges
+    /// computed now from [`AppState::fleet_report`].
+    #[must_use]
+    pub fn encode_metrics(&self) -> String {
+        self.inner.metrics.set_sites(&self.fleet_report());
+        self.inner.metrics.encode()
+    }
+
+    /// The allow-list of `ticket` now (a reload's, else the configured one).
+    fn allow_list(&self, ticket: &str, access: &TicketAccess) -> Vec<String> {
+        let reloaded = self.inner.reloaded_allow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reloaded.get(ticket).unwrap_or(&access.allow).clone()
+    }
+
     /// The ticket, if configured and readable by `client` (connected from
-    /// `peer`, when known: it is logged with a refusal).
-    fn authorize(&self, ticket: &str, client: &ClientIdentity, peer: Option<SocketAddr>) -> Result<&TicketAccess, ApiError> {
+    /// `peer`, when known: it is logged with a refusal), and the name its
+    /// allow-list knows the client by (the site in the fleet view).
+    fn authorize(&self, ticket: &str, client: &ClientIdentity, peer: Option<SocketAddr>) -> Result<(&TicketAccess, String), ApiError> {
         let access = self.inner.tickets.get(ticket).ok_or_else(|| ApiError::UnknownTicket(ticket.to_owned()))?;
-        let allowed = {
-            let reloaded = self.inner.reloaded_allow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let allow = reloaded.get(ticket).unwrap_or(&access.allow);
-            client.allowed_by(allow).is_some()
-        };
-        if !allowed {
+        let allowed = client.allowed_by(&self.allow_list(ticket, access)).map(str::to_owned);
+        let Some(site) = allowed else {
             self.inner.metrics.error("forbidden");
             let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
             tracing::warn!(ticket, client = %client, %peer, "client certificate not allowed for this ticket");
@@ -236,8 +301,8 @@ impl AppState {
                 ticket: ticket.to_owned(),
                 client: client.to_string(),
             });
-        }
-        Ok(access)
+        };
+        Ok((access, site))
     }
 
     /// The publication, if the ticket is granted here.
@@ -259,7 +324,7 @@ impl AppState {
 
 /// The router. Every route expects the caller's [`ClientIdentity`] in the
 /// request extensions ([`run`] puts it there); without one, ticket routes
-/// answer 403.
+/// answer 403. Only the acknowledgement route reads a body.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route(SCOPE_ROUTE, get(get_scope))
@@ -267,7 +332,44 @@ pub fn app(state: AppState) -> Router {
         .route(HEALTHZ_PATH, get(healthz))
         .route(METRICS_PATH, get(get_metrics))
         .layer(middleware::from_fn(refuse_bodies))
+        .route(ACK_ROUTE, post(post_ack))
         .with_state(state)
+}
+
+/// The fleet view for the plain-HTTP metrics listener
+/// ([`cib_net::metrics::serve_with`]): `GET /status.json` (the
+/// [`FleetReport`] as JSON), `GET /status` (the HTML page) and its
+/// `/status.css` and `/status.js`. Never served on the mTLS port: it names
+/// every site and its errors.
+pub fn status_router(state: AppState) -> Router {
+    let text = |content_type: &'static str, body: &'static str| {
+        move || async move { ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")], body).into_response() }
+    };
+    Router::new()
+        .route(STATUS_JSON_PATH, get(get_status_json))
+        .route(STATUS_PAGE_PATH, get(get_status_page))
+        .route("/status.css", get(text("text/css; charset=utf-8", status_page::CSS)))
+        .route("/status.js", get(text("text/javascript; charset=utf-8", status_page::SCRIPT)))
+        .with_state(state)
+}
+
+async fn get_status_json(State(state): State<AppState>) -> Response {
+    let body = serde_json::to_string_pretty(&state.fleet_report()).unwrap_or_default();
+    ([(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], body + "\n").into_response()
+}
+
+async fn get_status_page(State(state): State<AppState>) -> Response {
+    let page = status_page::render(&state.fleet_report());
+    (
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+            (HeaderName::from_static("content-security-policy"), status_page::CSP),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+        ],
+        page,
+    )
+        .into_response()
 }
 
 /// The caller, as read from its verified certificate, and its address
@@ -300,6 +402,10 @@ enum ApiError {
     Unavailable { site: String },
     BodyNotAllowed,
     TooManyStreams { ticket: String, client: String, max: usize },
+    AckTooLarge,
+    AckTooSlow,
+    AckNotJson,
+    BadAck(String),
 }
 
 impl IntoResponse for ApiError {
@@ -328,6 +434,10 @@ impl IntoResponse for ApiError {
                 format!("the CIB of site {site} cannot be read at the moment"),
             ),
             ApiError::BodyNotAllowed => (StatusCode::PAYLOAD_TOO_LARGE, "requests to this server carry no body".to_owned()),
+            ApiError::AckTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, format!("an acknowledgement is at most {MAX_ACK_BYTES} bytes")),
+            ApiError::AckTooSlow => (StatusCode::REQUEST_TIMEOUT, "the acknowledgement's body did not arrive in time".to_owned()),
+            ApiError::AckNotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "an acknowledgement is application/json".to_owned()),
+            ApiError::BadAck(why) => (StatusCode::BAD_REQUEST, why),
             ApiError::TooManyStreams { ticket, client, max } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("the client certificate ({client}) already has {max} streams of ticket `{ticket}` open, the most allowed: close one first"),
@@ -352,7 +462,49 @@ async fn healthz() -> &'static str {
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.inner.metrics.encode()).into_response()
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.encode_metrics()).into_response()
+}
+
+/// `POST /v1/tickets/{ticket}/ack`: 404, 403 as for the ticket's other
+/// resources (whether or not it is granted here), then the body: 413 over
+/// [`MAX_ACK_BYTES`], 415 when not JSON, 408 when slower than
+/// [`ACK_READ_TIMEOUT`], 400 when malformed ([`Ack::parse`]); 204 once
+/// recorded. The site is the name the allow-list matched in the client's
+/// certificate.
+async fn post_ack(
+    State(state): State<AppState>,
+    Path(ticket): Path<String>,
+    Client(client, peer): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let (_, site) = state.authorize(&ticket, &client, peer)?;
+    let refused = |e: ApiError| {
+        state.inner.metrics.error("ack");
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        tracing::warn!(ticket, client = %client, %peer, error = ?e, "acknowledgement refused");
+        e
+    };
+    let announced = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_ACK_BYTES as u64) {
+        return Err(refused(ApiError::AckTooLarge));
+    }
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(refused(ApiError::AckNotJson));
+    }
+    let bytes = match tokio::time::timeout(ACK_READ_TIMEOUT, axum::body::to_bytes(body, MAX_ACK_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return Err(refused(ApiError::AckTooLarge)),
+        Err(_) => return Err(refused(ApiError::AckTooSlow)),
+    };
+    let ack = Ack::parse(&bytes).map_err(|e| refused(ApiError::BadAck(e.to_string())))?;
+    tracing::debug!(ticket, site, digest = ?ack.digest, version = ?ack.version, pending = ack.pending, drift = ack.drift, error = ?ack.error, "acknowledged");
+    state.inner.records.acked(&ticket, &site, ack);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Whether an `If-None-Match` header value matches `etag` (weak comparison,
@@ -394,7 +546,8 @@ async fn get_scope(
     Client(client, peer): Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let access = state.authorize(&ticket, &client, peer)?;
+    let (access, site) = state.authorize(&ticket, &client, peer)?;
+    state.inner.records.seen(&ticket, &site);
     let view = access.views.borrow().clone();
     let p = state.served(&ticket, &view)?;
     let mut response = if none_match(&headers, &p.etag) {
@@ -416,7 +569,8 @@ async fn get_stream(
     Client(client, peer): Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let access = state.authorize(&ticket, &client, peer)?;
+    let (access, site) = state.authorize(&ticket, &client, peer)?;
+    state.inner.records.seen(&ticket, &site);
     let mut views = access.views.clone();
     let first = views.borrow_and_update().clone();
     state.served(&ticket, &first)?;
@@ -441,6 +595,7 @@ async fn get_stream(
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = StreamState {
         _guard: state.inner.metrics.stream_opened(&ticket),
+        _seen: state.inner.records.stream_opened(&ticket, &site),
         _slot: slot,
         ticket,
         client: client.to_string(),
@@ -472,6 +627,8 @@ struct StreamState {
     _guard: GaugeGuard,
     /// Holds one of the client's stream slots while it lives.
     _slot: Slot<(String, String)>,
+    /// Counts the site as connected in the fleet view while it lives.
+    _seen: StreamSeen,
 }
 
 /// The next frame of a stream: a new version, a keep-alive comment, or the
@@ -952,6 +1109,48 @@ mod tests {
         assert_eq!(call(app.clone(), post).await.0, StatusCode::METHOD_NOT_ALLOWED);
         let (s, _, body) = call(app, get("/healthz", Some("x"))).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
+    }
+
+    fn ack(ticket: &str, who: &str, body: Vec<u8>) -> HttpRequest<Body> {
+        // No Content-Length: the limit is found while reading.
+        let mut req = HttpRequest::post(format!("/v1/tickets/{ticket}/ack"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        req.extensions_mut().insert(ClientIdentity::from_names([who]));
+        req
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_are_bounded_checked_and_recorded() {
+        let ch = Channels::new(["geo"]);
+        let st = state(&ch);
+        let p = granted(&ch, st.metrics());
+        let app = app(st.clone());
+        let good = Ack {
+            digest: Some(p.digest.clone()),
+            version: Some(p.version.clone()),
+            term: p.term,
+            ..Ack::default()
+        }
+        .to_json()
+        .into_bytes();
+        assert_eq!(call(app.clone(), ack("nope", "site-b.example", good.clone())).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(app.clone(), ack("geo", "site-c.example", good.clone())).await.0, StatusCode::FORBIDDEN);
+        let (s, _, body) = call(app.clone(), ack("geo", "site-b.example", vec![b' '; MAX_ACK_BYTES + 1])).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        let (s, _, body) = call(app.clone(), ack("geo", "site-b.example", b"{\"digest\":1}".to_vec())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let report = st.fleet_report();
+        assert!(report.tickets[0].sites.iter().all(|s| s.acked_at.is_none()), "{report:?}");
+        assert_eq!(call(app.clone(), ack("geo", "SITE-B.example", good)).await.0, StatusCode::NO_CONTENT);
+        let report = st.fleet_report();
+        let b = &report.tickets[0].sites[0];
+        assert_eq!((b.site.as_str(), b.in_step), ("site-b.example", true), "{report:?}");
+        assert_eq!(report.tickets[0].sites.len(), 1, "site C was refused: {report:?}");
+        let text = st.encode_metrics();
+        assert!(text.contains(r#"cib_publisher_site_in_step{ticket="geo",site="site-b.example"} 1"#), "{text}");
+        assert!(text.contains(r#"cib_publisher_errors_total{kind="ack"} 2"#), "{text}");
     }
 
     #[tokio::test]

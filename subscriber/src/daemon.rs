@@ -41,6 +41,12 @@
 //! recorded as the ticket's last error, whichever peer it is; it is retried
 //! with backoff like any peer that is down.
 //!
+//! When a stream opens, and after each document applied, found up to date,
+//! staged or refused, the publisher it came from is told what this site
+//! now holds
+//! ([`crate::ack`]), in a task of its own: acknowledging never delays or
+//! affects applying.
+//!
 //! Events that queue up while a document is being applied are coalesced:
 //! only the newest of each peer is processed (every version is a whole
 //! snapshot).
@@ -67,6 +73,7 @@ use cib_transforms::merge::{self, Options, Ownership, Report};
 use cib_transforms::scope::Scope;
 use cib_transforms::{cib, xml};
 
+use crate::ack::{self, AckSwitch};
 use crate::apply;
 use crate::config::{Config, Mode};
 use crate::metrics::Metrics;
@@ -207,6 +214,7 @@ impl Generation {
                 cib: cib.clone(),
                 state_dir: config.state_dir.clone(),
                 metrics: Arc::clone(metrics),
+                client: client.clone(),
             });
             if let Some(attribute) = &t.booth_attribute {
                 tasks.spawn(crate::booth::keep_attribute(
@@ -295,6 +303,8 @@ struct Work {
     cib: Cib,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
+    /// The HTTPS client of the streams, for acknowledgements.
+    client: reqwest::Client,
 }
 
 /// What happened to an accepted document.
@@ -411,6 +421,11 @@ struct Coordinator {
     source: Option<usize>,
     retry: Option<Retry>,
     retry_backoff: Backoff,
+    /// Per peer: whether it takes acknowledgements.
+    acks: Vec<AckSwitch>,
+    /// Replicated elements edited locally and not put back: found by the
+    /// last plan of a staged version (an apply puts them back).
+    drift: usize,
 }
 
 impl Coordinator {
@@ -448,6 +463,8 @@ impl Coordinator {
         tracing::info!(ticket = %work.ticket, mode = %work.mode, newest_term = ?newest_term, peers = ?configured, "following ticket");
         Coordinator {
             sites: vec![None; peers.len()],
+            acks: vec![AckSwitch::default(); peers.len()],
+            drift: 0,
             work,
             peers,
             newest_term,
@@ -495,6 +512,18 @@ impl Coordinator {
         self.sites.get(peer).cloned().flatten().unwrap_or_else(|| "?".into())
     }
 
+    /// Tells `peer` what this site now holds, with `error` (the last
+    /// document's); in a task of its own, never waited for.
+    fn acknowledge(&self, peer: usize, error: Option<&str>) {
+        let (Some(base), Some(switch)) = (self.peers.get(peer), self.acks.get(peer)) else {
+            return;
+        };
+        match state::load(&self.work.state_dir, self.ticket()) {
+            Ok(status) => ack::send(&self.work.client, base, self.ticket(), &ack::ack_of(&status, self.drift, error), switch),
+            Err(e) => tracing::debug!(ticket = %self.ticket(), error = %e, "no acknowledgement: the state cannot be read"),
+        }
+    }
+
     fn record(&self, change: impl FnOnce(&mut TicketStatus)) {
         if let Err(e) = state::update(&self.work.state_dir, &self.work.ticket, change) {
             tracing::error!(ticket = %self.ticket(), error = %e, "cannot write the state file");
@@ -508,7 +537,14 @@ impl Coordinator {
                     self.sites[peer].clone_from(&site);
                 }
                 let url = self.url(peer);
+                if let Some(switch) = self.acks.get(peer) {
+                    switch.on();
+                }
                 tracing::info!(ticket = %self.ticket(), peer = %url, site = %self.site(peer), "stream open");
+                // A publisher that restarted knows nothing of this site, and
+                // a resumed stream sends no event until the next version.
+                let failure = state::load(&self.work.state_dir, self.ticket()).ok().and_then(|s| s.last_failure).map(|n| n.text);
+                self.acknowledge(peer, failure.as_deref());
                 self.record(|s| {
                     s.peers.insert(
                         url,
@@ -592,11 +628,13 @@ impl Coordinator {
                 let e = format!("{e:#}");
                 tracing::warn!(ticket = %self.ticket(), peer = %url, %site, error = %e, "document refused; nothing changed");
                 self.work.metrics.failure(self.ticket(), "refused");
+                let text = format!("document from {site} ({url}) refused: {e}");
                 self.record(|s| {
-                    let note = Note::now(format!("document from {site} ({url}) refused: {e}"));
+                    let note = Note::now(text.clone());
                     s.last_failure = Some(note.clone());
                     s.last_error = Some(note);
                 });
+                self.acknowledge(peer, Some(&text));
                 return;
             }
             Err(e) => {
@@ -612,11 +650,9 @@ impl Coordinator {
                 "document refused: its grant term is older than the newest seen (a site that lost the ticket, or a replay); nothing changed"
             );
             self.work.metrics.failure(self.ticket(), "stale_term");
-            self.record(|s| {
-                s.last_error = Some(Note::now(format!(
-                    "document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen"
-                )));
-            });
+            let text = format!("document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen");
+            self.record(|s| s.last_error = Some(Note::now(text.clone())));
+            self.acknowledge(peer, Some(&text));
             return;
         }
         if self.source != Some(peer) {
@@ -650,12 +686,16 @@ impl Coordinator {
         if let Ok(result) = &outcome {
             self.work.metrics.outcome(&ticket, result.as_ref().map(Outcome::conflicts));
         }
-        match outcome {
+        let peer = candidate.peer;
+        let error = match outcome {
             Ok(Ok(Outcome::GrantedHere)) => {
                 tracing::info!(%ticket, %site, "the ticket is granted at this site: nothing applied");
                 self.record(|s| s.last_result = Some(Note::now("not applied: the ticket is granted at this site")));
+                None
             }
             Ok(Ok(Outcome::Applied(report))) => {
+                // Replication won: the elements edited here are put back.
+                self.drift = 0;
                 tracing::info!(%ticket, %site, %digest, version = ?seen.version, term = ?seen.term, changes = %counts(&report), "applied");
                 self.record(|s| {
                     s.applied = Some(seen);
@@ -664,9 +704,11 @@ impl Coordinator {
                     s.last_failure = None;
                     s.last_result = Some(Note::now(format!("applied: {}", counts(&report))));
                 });
+                None
             }
             Ok(Ok(Outcome::UpToDate)) => {
                 tracing::info!(%ticket, %site, %digest, "up to date");
+                self.drift = 0;
                 self.record(|s| {
                     if s.applied.as_ref().is_none_or(|a| a.digest != seen.digest || a.term != seen.term) {
                         s.applied = Some(seen);
@@ -676,25 +718,26 @@ impl Coordinator {
                     s.last_failure = None;
                     s.last_result = Some(Note::now("up to date"));
                 });
+                None
             }
             Ok(Ok(Outcome::Staged(report))) => {
                 tracing::info!(
                     %ticket, %site, %digest, changes = %counts(&report),
                     "staged; review with `cib-subscriber diff --ticket {ticket}`, apply with `cib-subscriber replicate-now --ticket {ticket}`"
                 );
-                let conflicts = report.conflicts.clone();
+                self.drift = report.drift.len();
+                let conflicts = (!report.conflicts.is_empty())
+                    .then(|| format!("staged, but replicate-now will refuse unless --adopt: conflicts {}", report.conflicts.join(", ")));
                 self.record(|s| {
                     s.pending = Some(seen);
                     s.last_success = Some(Timestamp::now());
                     s.last_failure = None;
                     s.last_result = Some(Note::now(format!("staged: {}", counts(&report))));
-                    if !conflicts.is_empty() {
-                        s.last_error = Some(Note::now(format!(
-                            "staged, but replicate-now will refuse unless --adopt: conflicts {}",
-                            conflicts.join(", ")
-                        )));
+                    if let Some(c) = &conflicts {
+                        s.last_error = Some(Note::now(c.clone()));
                     }
                 });
+                conflicts
             }
             Ok(Err(e)) => {
                 let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
@@ -715,21 +758,26 @@ impl Coordinator {
                         at: Instant::now() + pause,
                     });
                 }
+                let text = format!("{what}: {text}");
                 self.record(|s| {
-                    let note = Note::now(format!("{what}: {text}"));
+                    let note = Note::now(text.clone());
                     s.last_failure = Some(note.clone());
                     s.last_error = Some(note);
                 });
+                Some(text)
             }
             Err(e) => {
                 tracing::error!(%ticket, error = %e, "processing a document panicked");
+                let text = format!("internal error: {e}");
                 self.record(|s| {
-                    let note = Note::now(format!("internal error: {e}"));
+                    let note = Note::now(text.clone());
                     s.last_failure = Some(note.clone());
                     s.last_error = Some(note);
                 });
+                Some(text)
             }
-        }
+        };
+        self.acknowledge(peer, error.as_deref());
     }
 }
 

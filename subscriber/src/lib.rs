@@ -20,6 +20,8 @@
 //!   backoff and jitter.
 //! - [`state`]: per-ticket state files (`state.toml`, `pending.xml`),
 //!   written atomically.
+//! - [`ack`]: acknowledgements to the publisher after each apply or
+//!   refusal.
 //! - [`fetch`]: HTTPS clients with mutual TLS; one-shot `--from https://…`.
 //! - [`pipeline`]: reading and verifying documents, running the site's
 //!   transform steps, staged documents.
@@ -36,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ack;
 pub mod apply;
 pub mod booth;
 pub mod cli;

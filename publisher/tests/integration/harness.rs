@@ -13,6 +13,10 @@
 //! thread, where the site installs a recording `tracing` subscriber for its
 //! lifetime. [`Site::start_manual`] starts a site without the CIB watcher;
 //! the test publishes by hand ([`Site::publish`]).
+//!
+//! Each site also serves the fleet view (`/status.json`, `/status`) and
+//! `/metrics` over plain HTTP on a loopback port of its own
+//! ([`Site::status_url`]), as `metrics_listen` does.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,7 +36,8 @@ use cib_net::tls::{client_config, server_config, TlsPaths};
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{Channels, Published, TicketView};
 use cib_publisher::config::Limits;
-use cib_publisher::server::{app, run_with_limits, AppState, TicketAccess};
+use cib_publisher::fleet::FleetReport;
+use cib_publisher::server::{app, run_with_limits, status_router, AppState, TicketAccess};
 use cib_publisher::watch::{Source, Watcher};
 
 /// The ticket of the offline example.
@@ -41,6 +46,8 @@ pub const TICKET: &str = "geo";
 pub const SERVER_NAME: &str = "site-a.example";
 /// A subscriber allowed to read [`TICKET`].
 pub const ALLOWED: &str = "site-b.example";
+/// Another subscriber allowed to read [`TICKET`].
+pub const ALLOWED_TOO: &str = "site-e.example";
 
 /// A publisher serving a CIB file.
 pub struct Site {
@@ -50,6 +57,10 @@ pub struct Site {
     pub addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     pub channels: Arc<Channels>,
+    /// The server's state (the fleet view).
+    pub state: AppState,
+    /// The plain-HTTP listener of `/metrics`, `/status.json` and `/status`.
+    pub status_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub server: Option<JoinHandle<()>>,
     /// What the server logged while the site lived.
@@ -103,18 +114,26 @@ impl Site {
         tickets.insert(
             TICKET.to_owned(),
             TicketAccess {
-                allow: vec![ALLOWED.to_owned()],
+                allow: vec![ALLOWED.to_owned(), ALLOWED_TOO.to_owned()],
                 views: channels.subscribe(TICKET).unwrap(),
             },
         );
         let state = AppState::new("site-a", tickets, Arc::clone(&metrics), shutdown.clone())
             .unwrap()
             .with_keep_alive(Duration::from_millis(200))
-            .with_max_streams_per_client(limits.max_streams_per_client);
+            .with_max_streams_per_client(limits.max_streams_per_client)
+            .with_history(Arc::clone(&channels));
+        let status_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let status_addr = status_listener.local_addr().unwrap();
+        let encode = {
+            let s = state.clone();
+            Arc::new(move || s.encode_metrics())
+        };
+        tokio::spawn(cib_net::metrics::serve_with(status_listener, encode, status_router(state.clone()), shutdown.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn({
-            let (metrics, shutdown) = (Arc::clone(&metrics), shutdown.clone());
+            let (metrics, shutdown, state) = (Arc::clone(&metrics), shutdown.clone(), state.clone());
             async move {
                 run_with_limits(listener, tls, app(state), metrics, limits, shutdown, Duration::from_secs(2)).await.unwrap();
             }
@@ -126,6 +145,8 @@ impl Site {
             addr,
             metrics,
             channels,
+            state,
+            status_addr,
             shutdown,
             server: Some(server),
             logs,
@@ -142,6 +163,31 @@ impl Site {
     /// `https://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the plain-HTTP status listener.
+    pub fn status_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.status_addr)
+    }
+
+    /// The fleet view as `/status.json` serves it.
+    pub async fn status(&self) -> FleetReport {
+        let r = reqwest::get(self.status_url("/status.json")).await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+    }
+
+    /// Posts `body` as an acknowledgement of `ticket` with the certificate
+    /// named `name`; returns the status.
+    pub async fn ack(&self, name: &str, ticket: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::StatusCode {
+        self.client(name)
+            .post(self.url(&cib_net::protocol::ack_path(ticket)))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// TLS files of a client certificate named `name` from this site's CA.

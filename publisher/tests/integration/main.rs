@@ -8,6 +8,10 @@
 //!   stream cap per client, with flooders on other loopback addresses.
 //! - [`cli`]: the `serve` binary — configuration checked before binding,
 //!   `examples/make-certs.sh` certificates, SIGTERM.
+//! - [`fleet`]: acknowledgements over mutual TLS (allow-list, bounded JSON)
+//!   and the fleet view: `/status.json`, the `/status` page (escaped;
+//!   rendered by headless Chromium), per-site metrics, `cib-publisher
+//!   status` and its exit codes.
 //! - [`harness`]: one publisher site (temporary directory, certificates, CIB
 //!   file, server) and clients.
 //! - [`tls`]: handshakes refused (no certificate, another CA, expired) and
@@ -18,6 +22,7 @@
 //!   on revoke and on shutdown; clients that stop reading.
 
 mod cli;
+mod fleet;
 mod flood;
 mod harness;
 mod http;

@@ -233,6 +233,13 @@ async fn truncated_bodies_change_nothing() {
         s.last_error.as_ref().is_some_and(|e| e.text.contains("refused") && e.text.contains("parsing the document"))
     })
     .await;
+    // The refusal is acknowledged; the fake answers 404, as a publisher
+    // older than acknowledgements does, and nothing else changes.
+    let start = std::time::Instant::now();
+    while !fake.acks().iter().any(|a| a.starts_with("POST /v1/tickets/geo/ack ") && a.contains(r#""error":"document from"#)) {
+        assert!(start.elapsed() < LIMIT, "no acknowledgement of the refusal: {:?}", fake.acks());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     went_down_unchanged(&b, &fake, 2, &before).await;
 
     gates[1].open();

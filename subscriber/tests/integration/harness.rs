@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use cib_net::test_pki::Pki;
 use cib_net::reload::ReloadableServer;
 use cib_net::tls::TlsPaths;
+use cib_publisher::fleet::FleetReport;
 use cib_publisher::metrics::Metrics;
 use cib_publisher::publication::{Channels, Published, TicketView};
 use cib_publisher::server::{app, run, AppState, TicketAccess};
@@ -112,6 +113,7 @@ pub struct Publisher {
     watch: bool,
     token: CancellationToken,
     server: Option<JoinHandle<()>>,
+    state: Option<AppState>,
 }
 
 impl Publisher {
@@ -136,6 +138,7 @@ impl Publisher {
             watch,
             token: CancellationToken::new(),
             server: None,
+            state: None,
         };
         p.serve().await;
         p
@@ -155,7 +158,10 @@ impl Publisher {
                 views: self.channels.subscribe(TICKET).unwrap(),
             },
         );
-        let state = AppState::new(&self.site, tickets, Arc::clone(&self.metrics), self.token.clone()).unwrap();
+        let state = AppState::new(&self.site, tickets, Arc::clone(&self.metrics), self.token.clone())
+            .unwrap()
+            .with_history(Arc::clone(&self.channels));
+        self.state = Some(state.clone());
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
         let (tls, metrics, token) = (self.tls.config(), Arc::clone(&self.metrics), self.token.clone());
@@ -204,6 +210,11 @@ impl Publisher {
     /// `cib_publisher_errors_total{kind="forbidden"}` (0 when absent).
     pub fn metric(&self, series: &str) -> f64 {
         cib_testkit::metric(&self.metrics.encode(), series)
+    }
+
+    /// The fleet view of this publisher now (what `/status.json` serves).
+    pub fn fleet(&self) -> FleetReport {
+        self.state.as_ref().expect("started").fleet_report()
     }
 
     /// The digest currently served (watching publishers).
@@ -505,12 +516,15 @@ impl Gate {
 /// A TLS endpoint with the test CA's `site-a.example` certificate (client
 /// certificates required, HTTP/1.1 only) that answers the n-th request
 /// with the n-th [`Reply`] of its script, and `503` once the script is
-/// used up. Records the request heads it read. Runs on its own threads
+/// used up. Records the request heads it read. Acknowledgements (`POST`)
+/// are answered `404`, as a publisher older than them does, and recorded
+/// apart ([`FakePublisher::acks`]) without using up the script. Runs on its own threads
 /// with blocking I/O (rustls' `StreamOwned`), all of which stop when it is
 /// dropped.
 pub struct FakePublisher {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
+    acks: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -524,17 +538,18 @@ impl FakePublisher {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let acks = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let mut script: VecDeque<Reply> = script.into();
+        let script: Arc<Mutex<VecDeque<Reply>>> = Arc::new(Mutex::new(script.into()));
         std::thread::spawn({
-            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            let (requests, acks, stop) = (Arc::clone(&requests), Arc::clone(&acks), Arc::clone(&stop));
             move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((tcp, _)) => {
-                            let reply = script.pop_front();
-                            let (config, requests, stop) = (Arc::clone(&config), Arc::clone(&requests), Arc::clone(&stop));
-                            std::thread::spawn(move || fake_connection(tcp, config, reply, &requests, &stop));
+                            let (config, script, requests, acks, stop) =
+                                (Arc::clone(&config), Arc::clone(&script), Arc::clone(&requests), Arc::clone(&acks), Arc::clone(&stop));
+                            std::thread::spawn(move || fake_connection(tcp, config, &script, (&requests, &acks), &stop));
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
                         Err(e) => panic!("accepting: {e}"),
@@ -542,7 +557,12 @@ impl FakePublisher {
                 }
             }
         });
-        FakePublisher { addr, requests, stop }
+        FakePublisher { addr, requests, acks, stop }
+    }
+
+    /// The acknowledgements received so far (head and body of each `POST`).
+    pub fn acks(&self) -> Vec<String> {
+        self.acks.lock().unwrap().clone()
     }
 
     /// The base URL subscribers are configured with.
@@ -571,12 +591,13 @@ impl Drop for FakePublisher {
     }
 }
 
-/// One connection of a [`FakePublisher`]: handshake, request head, reply.
+/// One connection of a [`FakePublisher`]: handshake, request head, reply
+/// (the next of `script`; `404` to an acknowledgement).
 fn fake_connection(
     tcp: std::net::TcpStream,
     config: Arc<rustls::ServerConfig>,
-    reply: Option<Reply>,
-    requests: &Mutex<Vec<String>>,
+    script: &Mutex<VecDeque<Reply>>,
+    (requests, acks): (&Mutex<Vec<String>>, &Mutex<Vec<String>>),
     stop: &AtomicBool,
 ) {
     tcp.set_nonblocking(false).unwrap();
@@ -592,7 +613,24 @@ fn fake_connection(
             _ => return, // a refused handshake, or the client left
         }
     }
-    requests.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if head.starts_with("POST ") {
+        let length = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+            .unwrap_or(0);
+        let mut body = vec![0u8; length.min(64 * 1024)];
+        if tls.read_exact(&mut body).is_err() {
+            return;
+        }
+        acks.lock().unwrap().push(format!("{head}{}", String::from_utf8_lossy(&body)));
+        let _ = tls.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        return;
+    }
+    requests.lock().unwrap().push(head);
+    let reply = script.lock().unwrap().pop_front();
     match reply {
         Some(reply) => {
             if reply.gate.is_some_and(|g| !g.wait(stop)) {

@@ -6,6 +6,7 @@
 //! - `follow`: the daemon following real publishers — auto, manual,
 //!   revoke, two publishers and grant terms, the local site holding the
 //!   ticket.
+//! - `fleet`: acknowledgements, and the publisher's view of this site.
 //! - `faults`: a publisher killed mid-stream, truncated and altered
 //!   documents, signals.
 //! - `ops`: metrics over plain HTTP, reloads of rules and certificates,
@@ -18,6 +19,7 @@
 
 mod faults;
 mod fetch;
+mod fleet;
 mod follow;
 mod harness;
 mod ops;
