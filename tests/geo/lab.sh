@@ -197,8 +197,11 @@ start_holder() {
 kill_site() {
     kill_holder "$1"
     ip -n "$NSP-$1" -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}' | while read -r cidr; do
-        [ "$cidr" = "${IP[$1]}/24" ] || ip -n "$NSP-$1" addr del "$cidr" dev eth0
+        # Deleting the first address of a subnet deletes the others of that
+        # subnet with it (secondaries): those are gone already.
+        [ "$cidr" = "${IP[$1]}/24" ] || ip -n "$NSP-$1" addr del "$cidr" dev eth0 2>/dev/null || true
     done
+    return 0
 }
 
 kill_holder() {
