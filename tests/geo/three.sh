@@ -80,14 +80,14 @@ watch() {
     poll 120 "$@" && now >"$f"
 }
 sites_running() { for s in A B C; do at "$s" crm_mon -1 2>/dev/null | grep -q 'subscriber.*Started' || return 1; done; }
-# C's booth attributes and grants, for the sampler.
+# C's booth attribute and grant of t1, then of t2, for the sampler (one
+# call into C).
 c_booth() {
-    local t out=""
-    for t in t1 t2; do
-        out+=" $(attribute_of C "$t" | grep . || echo none)"
-        if granted_at C "$t"; then out+=" yes"; else out+=" no"; fi
-    done
-    printf '%s' "${out# }"
+    # shellcheck disable=SC2016  # run inside C
+    at C sh -c 'for t in t1 t2; do
+        a=$(geostore get -t $t cib-replicator 2>/dev/null); printf "%s " "${a:-none}"
+        if crm_ticket -t $t -G granted 2>/dev/null | grep -qx true; then printf "yes "; else printf "no "; fi
+    done' 2>/dev/null || printf 'none no none no'
 }
 
 say "three sites, two arbitrators, two tickets"
