@@ -19,7 +19,8 @@
 #      with B's values;
 #   4. C's link is back: C converges without a hand and follows the new
 #      holder of t1 (B);
-#   5. A boots again: it follows B and never runs t1's resources;
+#   5. A boots again: it follows B and never runs t1's resources (sampled
+#      until it is lost again);
 #   6. A and B are both lost: C takes t1 and t2; app1 (lazy: written to the
 #      CIB by the gate as t1 is acquired) and app2 (eager) start at C with
 #      C's values — ticket granted -> resources in the CIB -> started, timed
@@ -197,15 +198,18 @@ ok "C converged without a hand (t2 in its CIB, t1 kept lazily) and follows B, th
 say "5. A boots again and follows B"
 t0=$(now)
 "$LAB" start-site A
+T_A_BACK=$(now)
 at A mkdir -p /run/app-site-a
 record "site A boot: $(elapsed "$t0") s"
 until_true 60 "A's app1 following B" param_is A app1-ip ip "${NETOF[A]}.15"
 granted_at A t1 && fail "t1 is granted at A after its restart"
+rsc_running A publisher-t1 && fail "publisher-t1 runs at A after its restart"
 ok "A follows B for t1 (${NETOF[A]}.15) and does not hold t1"
 
 say "6. A and B are both lost: C takes t1 (lazy) and t2 (eager)"
 until_true 30 "C's attributes current" attrs_are C current
 t0=$(now)
+T_AB_LOST=$t0
 "$LAB" kill-site A &
 ka=$!
 "$LAB" kill-site B &
@@ -251,12 +255,16 @@ for g in 1 2; do
 done
 seen=$(awk '{ for (i = 2; i <= 7; i++) if ($i == 2) s[i] = 1 } END { print s[2] + 0, s[3] + 0, s[4] + 0, s[5] + 0, s[6] + 0, s[7] + 0 }' "$ART/samples.txt")
 [ "$seen" = "1 0 1 1 1 1" ] || fail "the samples did not see app1 at A, B, C and app2 at B, C (A:app1 A:app2 B:app1 B:app2 C:app1 C:app2 = $seen)"
+back=$(awk -v a="$T_A_BACK" -v b="$T_AB_LOST" '$1 > a && $1 < b' "$ART/samples.txt" | wc -l)
+at_a=$(awk -v a="$T_A_BACK" -v b="$T_AB_LOST" '$1 > a && $1 < b && $2 > 0' "$ART/samples.txt" | wc -l)
+[ "$back" -gt 0 ] || fail "no samples between A's return and its second loss"
+[ "$at_a" = 0 ] || fail "after its return A ran app1 in $at_a of $back samples"
 # A grant at C (no -> yes between two samples) must follow a sample with C's attribute current.
 stale_grants=$(awk 'NR > 1 && ((p9 == "no" && $9 == "yes" && p8 != "current") || (p11 == "no" && $11 == "yes" && p10 != "current")) { print } { p8 = $8; p9 = $9; p10 = $10; p11 = $11 }' "$ART/samples.txt" | wc -l)
 [ "$stale_grants" = 0 ] || fail "C acquired a ticket while its attribute was not current ($stale_grants samples)"
 stale_seen=$(awk '$8 == "stale" || $10 == "stale"' "$ART/samples.txt" | wc -l)
 [ "$stale_seen" -gt 0 ] || fail "the samples never saw C's attribute stale"
-ok "$n samples of every site's crm_mon: app1 and app2 never active at two sites; C acquired no ticket while stale ($stale_seen samples stale)"
+ok "$n samples of every site's crm_mon: app1 and app2 never active at two sites; A ran app1 in none of the $back after its return; C acquired no ticket while stale ($stale_seen samples stale)"
 
 record "whole scenario: $(elapsed "$T_START") s"
 say "passed (timings in $ART/timings.txt)"
