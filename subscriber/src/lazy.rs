@@ -24,11 +24,14 @@
 //! older than the version last received — the newer one failed to verify,
 //! say — is stale: the gate refuses, and nothing is written.
 //!
-//! The gate runs as booth's user (hacluster), which may read the lazy copy
-//! (group-readable, [`crate::state::write_group_readable`]) and write the
-//! CIB but not the state directory: recording the result there is best
-//! effort. The daemon tidies up later: once the CIB holds the version, a
-//! document finds it up to date and the lazy copy is removed.
+//! The gate runs as booth's user (hacluster), which may write the CIB. The
+//! lazy copy is readable by the state directory's group
+//! ([`crate::state::write_group_readable`]), and the ticket's directory is
+//! writable by it ([`crate::state::share_ticket_dir`]), so the gate records
+//! what it wrote and removes the file; where that fails (a state directory
+//! of another group) it says so and goes on: the gate and `status` read
+//! what is applied from the CIB's ownership record, and the daemon's next
+//! document replaces both.
 
 use std::path::Path;
 
@@ -71,6 +74,9 @@ pub fn keep(local: &(String, Element), scope: &Scope, state_dir: &Path, ticket: 
     }
     let path = state::lazy_path(state_dir, ticket);
     state::write_group_readable(state_dir, &path, pipeline::staged_document(scope).as_bytes())?;
+    if let Err(e) = state::share_ticket_dir(state_dir, ticket) {
+        tracing::warn!(%ticket, error = %e, "the gate (run as booth's user) will not be able to record what it writes");
+    }
     Ok(Kept::Kept(checked.report))
 }
 

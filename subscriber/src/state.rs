@@ -285,6 +285,32 @@ pub fn write_group_readable(state_dir: &Path, path: &Path, bytes: &[u8]) -> Resu
     Ok(())
 }
 
+/// Lets the state directory's group (`haclient` when the package made it)
+/// write in the directory of `ticket` (mode 2775, that group): booth runs
+/// `cib-subscriber gate` as hacluster, which records there what it wrote
+/// to the CIB in lazy mode. That group may write the CIB already.
+///
+/// # Errors
+///
+/// [`Error::State`].
+pub fn share_ticket_dir(state_dir: &Path, ticket: &str) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = ticket_dir(state_dir, ticket);
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |cause| Error::State { what, path, cause }
+    };
+    let gid = std::fs::metadata(state_dir).map_err(io("reading the group of", state_dir))?.gid();
+    let meta = std::fs::metadata(&dir).map_err(io("reading", &dir))?;
+    if meta.gid() != gid {
+        std::os::unix::fs::chown(&dir, None, Some(gid)).map_err(io("setting the group of", &dir))?;
+    }
+    if meta.permissions().mode() & 0o7777 != 0o2775 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775)).map_err(io("setting the mode of", &dir))?;
+    }
+    Ok(())
+}
+
 /// [`write_atomic`] with the file's permission bits. `state.toml` is
 /// world-readable (0644): it holds versions, digests, site names and errors,
 /// and booth's before-acquire-handler (`cib-subscriber gate`) reads it as

@@ -241,6 +241,9 @@ until_true 10 "C's address ${NETOF[C]}.15" has_address C "${NETOF[C]}.15"
 until_true 10 "C's address ${NETOF[C]}.24" has_address C "${NETOF[C]}.24"
 at C test -e /run/app-site-c/app1.state || fail "app1-daemon at C does not use C's path"
 at C test -e /run/app-site-c/app2.state || fail "app2-daemon at C does not use C's path"
+at C test ! -e "$LAZY" || fail "the gate (run by booth as hacluster) did not record what it wrote: $LAZY is still there"
+grep -q "lazy copy written to the CIB" <(at C cat /var/lib/cib-replicator/t1/state.toml) ||
+    fail "C's state does not record the lazy copy written by the gate"
 ok "C runs app1 (written from its lazy copy as t1 was acquired) and app2, with C's addresses and paths"
 
 say "7. never two sites, never a stale grant at C"
