@@ -548,6 +548,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lazy_copy_is_readable_and_its_directory_writable_by_the_state_directory_group() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = |p: &Path| std::fs::metadata(p).unwrap();
+        write_group_readable(dir.path(), &lazy_path(dir.path(), "geo"), b"<configuration/>").unwrap();
+        share_ticket_dir(dir.path(), "geo").unwrap();
+        let lazy = meta(&lazy_path(dir.path(), "geo"));
+        let ticket = meta(&ticket_dir(dir.path(), "geo"));
+        assert_eq!(lazy.permissions().mode() & 0o777, 0o640);
+        assert_eq!(ticket.permissions().mode() & 0o7777, 0o2775);
+        assert_eq!((lazy.gid(), ticket.gid()), (meta(dir.path()).gid(), meta(dir.path()).gid()));
+        remove_lazy(dir.path(), "geo").unwrap();
+        remove_lazy(dir.path(), "geo").unwrap();
+        assert!(!lazy_path(dir.path(), "geo").exists());
+    }
+
+    #[test]
     fn timestamps_round_trip() {
         for (secs, text) in [
             (0, "1970-01-01T00:00:00Z"),
