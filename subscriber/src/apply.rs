@@ -197,6 +197,30 @@ pub fn replicate_now_from(
     bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
 }
 
+/// Every check [`replicate_now_from`] makes before it patches — the merge
+/// plan, conflicts, `crm_verify` of the merged CIB — against the CIB read
+/// as `local` (its text and tree), without writing anything: what lazy mode
+/// keeps out of the CIB must be as good as what auto mode applies.
+/// `changed` says whether applying would change the CIB.
+pub fn check_apply(local: &(String, Element), scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<Applied> {
+    let (text, local) = local;
+    let p = merge::plan_with(local, scope, opts, applied)?;
+    p.refuse_conflicts()?;
+    if !p.changed {
+        return Ok(Applied {
+            changed: false,
+            report: p.report,
+            already: Vec::new(),
+        });
+    }
+    let already = verify_merge(text, &p.cib.to_xml(), scope)?;
+    Ok(Applied {
+        changed: true,
+        report: p.report,
+        already,
+    })
+}
+
 /// Verifies the merged CIB and judges it against the local one
 /// ([`cib_tools::cib::compare_verify`]): refused when the merge brings in
 /// an error or warning, naming the replicated elements the messages

@@ -18,6 +18,12 @@
 //! so that a site whose copy is stale does not start an election for the
 //! ticket, and nothing starts there with an old configuration.
 //!
+//! With `stale_after_seconds` on the ticket, the value is also `stale`
+//! while no publisher of the ticket has had a stream open to this site for
+//! that long ([`crate::gate::source_silent`]): a site cut off from the
+//! others cannot know which changes it missed, and does not start an
+//! election when it sees the ticket expire.
+//!
 //! The value is derived from the state file once a second and handed to
 //! `geostore set` when it changes (after a failure: again 10 s later, or at
 //! once when the value changes).
@@ -27,8 +33,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::gate::replica_is_current;
-use crate::state;
+use crate::gate::{replica_is_current, source_silent};
+use crate::state::{self, Timestamp};
 
 /// The attribute's value while this site's copy of the ticket is current.
 pub const CURRENT: &str = "current";
@@ -50,15 +56,22 @@ pub fn is_valid_attribute(name: &str) -> bool {
 }
 
 /// Keeps booth attribute `attribute` of `ticket` at this site in step with
-/// the state in `state_dir`, until `shutdown`.
-pub async fn keep_attribute(state_dir: PathBuf, ticket: String, attribute: String, shutdown: CancellationToken) {
+/// the state in `state_dir` (and, with `stale_after`, with how long no
+/// publisher has been heard), until `shutdown`.
+pub async fn keep_attribute(
+    state_dir: PathBuf,
+    ticket: String,
+    attribute: String,
+    stale_after: Option<Duration>,
+    shutdown: CancellationToken,
+) {
     let mut told: Option<&'static str> = None;
     // After a failure, the same value is tried again only after RETRY (a
     // changed value at once), so a missing booth does not flood the log.
     let mut failed: Option<(&'static str, tokio::time::Instant)> = None;
     loop {
         let value = match state::load(&state_dir, &ticket) {
-            Ok(s) if replica_is_current(&s) => CURRENT,
+            Ok(s) if replica_is_current(&s) && !stale_after.is_some_and(|after| source_silent(&s, after, Timestamp::now())) => CURRENT,
             Ok(_) => STALE,
             Err(e) => {
                 tracing::warn!(%ticket, error = %e, "cannot read the state for the booth attribute");

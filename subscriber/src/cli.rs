@@ -163,6 +163,12 @@ pub enum Command {
     /// failed apply, or one staged in manual mode): failover to a stale copy
     /// would start an old configuration. Exit 2 on error (booth refuses
     /// too). Prints one line saying why.
+    ///
+    /// In lazy mode, when the copy kept out of the CIB (STATE_DIR/TICKET/lazy.xml)
+    /// is the version last received, the gate writes it to the CIB first
+    /// (as replicate-now would, also when the ticket is granted here
+    /// already: the first renewal after an election) and then allows; it
+    /// refuses (exit 1) when writing fails.
     Gate {
         /// Ticket to decide for (booth sets BOOTH_TICKET).
         #[arg(long, short = 't', value_name = "TICKET", env = "BOOTH_TICKET", value_parser = parse_ticket)]
@@ -179,7 +185,9 @@ pub enum Command {
     /// peer's publisher (reconnecting with backoff and jitter) and accepts a
     /// version only if its grant term is not older than the newest seen;
     /// verifies its digest, runs the ticket's transform steps, then applies
-    /// it (mode "auto", as replicate-now) or stages it (mode "manual").
+    /// it (mode "auto", as replicate-now), stages it (mode "manual"), or
+    /// verifies it as "auto" would and keeps it out of the CIB until the
+    /// ticket is acquired here (mode "lazy", written by `gate`).
     /// Does nothing while this site holds the ticket granted. State per
     /// ticket is kept in STATE_DIR/TICKET/ (see `status`).
     ///

@@ -17,11 +17,12 @@
 //!
 //! [[ticket]]
 //! name  = "geo"
-//! mode  = "auto"                           # or "manual"
+//! mode  = "auto"                           # or "manual", or "lazy"
 //! peers = ["https://site-a.example:9443", "https://site-c.example:9443"]
 //! rules = ["site-b-rules.toml"]            # run first, in this order
 //! xslt  = ["site-b.xsl"]                   # then these, in this order
 //! # strict_rules = true                    # overrides the global one for this ticket
+//! # stale_after_seconds = 20               # no publisher heard for this long: stale
 //! # or, to interleave: steps = [{ xslt = "a.xsl" }, { rules = "b.toml" }]
 //! ```
 //!
@@ -101,7 +102,9 @@ pub struct Config {
 pub struct TicketConfig {
     /// The ticket, as named in `rsc_ticket` and `crm_ticket`.
     pub name: String,
-    /// Apply each accepted version (`auto`) or stage it (`manual`).
+    /// Apply each accepted version (`auto`), stage it for an admin
+    /// (`manual`), or keep it verified outside the CIB until the ticket is
+    /// acquired here (`lazy`).
     pub mode: Mode,
     /// Base URLs of the publishers of every other site that may hold the
     /// ticket (`https://HOST:PORT`).
@@ -123,6 +126,15 @@ pub struct TicketConfig {
     /// `strict_rules` for this ticket (unset: the global one).
     #[serde(default)]
     pub strict_rules: Option<bool>,
+    /// The booth attribute turns `stale` once no publisher of the ticket has
+    /// had an open stream to this site for this many seconds (1 to 86400):
+    /// a site cut off cannot know which changes it missed. Unset: silence
+    /// alone never makes the copy stale. It must exceed the time booth
+    /// takes to move the ticket (`expire` + `acquire-after`) plus a
+    /// publisher's start, or the sites that should take over a lost
+    /// holder's ticket would count themselves stale first.
+    #[serde(default)]
+    pub stale_after_seconds: Option<u64>,
 }
 
 /// What the daemon does with an accepted version.
@@ -134,6 +146,12 @@ pub enum Mode {
     /// Stage it in `<state_dir>/<ticket>/pending.xml`; `cib-subscriber
     /// diff --ticket T` shows it and `replicate-now --ticket T` applies it.
     Manual,
+    /// Verify it as `auto` would (merge, conflicts, `crm_verify` of the
+    /// merged CIB) and keep it in `<state_dir>/<ticket>/lazy.xml`, out of
+    /// the CIB; `cib-subscriber gate` (booth's before-acquire-handler)
+    /// writes it to the CIB when the ticket is acquired here
+    /// ([`crate::lazy`]).
+    Lazy,
 }
 
 impl std::fmt::Display for Mode {
@@ -141,6 +159,7 @@ impl std::fmt::Display for Mode {
         f.write_str(match self {
             Mode::Auto => "auto",
             Mode::Manual => "manual",
+            Mode::Lazy => "lazy",
         })
     }
 }
@@ -275,6 +294,11 @@ impl Config {
             }
             t.peer_urls()?;
             t.steps()?;
+            if let Some(s) = t.stale_after_seconds {
+                if !(1..=86_400).contains(&s) {
+                    return bad(format!("ticket `{}`: stale_after_seconds = {s}: use 1 to 86400", t.name));
+                }
+            }
             if let Some(a) = &t.booth_attribute {
                 if !crate::booth::is_valid_attribute(a) {
                     return bad(format!(
@@ -343,6 +367,12 @@ impl Config {
 }
 
 impl TicketConfig {
+    /// [`TicketConfig::stale_after_seconds`] as a duration.
+    #[must_use]
+    pub fn stale_after(&self) -> Option<Duration> {
+        self.stale_after_seconds.map(Duration::from_secs)
+    }
+
     /// Whether a rule that matches nothing refuses this ticket's documents:
     /// the ticket's `strict_rules`, else `global`.
     #[must_use]
@@ -464,6 +494,8 @@ mod tests {
         assert!(err.to_string().contains("peer"), "{err}");
         let err = MINIMAL.replace("\"auto\"", "\"automatic\"").parse::<Config>().unwrap_err();
         assert!(err.to_string().contains("automatic"), "{err}");
+        let lazy: Config = MINIMAL.replace("\"auto\"", "\"lazy\"").parse().unwrap();
+        assert_eq!((lazy.tickets[0].mode, lazy.tickets[0].mode.to_string().as_str()), (Mode::Lazy, "lazy"));
         let err = MINIMAL.replace("mode = \"auto\"", "").parse::<Config>().unwrap_err();
         assert!(err.to_string().contains("mode"), "{err}");
     }
@@ -557,6 +589,7 @@ mod tests {
             (Box::new(|c| c.tls.ca = "/nonexistent/ca.pem".into()), "tls.ca"),
             (Box::new(|c| c.cib_file = Some("/nonexistent/cib.xml".into())), "cib_file"),
             (Box::new(|c| c.reconnect_max_seconds = 0), "reconnect_max_seconds"),
+            (Box::new(|c| c.tickets[0].stale_after_seconds = Some(0)), "stale_after_seconds"),
             (Box::new(|c| c.metrics_listen = "localhost".into()), "metrics_listen"),
         ];
         for (change, expect) in cases {

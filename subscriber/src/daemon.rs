@@ -26,7 +26,9 @@
 //!    version-checked patch. **Stage** (`manual`): if the merge would change
 //!    anything, write the transformed document to
 //!    `<state_dir>/<ticket>/pending.xml` (atomically) for `diff` and
-//!    `replicate-now` without `--from`.
+//!    `replicate-now` without `--from`. **Keep** (`lazy`): every check of
+//!    `auto` short of the patch, then `<state_dir>/<ticket>/lazy.xml`
+//!    ([`crate::lazy`]); the gate writes it to the CIB on acquire.
 //!
 //! Any failure leaves the CIB as it was (the patch is all or nothing) and is
 //! recorded in the state file ([`crate::state`]); failures after step 3 are
@@ -221,6 +223,7 @@ impl Generation {
                     config.state_dir.clone(),
                     t.name.clone(),
                     attribute.clone(),
+                    t.stale_after(),
                     shutdown.clone(),
                 ));
             }
@@ -318,13 +321,15 @@ enum Outcome {
     UpToDate,
     /// Staged in `pending.xml` (manual mode).
     Staged(Report),
+    /// Verified and kept in `lazy.xml`, out of the CIB (lazy mode).
+    Lazy(Report),
 }
 
 impl Outcome {
     /// The conflicts left in the plan (staged in manual mode).
     fn conflicts(&self) -> usize {
         match self {
-            Outcome::Staged(r) | Outcome::Applied(r) => r.conflicts.len(),
+            Outcome::Staged(r) | Outcome::Applied(r) | Outcome::Lazy(r) => r.conflicts.len(),
             Outcome::GrantedHere | Outcome::UpToDate => 0,
         }
     }
@@ -357,6 +362,10 @@ impl Work {
                 applied.map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate })
             }
             Mode::Manual => self.stage(&local, &scope),
+            Mode::Lazy => crate::lazy::keep(&(text, local), &scope, &self.state_dir, &self.ticket).map(|kept| match kept {
+                crate::lazy::Kept::InCib => Outcome::UpToDate,
+                crate::lazy::Kept::Kept(report) => Outcome::Lazy(report),
+            }),
         };
         match result {
             Err(e) if matches!(e.downcast_ref(), Some(cib_transforms::Error::TicketGrantedLocally(_))) => Ok(Outcome::GrantedHere),
@@ -714,6 +723,7 @@ impl Coordinator {
                         s.applied = Some(seen);
                     }
                     s.pending = None;
+                    s.lazy = None;
                     s.last_success = Some(Timestamp::now());
                     s.last_failure = None;
                     s.last_result = Some(Note::now("up to date"));
@@ -739,13 +749,22 @@ impl Coordinator {
                 });
                 conflicts
             }
+            Ok(Ok(Outcome::Lazy(report))) => {
+                tracing::info!(%ticket, %site, %digest, version = ?seen.version, changes = %counts(&report), "verified and kept lazily, out of the CIB");
+                self.record(|s| {
+                    s.lazy = Some(seen);
+                    s.last_success = Some(Timestamp::now());
+                    s.last_failure = None;
+                    s.last_result = Some(Note::now(format!("kept lazily: {}", counts(&report))));
+                });
+            }
             Ok(Err(e)) => {
                 let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
                 // The same rules refuse the same document: no retry (a
                 // reload with other rules, or a new version, tries again).
                 let strict = e.downcast_ref::<pipeline::IdleRules>().is_some();
                 let text = format!("{e:#}");
-                let what = if auto { "not applied" } else { "not staged" };
+                let what = if auto { "not applied" } else if self.work.mode == Mode::Lazy { "not kept" } else { "not staged" };
                 if stale {
                     tracing::warn!(%ticket, %site, error = %text, "{what}: older than what the CIB records");
                 } else if strict {

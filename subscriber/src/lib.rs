@@ -32,6 +32,8 @@
 //!   with the exit code.
 //! - [`gate`]: whether this site may acquire a ticket (booth's
 //!   `before-acquire-handler`).
+//! - [`lazy`]: lazy mode — the verified copy kept out of the CIB until the
+//!   ticket is acquired here.
 //! - [`booth`]: the replica state as a booth site attribute (booth's
 //!   `attr-prereq`).
 //! - [`error`]: the error enum of configuration, state and start-up.
@@ -48,6 +50,7 @@ pub mod error;
 pub mod fetch;
 pub mod follow;
 pub mod gate;
+pub mod lazy;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;

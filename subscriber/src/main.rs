@@ -136,7 +136,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 },
             };
             let kept = state::load_applied(&state_dir, &ticket);
-            let changed = apply::diff(&cib, &scope, Options { adopt }, kept.as_ref(), color)?;
+            let changed = apply::diff(&cib, &scope, Options { adopt, ..Options::default() }, kept.as_ref(), color)?;
             Ok(if changed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::ReplicateNow {
@@ -150,7 +150,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             if let Some(from) = &input.from {
                 let scope = prepare(from, &input, Some(&ticket), &command_steps(&input, matches)?)?;
                 let kept = state::load_applied(&state_dir, &ticket);
-                let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+                let applied = apply::replicate_now(&cib, &scope, Options { adopt, ..Options::default() }, kept.as_ref(), &mut on_retry)?;
                 keep_applied(&state_dir, &ticket, &scope, &applied);
                 print!("{}", printable(&applied.describe(&scope)));
                 return Ok(ExitCode::SUCCESS);
@@ -162,7 +162,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 );
             };
             let kept = state::load_applied(&state_dir, &ticket);
-            let applied = apply::replicate_now(&cib, &scope, Options { adopt }, kept.as_ref(), &mut on_retry)?;
+            let applied = apply::replicate_now(&cib, &scope, Options { adopt, ..Options::default() }, kept.as_ref(), &mut on_retry)?;
             keep_applied(&state_dir, &ticket, &scope, &applied);
             print!("{}", printable(&applied.describe(&scope)));
             record_staged_applied(&state_dir, &ticket, &scope, &path, &text, &applied);
@@ -183,11 +183,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         }
         Command::Gate { ticket, local } => {
             let (state_dir, cib) = local.or_default_config().resolve()?;
-            let (_, cib_now) = apply::read_local(&cib)?;
-            let status = state::load(&state_dir, &ticket)?;
-            let verdict = cib_subscriber::gate::decide(&cib_now, &ticket, &status);
-            println!("cib-subscriber gate: ticket {ticket}: {verdict}");
-            Ok(if verdict.allows() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let (allowed, why) = cib_subscriber::gate::acquire(&cib, &state_dir, &ticket)?;
+            println!("cib-subscriber gate: ticket {ticket}: {why}");
+            Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run {
             config,

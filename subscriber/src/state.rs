@@ -10,6 +10,10 @@
 //! - `<state_dir>/<ticket>/pending.xml` — manual mode only: the transformed
 //!   document waiting for `replicate-now --ticket T` (see
 //!   [`crate::pipeline::staged_document`]).
+//! - `<state_dir>/<ticket>/lazy.xml` — lazy mode only: the transformed,
+//!   verified document kept out of the CIB until the ticket is acquired
+//!   here ([`crate::lazy`]); readable by the state directory's group, since
+//!   booth runs `cib-subscriber gate` as hacluster.
 //!
 //! Every write is atomic (a temporary file in the same directory, synced,
 //! then renamed over the old one), so a reader or a crash never sees half a
@@ -34,6 +38,8 @@ use crate::error::Error;
 pub const STATE_FILE: &str = "state.toml";
 /// File name of the staged document of one ticket (manual mode).
 pub const PENDING_FILE: &str = "pending.xml";
+/// File name of the verified copy kept out of the CIB (lazy mode).
+pub const LAZY_FILE: &str = "lazy.xml";
 
 /// The directory of `ticket` under `state_dir`.
 #[must_use]
@@ -89,6 +95,12 @@ pub fn pending_path(state_dir: &Path, ticket: &str) -> PathBuf {
     ticket_dir(state_dir, ticket).join(PENDING_FILE)
 }
 
+/// The copy of `ticket` kept out of the CIB (lazy mode, [`crate::lazy`]).
+#[must_use]
+pub fn lazy_path(state_dir: &Path, ticket: &str) -> PathBuf {
+    ticket_dir(state_dir, ticket).join(LAZY_FILE)
+}
+
 /// What is known about one ticket at this site.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketStatus {
@@ -111,6 +123,10 @@ pub struct TicketStatus {
     /// The document staged in `pending.xml` (manual mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<VersionSeen>,
+    /// The document verified and kept in `lazy.xml`, out of the CIB (lazy
+    /// mode), until the ticket is acquired here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy: Option<VersionSeen>,
     /// What happened to the last document ("applied: …", "up to date",
     /// "staged: …", "not applied: the ticket is granted at this site", …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +258,59 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_atomic_mode(path, bytes, 0o600)
 }
 
+/// [`write_atomic`] for a file `cib-subscriber gate` must read as booth's
+/// user (hacluster): mode 0640, group that of `state_dir` (the package
+/// makes it `haclient`). Secrets in resource parameters stay out of reach
+/// of other users.
+///
+/// # Errors
+///
+/// [`Error::State`].
+pub fn write_group_readable(state_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    write_atomic_mode(path, bytes, 0o640)?;
+    let gid = std::fs::metadata(state_dir).map(|m| m.gid()).map_err(|cause| Error::State {
+        what: "reading the group of",
+        path: state_dir.to_owned(),
+        cause,
+    })?;
+    let current = std::fs::metadata(path).map(|m| m.gid()).ok();
+    if current != Some(gid) {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|cause| Error::State {
+            what: "setting the group of",
+            path: path.to_owned(),
+            cause,
+        })?;
+    }
+    Ok(())
+}
+
+/// Lets the state directory's group (`haclient` when the package made it)
+/// write in the directory of `ticket` (mode 2775, that group): booth runs
+/// `cib-subscriber gate` as hacluster, which records there what it wrote
+/// to the CIB in lazy mode. That group may write the CIB already.
+///
+/// # Errors
+///
+/// [`Error::State`].
+pub fn share_ticket_dir(state_dir: &Path, ticket: &str) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = ticket_dir(state_dir, ticket);
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |cause| Error::State { what, path, cause }
+    };
+    let gid = std::fs::metadata(state_dir).map_err(io("reading the group of", state_dir))?.gid();
+    let meta = std::fs::metadata(&dir).map_err(io("reading", &dir))?;
+    if meta.gid() != gid {
+        std::os::unix::fs::chown(&dir, None, Some(gid)).map_err(io("setting the group of", &dir))?;
+    }
+    if meta.permissions().mode() & 0o7777 != 0o2775 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775)).map_err(io("setting the mode of", &dir))?;
+    }
+    Ok(())
+}
+
 /// [`write_atomic`] with the file's permission bits. `state.toml` is
 /// world-readable (0644): it holds versions, digests, site names and errors,
 /// and booth's before-acquire-handler (`cib-subscriber gate`) reads it as
@@ -303,7 +372,19 @@ pub fn create_dirs(dir: &Path) -> std::io::Result<()> {
 ///
 /// [`Error::State`] when it exists and cannot be removed.
 pub fn remove_pending(state_dir: &Path, ticket: &str) -> Result<(), Error> {
-    let path = pending_path(state_dir, ticket);
+    remove_file(pending_path(state_dir, ticket))
+}
+
+/// Removes the lazy copy of `ticket` ([`lazy_path`]), if any.
+///
+/// # Errors
+///
+/// [`Error::State`] when it exists and cannot be removed.
+pub fn remove_lazy(state_dir: &Path, ticket: &str) -> Result<(), Error> {
+    remove_file(lazy_path(state_dir, ticket))
+}
+
+fn remove_file(path: PathBuf) -> Result<(), Error> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -434,6 +515,9 @@ pub fn render(status: &TicketStatus, now: Timestamp) -> String {
     out += &format!("received:        {}\n", version(&status.received));
     out += &format!("applied:         {}\n", version(&status.applied));
     out += &format!("pending:         {}\n", version(&status.pending));
+    if status.lazy.is_some() {
+        out += &format!("kept lazily:     {}\n", version(&status.lazy));
+    }
     out += &format!("last result:     {}\n", note(&status.last_result));
     out += &format!("last success:    {}\n", status.last_success.map_or("-".into(), when));
     out += &format!("last error:      {}\n", note(&status.last_error));
@@ -461,6 +545,23 @@ mod tests {
         write_atomic(&pending_path(dir.path(), "geo"), b"<configuration/>").unwrap();
         assert_eq!(mode(&pending_path(dir.path(), "geo")), 0o600);
         assert_eq!(mode(&ticket_dir(dir.path(), "geo")), 0o755);
+    }
+
+    #[test]
+    fn a_lazy_copy_is_readable_and_its_directory_writable_by_the_state_directory_group() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = |p: &Path| std::fs::metadata(p).unwrap();
+        write_group_readable(dir.path(), &lazy_path(dir.path(), "geo"), b"<configuration/>").unwrap();
+        share_ticket_dir(dir.path(), "geo").unwrap();
+        let lazy = meta(&lazy_path(dir.path(), "geo"));
+        let ticket = meta(&ticket_dir(dir.path(), "geo"));
+        assert_eq!(lazy.permissions().mode() & 0o777, 0o640);
+        assert_eq!(ticket.permissions().mode() & 0o7777, 0o2775);
+        assert_eq!((lazy.gid(), ticket.gid()), (meta(dir.path()).gid(), meta(dir.path()).gid()));
+        remove_lazy(dir.path(), "geo").unwrap();
+        remove_lazy(dir.path(), "geo").unwrap();
+        assert!(!lazy_path(dir.path(), "geo").exists());
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub struct Daemon {
     pub applied: Option<Version>,
     /// The version staged in manual mode.
     pub pending: Option<Version>,
+    /// The version verified and kept out of the CIB (lazy mode).
+    pub lazy: Option<Version>,
     /// What happened to the last document.
     pub last_result: Option<Note>,
     /// When a document was last applied, found up to date, or staged.
@@ -382,7 +384,8 @@ impl TicketReport {
             if status.pending.is_some() || state::pending_path(state_dir, ticket).is_file() {
                 reasons.push(Reason::Pending);
             }
-            if matches!(verdict, Verdict::Stale { .. }) {
+            let lazy_stale = status.lazy.is_some() && !gate::replica_is_current(&status);
+            if matches!(verdict, Verdict::Stale { .. }) || lazy_stale {
                 reasons.push(Reason::Stale);
             }
             if status.last_failure.is_some() {
@@ -432,6 +435,9 @@ impl TicketReport {
         let reasons: Vec<&str> = self.reasons.iter().map(|r| r.as_str()).collect();
         out += &match self.result {
             Outcome::InStep if granted => "result:          in step (granted here)\n".to_owned(),
+            Outcome::InStep if self.daemon.as_ref().is_some_and(|d| d.lazy.is_some()) => {
+                "result:          in step (kept lazily, out of the CIB until the ticket is acquired here)\n".to_owned()
+            }
             Outcome::InStep => "result:          in step\n".to_owned(),
             _ => format!("result:          not in step: {}\n", reasons.join(", ")),
         };
@@ -449,6 +455,7 @@ impl Daemon {
             received: s.received.map(Version::from),
             applied: s.applied.map(Version::from),
             pending: s.pending.map(Version::from),
+            lazy: s.lazy.map(Version::from),
             last_result: s.last_result,
             last_success: s.last_success,
             last_error: s.last_error,
@@ -475,6 +482,7 @@ impl Daemon {
             received: self.received.as_ref().map(VersionSeen::from),
             applied: self.applied.as_ref().map(VersionSeen::from),
             pending: self.pending.as_ref().map(VersionSeen::from),
+            lazy: self.lazy.as_ref().map(VersionSeen::from),
             last_result: self.last_result.clone(),
             last_success: self.last_success,
             last_error: self.last_error.clone(),

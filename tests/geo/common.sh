@@ -1,6 +1,7 @@
-# Sourced by tests/geo/e2e.sh and tests/geo/faults.sh: the checks and
-# helpers both run against the live lab (tests/geo/lab.sh). The caller sets
-# LAB, ART (artifacts directory) and TICKET first.
+# Sourced by tests/geo/e2e.sh, tests/geo/faults.sh and tests/geo/three.sh:
+# the checks and helpers they run against the live lab (tests/geo/lab.sh).
+# The caller sets LAB, ART (artifacts directory) and TICKET first (the
+# helpers named *_of / *_at take the ticket or group as an argument).
 # shellcheck shell=bash
 
 say() { printf '\n== %s\n' "$*"; }
@@ -46,6 +47,46 @@ param() { at "$1" crm_resource -r "$2" -g "$3" 2>/dev/null; }
 param_is() { [ "$(param "$1" "$2" "$3")" = "$4" ]; }
 configuration() { at "$1" cibadmin -Q -o configuration; }
 
+# Checks of one ticket or one resource group at one site.
+attribute_of() { at "$1" geostore get -t "$2" cib-replicator 2>/dev/null || true; }
+granted_at() { at "$1" crm_ticket -t "$2" -G granted 2>/dev/null | grep -qx true; }
+# crm_mon's XML at SITE (empty when the site is down).
+mon_xml() { at "$1" crm_mon -1 --output-as=xml 2>/dev/null || true; }
+# count_active XML GROUP: resources GROUP-* active in crm_mon's XML.
+count_active() { printf '%s\n' "$1" | grep -cE "<resource id=\"$2-[a-z0-9]+\"[^>]* active=\"true\"" || true; }
+# group_running SITE GROUP N: N resources GROUP-* started at SITE.
+group_running() {
+    [ "$(mon_xml "$1" | grep -cE "<resource id=\"$2-[a-z0-9]+\"[^>]* role=\"Started\" active=\"true\"")" = "$3" ]
+}
+in_cib() { at "$1" cibadmin -Q -o resources -A "//primitive[@id='$2']" >/dev/null 2>&1; }
+
+# start_sampler_groups "SITES" "GROUPS" [EXTRA]: every 0.2 s one line of
+# $ART/samples.txt: the time, then for each site and each group the number
+# of the group's resources active there, then EXTRA's output (a command).
+start_sampler_groups() {
+    local sites=$1 groups=$2 extra=${3:-}
+    (
+        while :; do
+            line=$(date +%s.%N)
+            for s in $sites; do
+                xml=$(mon_xml "$s")
+                for g in $groups; do line+=" $(count_active "$xml" "$g")"; done
+            done
+            [ -z "$extra" ] || line+=" $($extra)"
+            printf '%s\n' "$line"
+            sleep 0.2
+        done
+    ) >>"$ART/samples.txt" 2>/dev/null &
+    sampler_pid=$!
+}
+
+# stop_sampler: stops the sampler started above, if it runs.
+stop_sampler() {
+    [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
+    [ -z "$sampler_pid" ] || wait "$sampler_pid" 2>/dev/null || true
+    sampler_pid=""
+}
+
 sampler_pid=""
 start_sampler() {
     (
@@ -63,7 +104,7 @@ finish() {
     wait 2>/dev/null || true
     "$LAB" down >/dev/null 2>&1 || true
     if [ "$rc" -ne 0 ]; then
-        echo "${0##*/}: FAILED; logs of both sites and the arbitrator are in $ART/logs" >&2
+        echo "${0##*/}: FAILED; logs of every site and arbitrator are in $ART/logs" >&2
     fi
     exit "$rc"
 }

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # single-quoted scripts run inside a site, with arguments
-# lab.sh — two live single-node Pacemaker sites and a booth arbitrator on one
-# machine, each in its own namespaces, for the geo end-to-end test and the
-# walkthrough in examples/geo/.
+# lab.sh — live single-node Pacemaker sites (two by default: A and B) and
+# booth arbitrators (one by default: arb) on one machine, each in its own
+# namespaces, for the geo end-to-end tests and the walkthroughs in
+# examples/geo/.
 #
 #   lab.sh up                 build the topology, start corosync + pacemaker
-#                             at A and B and boothd at arb, A, B
+#                             at every site and boothd everywhere
 #   lab.sh down [LOGDIR]      stop everything, remove namespaces, links and
 #                             state (idempotent); logs are copied to LOGDIR
 #                             (default $GEO_BASE/logs) first
-#   lab.sh exec SITE CMD...   run CMD inside SITE (A, B or arb)
+#   lab.sh exec SITE CMD...   run CMD inside SITE (a site or an arbitrator)
 #   lab.sh install SITE       install cib-replicator into SITE like an admin
 #                             would: binaries in /usr/sbin, OCF agents in
 #                             /usr/lib/ocf/resource.d/cib-replicator, the
 #                             site's files in /etc/cib-replicator
-#   lab.sh replicator         certificates, `install` at A and B, the
-#                             subscriber resource at both sites, the
-#                             publisher resource bound to the ticket at A
+#   lab.sh replicator         certificates, `install` at every site, the
+#                             subscriber resource at every site, the
+#                             publisher resource bound to the ticket at
+#                             $GEO_PUBLISHER_AT (default A)
 #   lab.sh kill-site SITE     SIGKILL every process of SITE and remove the
 #                             addresses its resources added (power lost)
 #   lab.sh start-site SITE    boot a killed site again: empty /run, its CIB
@@ -24,13 +26,17 @@
 #   lab.sh partition SITE | heal SITE    cut / restore SITE's link
 #   lab.sh status             crm_mon and booth list at every site
 #   lab.sh ip SITE            the site's address
+#   lab.sh sites              the sites (arbitrators not included)
 #
 # Must run as root. Needs iproute2, util-linux (unshare, nsenter), corosync,
 # pacemaker, pacemaker-cli-utils, booth, and gcc when the kernel is 6.9 or
 # newer (see booth-nlfix.c).
 #
 # Topology: a bridge in namespace "$GEO_NS-hub", one veth per site into
-# namespaces "$GEO_NS-A", "-B", "-arb" with addresses $GEO_SUBNET.1/.2/.3.
+# namespaces "$GEO_NS-A", "-B", "-arb", … Addresses: $GEO_SUBNET.1 for A,
+# .2 for B, .3 for arb, then .4 for C, .5 for D and so on; arbitrator
+# arbN has .(100+N). `up` records the sites, so the other commands (and
+# `down`) need no GEO_SITES.
 # The host's network is not touched. Each site runs under a holder process,
 # PID 1 of its own pid namespace, with private mounts: /run, /dev/shm,
 # /var/lib/pacemaker, /var/lib/corosync, /var/log/pacemaker, and overlays on
@@ -43,7 +49,10 @@
 #   GEO_SUBNET      first three octets (default 10.213.0)
 #   GEO_BOOTH_CONF  booth.conf to use at every site instead of the one made
 #                   from the variables below (it must match GEO_SUBNET)
-#   GEO_TICKET      the booth ticket (default geo)
+#   GEO_SITES       the sites, letters (default "A B"; "A B C" for three)
+#   GEO_ARBS        the arbitrators (default "arb"; e.g. "arb arb2")
+#   GEO_TICKET      the booth ticket, or several separated by spaces
+#                   (default geo)
 #   GEO_EXPIRE      booth expire seconds (default 5; booth's own is 600)
 #   GEO_HANDLER     before-acquire-handler for the ticket (default none;
 #                   booth allows at most 64 characters)
@@ -53,14 +62,18 @@
 #                   (default <repo>/target/debug)
 #   GEO_DEB         a cib-replicator .deb: `install` takes the binaries and
 #                   the agents from it (their installed paths) instead
-#   GEO_ETC_A, GEO_ETC_B   directories copied to /etc/cib-replicator of
-#                   each site by `install` (default examples/geo/site-a, -b)
+#   GEO_ETC_A, GEO_ETC_B, …   directories copied to /etc/cib-replicator of
+#                   each site by `install` (default examples/geo/site-a, …)
+#   GEO_PUBLISHER_AT  where `replicator` creates the publisher resource
+#                   (examples/geo/publisher.xml) bound to GEO_TICKET
+#                   (default A; empty: nowhere)
 set -uo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 HERE=$(dirname "$SELF")
 REPO=$(cd "$HERE/../.." && pwd)
 BASE=${GEO_BASE:-/tmp/cib-replicator-geo}
+[ "${1:-}" != _init ] || BASE=$3
 ST=$BASE/state
 NSP=${GEO_NS:-crgeo}
 SUBNET=${GEO_SUBNET:-10.213.0}
@@ -71,18 +84,40 @@ ATTR_PREREQ=${GEO_ATTR_PREREQ:-}
 BOOTH_CONF=${GEO_BOOTH_CONF:-}
 BIN=${GEO_BIN:-$REPO/target/debug}
 
-SITES="A B"
-ALL="A B arb"
-declare -A IP=([A]=$SUBNET.1 [B]=$SUBNET.2 [arb]=$SUBNET.3)
-declare -A NODE=([A]=node-a [B]=node-b [arb]=arbitrator)
-declare -A ETC=([A]=${GEO_ETC_A:-$REPO/examples/geo/site-a} [B]=${GEO_ETC_B:-$REPO/examples/geo/site-b})
+SITES=${GEO_SITES:-A B}
+ARBS=${GEO_ARBS:-arb}
+PUBLISHER_AT=${GEO_PUBLISHER_AT-A}
+# A running lab's own topology wins over the environment.
+if [ "${1:-}" != up ] && [ -r "$ST/topology" ]; then
+    # shellcheck disable=SC1091  # written by `up`
+    . "$ST/topology"
+fi
+ALL="$SITES $ARBS"
+declare -A IP NODE ETC
+for s in $SITES; do
+    case "$s" in [A-Z]) ;; *) echo "lab.sh: GEO_SITES: '$s' is not a capital letter" >&2; exit 2 ;; esac
+    n=$(($(printf '%d' "'$s") - 64))
+    IP[$s]=$SUBNET.$((n <= 2 ? n : n + 1))
+    NODE[$s]=node-${s,,}
+    etc_var=GEO_ETC_$s
+    ETC[$s]=${!etc_var:-$REPO/examples/geo/site-${s,,}}
+done
+for s in $ARBS; do
+    case "$s" in
+        arb) IP[$s]=$SUBNET.3 NODE[$s]=arbitrator ;;
+        arb[2-9]) IP[$s]=$SUBNET.$((100 + ${s#arb})) NODE[$s]=arbitrator-${s#arb} ;;
+        *) echo "lab.sh: GEO_ARBS: '$s' is not arb, arb2 … arb9" >&2; exit 2 ;;
+    esac
+done
+unset s n etc_var
+is_arb() { case " $ARBS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # shellcheck source=tests/geo/poll.sh
 . "$HERE/poll.sh"
 log() { printf '[lab %(%T)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-check_site() { case "$1" in A | B | arb) ;; *) die "unknown site '$1' (A, B or arb)" ;; esac; }
+check_site() { case " $ALL " in *" $1 "*) ;; *) die "unknown site '$1' (one of: $ALL)" ;; esac; }
 
 # ------------------------------------------------------------------ holders
 
@@ -116,7 +151,7 @@ ns_init() {
         mount -n -t overlay overlay \
             -o "lowerdir=$dir,upperdir=$d/overlay/$name/upper,workdir=$d/overlay/$name/work" "$dir"
     done
-    if [ "$site" != arb ]; then
+    if ! is_arb "$site"; then
         mount -n --bind "$d/lib-pacemaker" /var/lib/pacemaker
         mount -n --bind "$d/lib-corosync" /var/lib/corosync
         mount -n --bind "$d/log" /var/log/pacemaker
@@ -162,8 +197,11 @@ start_holder() {
 kill_site() {
     kill_holder "$1"
     ip -n "$NSP-$1" -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}' | while read -r cidr; do
-        [ "$cidr" = "${IP[$1]}/24" ] || ip -n "$NSP-$1" addr del "$cidr" dev eth0
+        # Deleting the first address of a subnet deletes the others of that
+        # subnet with it (secondaries): those are gone already.
+        [ "$cidr" = "${IP[$1]}/24" ] || ip -n "$NSP-$1" addr del "$cidr" dev eth0 2>/dev/null || true
     done
+    return 0
 }
 
 kill_holder() {
@@ -232,27 +270,29 @@ build_nlfix() {
 # ------------------------------------------------------------------ files
 
 write_booth_conf() {
-    cat <<EOF
-transport = UDP
-port = 9929
-arbitrator = ${IP[arb]}
-site = ${IP[A]}
-site = ${IP[B]}
-authfile = /etc/booth/authkey
-ticket = "$TICKET"
+    local s t
+    printf 'transport = UDP\nport = 9929\n'
+    for s in $ARBS; do printf 'arbitrator = %s\n' "${IP[$s]}"; done
+    for s in $SITES; do printf 'site = %s\n' "${IP[$s]}"; done
+    printf 'authfile = /etc/booth/authkey\n'
+    for t in $TICKET; do
+        cat <<EOF
+ticket = "$t"
     expire = $EXPIRE
     renewal-freq = 2
     timeout = 400ms
     retries = 3
     acquire-after = 0
 EOF
-    [ -z "$HANDLER" ] || printf '    before-acquire-handler = %s\n' "$HANDLER"
-    [ -z "$ATTR_PREREQ" ] || printf '    attr-prereq = %s\n' "$ATTR_PREREQ"
+        [ -z "$HANDLER" ] || printf '    before-acquire-handler = %s\n' "$HANDLER"
+        [ -z "$ATTR_PREREQ" ] || printf '    attr-prereq = %s\n' "$ATTR_PREREQ"
+    done
 }
 
 write_files() {
     local s d etc
     mkdir -p "$ST"
+    printf 'SITES="%s"\nARBS="%s"\n' "$SITES" "$ARBS" >"$ST/topology"
     if need_nlfix; then build_nlfix; fi
     head -c 32 /dev/urandom >"$ST/booth-authkey"
     for s in $ALL; do
@@ -265,7 +305,7 @@ write_files() {
             write_booth_conf >"$etc/booth/booth.conf"
         fi
         install -o hacluster -g haclient -m 600 "$ST/booth-authkey" "$etc/booth/authkey"
-        [ "$s" = arb ] && continue
+        is_arb "$s" && continue
         mkdir -p "$etc/corosync" "$d/lib-corosync" "$d/log" "$d"/lib-pacemaker/{cib,pengine,blackbox,cores,bundles}
         chown -R hacluster:haclient "$d/lib-pacemaker" "$d/log"
         chmod 750 "$d"/lib-pacemaker/{cib,pengine,blackbox,cores}
@@ -341,7 +381,7 @@ booth_up() { sx "$1" timeout 5 booth status; }
 
 start_booth() {
     local logf=/var/log/pacemaker/booth.log
-    [ "$1" = arb ] && logf=/run/booth.log
+    is_arb "$1" && logf=/run/booth.log
     sx_daemon "$1" boothd "$logf" boothd daemon -S -c /etc/booth/booth.conf
     wait_until 15 "boothd at $1" booth_up "$1"
 }
@@ -351,7 +391,7 @@ stop_site_daemons() {
     if p=$(sx_pid "$site" boothd); then
         sx "$site" kill -TERM "$p"
     fi
-    [ "$site" = arb ] && return 0
+    is_arb "$site" && return 0
     if p=$(sx_pid "$site" pacemakerd); then
         sx "$site" kill -TERM "$p"
         for _ in $(seq 1 600); do
@@ -383,7 +423,7 @@ cmd_up() {
     for s in $ALL; do start_holder "$s"; done
     for s in $SITES; do start_cluster "$s" || die "corosync at $s"; done
     for s in $SITES; do wait_until 120 "a DC at $s" idle "$s" || die "pacemaker at $s"; done
-    log "both sites have a DC with quorum after $(since "$t0")s"
+    log "every site ($SITES) has a DC with quorum after $(since "$t0")s"
     for s in $ALL; do start_booth "$s" || die "boothd at $s"; done
     trap - EXIT
     log "up in $(since "$t0")s"
@@ -443,17 +483,20 @@ cmd_install() {
     sx "$site" install -m 0755 "$BIN/cib-publisher" "$BIN/cib-subscriber" /usr/sbin/ &&
         sx "$site" install -d /usr/lib/ocf/resource.d/cib-replicator &&
         sx "$site" install -m 0755 "$REPO/ocf/publisher" "$REPO/ocf/subscriber" /usr/lib/ocf/resource.d/cib-replicator/ &&
-        sx "$site" install -d -m 0755 /etc/cib-replicator /var/lib/cib-replicator &&
+        sx "$site" install -d -m 0755 /etc/cib-replicator &&
+        sx "$site" install -d -m 0750 -g haclient /var/lib/cib-replicator &&
         sx "$site" cp -r "${ETC[$site]}/." /etc/cib-replicator/
 }
 
-# Certificates for both sites, cib-replicator installed at A and B, the
-# application's directory, the subscriber resource at both sites and the
-# publisher resource, bound to the ticket, at A (as examples/geo/README.md).
+# Certificates for every site, cib-replicator installed at each, the
+# application's directory, the subscriber resource at every site and the
+# publisher resource, bound to the ticket, at $PUBLISHER_AT (as
+# examples/geo/README.md).
 cmd_replicator() {
-    local s l certs=$ST/certs
+    local s l certs=$ST/certs names=()
     rm -rf "$certs"
-    "$REPO/examples/make-certs.sh" -d "$certs" site-a.example,IP:"${IP[A]}" site-b.example,IP:"${IP[B]}" >/dev/null ||
+    for s in $SITES; do names+=("site-${s,,}.example,IP:${IP[$s]}"); done
+    "$REPO/examples/make-certs.sh" -d "$certs" "${names[@]}" >/dev/null ||
         die "making certificates failed"
     for s in $SITES; do
         l=${s,,}
@@ -465,16 +508,18 @@ cmd_replicator() {
         sx "$s" mkdir -p "/run/app-site-$l"
         sx "$s" cibadmin -C -o resources -x "$REPO/examples/geo/subscriber.xml" || die "creating the subscriber at $s"
     done
-    sx A cibadmin -C -o resources -x "$REPO/examples/geo/publisher.xml" || die "creating the publisher at A"
-    sx A cibadmin -C -o constraints -X "<rsc_ticket id=\"publisher-needs-$TICKET\" rsc=\"publisher\" ticket=\"$TICKET\" loss-policy=\"stop\"/>" ||
-        die "binding the publisher to $TICKET at A"
+    [ -n "$PUBLISHER_AT" ] || return 0
+    s=$PUBLISHER_AT
+    sx "$s" cibadmin -C -o resources -x "$REPO/examples/geo/publisher.xml" || die "creating the publisher at $s"
+    sx "$s" cibadmin -C -o constraints -X "<rsc_ticket id=\"publisher-needs-$TICKET\" rsc=\"publisher\" ticket=\"$TICKET\" loss-policy=\"stop\"/>" ||
+        die "binding the publisher to $TICKET at $s"
 }
 
 cmd_start_site() {
     local site=$1
     holder_pid "$site" >/dev/null && die "site $site runs already"
     start_holder "$site"
-    if [ "$site" != arb ]; then
+    if ! is_arb "$site"; then
         start_cluster "$site" || return 1
         wait_until 120 "a DC at $site" idle "$site" || return 1
     fi
@@ -486,7 +531,7 @@ cmd_status() {
     for s in $ALL; do
         holder_pid "$s" >/dev/null || { echo "== $s: not running"; continue; }
         echo "== $s (${IP[$s]})"
-        [ "$s" = arb ] || sx "$s" crm_mon -1 --include=tickets 2>&1 | sed 's/^/   /'
+        is_arb "$s" || sx "$s" crm_mon -1 --include=tickets 2>&1 | sed 's/^/   /'
         sx "$s" timeout 5 booth list 2>&1 | sed 's/^/   booth: /'
     done
 }
@@ -510,5 +555,6 @@ case "${1:-}" in
     heal) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" up ;;
     status) cmd_status ;;
     ip) check_site "$2"; echo "${IP[$2]}" ;;
-    *) sed -n '3,27p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    sites) echo "$SITES" ;;
+    *) sed -n '3,29p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -52,6 +52,11 @@ pub fn record_id(ticket: &str) -> String {
 pub struct Options {
     /// Take over unowned local top-level elements whose ids incoming elements use.
     pub adopt: bool,
+    /// Merge although the local site holds the ticket granted: a copy kept
+    /// out of the CIB (the subscriber's lazy mode) written as the site
+    /// takes the ticket. Only for a scope the caller verified to be the one
+    /// this site must run; every other check still applies.
+    pub materialize: bool,
 }
 
 /// What a merge would do, element by element (`<section>:<id>` keys).
@@ -417,7 +422,7 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
 /// kept it (for drift against what was applied, see [`Ownership`]).
 pub fn plan_with(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>) -> Result<Plan, Error> {
     let ticket = scope.ticket.as_str();
-    if cib::ticket_state(local, ticket)?.granted {
+    if !opts.materialize && cib::ticket_state(local, ticket)?.granted {
         return Err(Error::TicketGrantedLocally(ticket.into()));
     }
     check_scope(scope)?;

@@ -94,6 +94,44 @@ async fn manual_stages_and_replicate_now_applies() {
 }
 
 #[tokio::test]
+async fn lazy_keeps_a_verified_copy_out_of_the_cib_until_the_gate_writes_it() {
+    let world = World::new();
+    let a = site_a(&world).await;
+    let mut b = Subscriber::configure(&world, "lazy", &[&a]).start();
+    let before = std::fs::read(&b.cib).unwrap();
+    b.wait_for("a version kept lazily", LIMIT, |s, _| s.lazy.is_some()).await;
+    let lazy = cib_subscriber::state::lazy_path(&b.state_dir, TICKET);
+    assert!(lazy.is_file());
+    let s = b.state();
+    assert!(s.last_result.as_ref().is_some_and(|r| r.text.starts_with("kept lazily: added")), "{s:?}");
+    assert_eq!(s.lazy.as_ref().map(|p| p.digest.clone()), a.served_digest());
+    assert_eq!(s.applied, None);
+
+    // A change at A is kept too, transformed; the CIB is never written.
+    set_web_ip(&a.cib, "192.168.1.11");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&lazy).unwrap_or_default().contains("10.2.1.11") {
+        assert!(start.elapsed() < LIMIT, "the change at A was not kept lazily: {:?}", b.state());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read(&b.cib).unwrap(), before, "lazy mode changed the CIB");
+    let (code, out, err) = b.cli(&["status", "--ticket", TICKET]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("in step (kept lazily"), "{out}");
+
+    // The gate (booth's before-acquire-handler) writes it, then allows.
+    b.stop().await;
+    let (code, out, err) = b.cli(&["gate", "--ticket", TICKET]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("was written to the CIB"), "{out}");
+    let after = b.cib_text();
+    assert!(after.contains(r#"id="web-ip""#) && after.contains("10.2.1.11"), "not written");
+    let s = b.state();
+    assert_eq!((s.lazy.is_none(), s.applied.is_some()), (true, true), "{s:?}");
+    assert!(!lazy.exists());
+}
+
+#[tokio::test]
 async fn revoke_at_a_keeps_the_last_good_copy() {
     let world = World::new();
     let a = site_a(&world).await;

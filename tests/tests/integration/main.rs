@@ -20,6 +20,7 @@
 //! - [`publisher`]: `cib-publisher scope` on the example and its errors.
 //! - [`corpus`]: every ticket of the Pacemaker scheduler corpus, end to end.
 //! - [`gate`]: `cib-subscriber gate`, booth's before-acquire-handler.
+//! - [`lazy`]: lazy mode: a copy kept out of the CIB, written by the gate.
 //! - [`status`]: `cib-subscriber status`: exit codes and `--output json`.
 //! - [`ocf`]: the OCF agents' actions and `ocf-tester` against the real daemons.
 //! - [`ticket_names`]: `--ticket` values checked before use; grant terms
@@ -29,6 +30,7 @@
 
 mod corpus;
 mod gate;
+mod lazy;
 mod hostile;
 mod ocf;
 mod patch;

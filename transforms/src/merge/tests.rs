@@ -104,7 +104,7 @@ fn unowned_local_id_is_a_conflict_unless_adopted() {
     assert_eq!(p.report.conflicts, ["resources:db (id `db-fs`)", "resources:vip"]);
     assert!(matches!(p.refuse_conflicts(), Err(Error::Conflict { ids }) if ids.len() == 2));
     // Adopt takes over same-id top-level elements, nested clashes remain.
-    let p = plan(&b, &s, Options { adopt: true }).unwrap();
+    let p = plan(&b, &s, Options { adopt: true, ..Options::default() }).unwrap();
     assert_eq!(p.report.adopted, ["resources:vip"]);
     assert_eq!(p.report.conflicts, ["resources:db (id `db-fs`)"]);
 }
@@ -173,6 +173,9 @@ fn refusals() {
     let mut b = site_b();
     b.child_mut("status").unwrap().children.push(parse(r#"<tickets><ticket_state id="T" granted="true"/></tickets>"#).unwrap());
     assert_eq!(plan(&b, &s, Options::default()), Err(Error::TicketGrantedLocally("T".into())));
+    // ... unless a lazy copy is written as the site takes the ticket.
+    let materialized = plan(&b, &s, Options { materialize: true, ..Options::default() }).unwrap();
+    assert!(materialized.changed && materialized.report.added.contains(&"resources:vip".to_string()), "{materialized:?}");
     // Scope without its rsc_ticket constraints.
     let mut no_tickets = s.clone();
     no_tickets.config.child_mut("constraints").unwrap().children.retain(|c| c.name != "rsc_ticket");
