@@ -53,7 +53,9 @@ impl AckSwitch {
 /// document's, `None` when it was applied, staged or up to date).
 #[must_use]
 pub fn ack_of(status: &TicketStatus, drift: usize, error: Option<&str>) -> Ack {
-    let applied = status.applied.as_ref();
+    // A site keeping the ticket lazily holds its verified copy outside the
+    // CIB (the gate writes it on a grant): that is what it reports.
+    let applied = status.lazy.as_ref().or(status.applied.as_ref());
     Ack {
         digest: applied.map(|a| a.digest.clone()),
         version: applied.and_then(|a| a.version.clone()),

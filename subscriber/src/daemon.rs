@@ -757,6 +757,7 @@ impl Coordinator {
                     s.last_failure = None;
                     s.last_result = Some(Note::now(format!("kept lazily: {}", counts(&report))));
                 });
+                None
             }
             Ok(Err(e)) => {
                 let stale = matches!(e.downcast_ref(), Some(cib_transforms::Error::StaleTerm { .. }));
