@@ -51,7 +51,7 @@ export GEO_NS=${GEO_NS:-crbench} GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-bench}
 export GEO_BIN=${GEO_BIN:-$root/target/release}
 # Big CIBs need bigger IPC messages than Pacemaker's default (128 KiB,
 # compressed), for the sites' daemons (through the lab) and every client.
-export PCMK_ipc_buffer=${PCMK_ipc_buffer:-16777216}
+export PCMK_ipc_buffer=${PCMK_ipc_buffer:-4194304}
 BENCH=$GEO_BIN/cib-bench
 for b in cib-publisher cib-subscriber cib-bench; do
     [ -x "$GEO_BIN/$b" ] || { echo "live.sh: no $GEO_BIN/$b: cargo build --release --workspace --bins" >&2; exit 2; }

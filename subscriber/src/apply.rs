@@ -22,6 +22,11 @@ use cib_transforms::xml::{self, Element};
 /// How often a patch is retried when the CIB changed between read and write.
 const ATTEMPTS: usize = 5;
 
+/// How often, within one attempt, a patch refused only because the status
+/// section moved on is re-based on the CIB's new version ([`rebase`])
+/// before the merge is planned again.
+const REBASES: usize = 20;
+
 /// When to colour the diff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Color {
@@ -137,7 +142,7 @@ pub fn replicate_now_from(
     // refused.
     let mut refused: Option<(String, cib_tools::Error)> = None;
     for attempt in 1..=ATTEMPTS {
-        let (text, local) = match first.take() {
+        let (text, mut local) = match first.take() {
             Some(read) => read,
             None => read_local(cib)?,
         };
@@ -151,7 +156,7 @@ pub fn replicate_now_from(
                 ));
             }
         }
-        let p = merge::plan_with(&local, scope, opts, applied)?;
+        let mut p = merge::plan_with(&local, scope, opts, applied)?;
         p.refuse_conflicts()?;
         if !p.changed {
             return Ok(Applied {
@@ -171,9 +176,28 @@ pub fn replicate_now_from(
         let started = Instant::now();
         let already = verify_merge(&text, &merged, scope)?;
         let verified = Instant::now();
-        let patch = versioned_patch(&text, &local, &p.cib, &merged)?;
+        let mut patch = versioned_patch(&text, &local, &p.cib, &merged)?;
         let patched = Instant::now();
-        match cib.patch(&patch) {
+        let mut outcome = cib.patch(&patch);
+        // A site's status section changes on its own (booth renewing a
+        // ticket, resource operations): a patch refused for that alone is
+        // re-based on the new version rather than planned and verified
+        // again, which on a big CIB takes longer than the status stays put.
+        let mut rebases = 0;
+        while matches!(outcome, Err(cib_tools::Error::Stale { .. })) && rebases < REBASES {
+            match rebase(cib, &text, &mut local, &mut p.cib)? {
+                Some(rebased) => {
+                    rebases += 1;
+                    patch = rebased;
+                    outcome = cib.patch(&patch);
+                }
+                None => break,
+            }
+        }
+        if rebases > 0 {
+            tracing::debug!(rebases, applied = outcome.is_ok(), "patch re-based on the status section's new versions");
+        }
+        match outcome {
             Ok(()) => {
                 tracing::debug!(
                     verify_ms = ms(verified - started),
@@ -266,6 +290,33 @@ fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &s
         Some(patch) => Ok(patch),
         None => bail!("internal error: the merge changed nothing crm_diff can see"),
     }
+}
+
+/// The patch from `local` to `merged` for the CIB as it is now, when only
+/// its status section moved on since `local` was read: the same
+/// `admin_epoch` and `epoch` mean the same configuration (Pacemaker raises
+/// `epoch` with every change of the configuration, only `num_updates` with
+/// a change of the status), so the merge planned and verified against
+/// `local` still holds; only the version the patch names, and the `<cib>`
+/// attributes it sets, must be the current ones. Sets those on `local` and
+/// `merged` (keeping `merged`'s raised `epoch`). `None` when the
+/// configuration moved on too, or the patch cannot be computed natively:
+/// plan again.
+fn rebase(cib: &Cib, text: &str, local: &mut Element, merged: &mut Element) -> anyhow::Result<Option<String>> {
+    let root = xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")?;
+    if root.name != "cib" || ["admin_epoch", "epoch"].iter().any(|f| root.attr(f) != local.attr(f)) {
+        return Ok(None);
+    }
+    let Some(epoch) = merged.attr("epoch").map(str::to_owned) else {
+        return Ok(None);
+    };
+    local.attrs.clone_from(&root.attrs);
+    merged.attrs.clone_from(&root.attrs);
+    merged.set_attr("epoch", epoch);
+    Ok(match patch::versioned_patch(text, local, merged) {
+        Patch::Xml(xml) => Some(xml),
+        Patch::Unchanged | Patch::Unsupported(_) => None,
+    })
 }
 
 fn ms(d: std::time::Duration) -> f64 {

@@ -144,7 +144,7 @@ ns_init() {
     hostname "${NODE[$site]}"
     # /run first, and `mount -n`: nothing may land in the host's /run.
     mount -n --bind "$d/run" /run
-    mount -n -t tmpfs -o mode=1777,size=256m tmpfs /dev/shm
+    mount -n -t tmpfs -o mode=1777,size=1g tmpfs /dev/shm
     for dir in /etc /usr/sbin /usr/lib/ocf/resource.d /var/lib /var/log; do
         name=${dir//\//_}
         mkdir -p "$d/overlay/$name/upper" "$d/overlay/$name/work"

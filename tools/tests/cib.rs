@@ -23,6 +23,15 @@ fn query_reads_the_given_file() {
 }
 
 #[test]
+fn query_root_is_the_cib_element_without_children() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let xml = Cib::file(&path).query_root().unwrap_or_else(|e| panic!("{e}"));
+    assert!(xml.trim_start().starts_with("<cib ") && xml.contains("epoch=") && xml.contains("num_updates="), "{xml}");
+    assert!(!xml.contains("<configuration") && !xml.contains("<primitive"), "children: {xml}");
+}
+
+#[test]
 fn query_of_missing_file_fails_with_stderr() {
     let dir = tmp();
     let err = Cib::file(dir.path().join("missing.xml"))

@@ -488,6 +488,41 @@ fn a_cib_changed_between_read_and_patch_is_read_again_and_the_change_kept() {
     b.expect_verify_clean();
 }
 
+/// A site's status section changes on its own (booth renewing tickets,
+/// resource operations): a patch refused only for that is re-based on the
+/// new version and applied at once, without planning and verifying again;
+/// a status change made meanwhile is kept.
+#[test]
+fn a_status_change_between_read_and_patch_is_rebased_not_planned_again() {
+    use cib_subscriber::apply::{read_local, replicate_now_from};
+    use cib_subscriber::pipeline::{load_scope_file, load_steps, transform, StepArg};
+
+    let (_a, scope_path, b) = two_sites();
+    let steps = load_steps(vec![(0, StepArg::Rules(site_b_rules()))]).unwrap();
+    let (scope, _) = transform(load_scope_file(&scope_path, Some(TICKET)).unwrap(), &steps).unwrap();
+    let cib = cib_tools::cib::Cib::file(b.cib_path());
+    let first = read_local(&cib).unwrap();
+    // Only the status moves on: a ticket's state, as booth writes it.
+    let out = std::process::Command::new(cib_testkit::tool("crm_ticket"))
+        .args(["--ticket", "other", "--standby", "--force"])
+        .env("CIB_file", b.cib_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let moved = read_local(&cib).unwrap().1;
+    assert_eq!(moved.attr("epoch"), first.1.attr("epoch"), "the status change raised epoch");
+    assert_ne!(moved.attr("num_updates"), first.1.attr("num_updates"), "the status did not move on");
+
+    let mut retries = Vec::new();
+    let applied = replicate_now_from(&cib, first, &scope, Default::default(), None, &mut |m| retries.push(m.to_owned())).unwrap();
+    assert!(applied.changed);
+    assert!(retries.is_empty(), "planned again instead of re-based: {retries:?}");
+    assert!(b.element("web").is_some());
+    let text = std::fs::read_to_string(b.cib_path()).unwrap();
+    assert!(text.contains(r#"<ticket_state id="other""#) && text.contains(r#"standby="true""#), "the status change was lost");
+    b.expect_verify_clean();
+}
+
 #[test]
 fn a_replicated_resource_keeps_every_ticket_that_binds_it() {
     // At A, `web` also depends on ticket `t2` through a set that names a
