@@ -136,6 +136,8 @@ pub fn replicate_now_from(
     // The version the last refused patch was computed from, and why it was
     // refused.
     let mut refused: Option<(String, cib_tools::Error)> = None;
+    // Whether the last patch was reported applied but is not in the CIB.
+    let mut not_held = false;
     for attempt in 1..=ATTEMPTS {
         let (text, local) = match first.take() {
             Some(read) => read,
@@ -175,6 +177,25 @@ pub fn replicate_now_from(
         let patched = Instant::now();
         match cib.patch(&patch) {
             Ok(()) => {
+                // `cibadmin --patch` can exit 0 although the patch was not
+                // applied: a CIB manager just restarted (Pacemaker 2.1.5)
+                // finds the patch's source version newer than its own,
+                // logs "Application of update diff failed, requesting full
+                // refresh" and answers OK. Applied means the CIB holds it:
+                // read it again; when merging would still change it, the
+                // patch did not take and is computed again.
+                let again = read_local(cib)?;
+                if merge::plan_with(&again.1, scope, opts, applied)?.changed {
+                    not_held = true;
+                    if attempt < ATTEMPTS {
+                        on_retry(&format!(
+                            "cibadmin reported the patch applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                        ));
+                        first = Some(again);
+                        continue;
+                    }
+                    break;
+                }
                 tracing::debug!(
                     verify_ms = ms(verified - started),
                     patch_ms = ms(patched - verified),
@@ -190,9 +211,16 @@ pub fn replicate_now_from(
             Err(e @ cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
                 on_retry(&format!("cibadmin refused the patch as stale (attempt {attempt}/{ATTEMPTS}); reading the CIB again"));
                 refused = Some((cib::version(&local), e));
+                not_held = false;
             }
             Err(e) => return Err(e).context("applying the patch"),
         }
+    }
+    if not_held {
+        bail!(
+            "cibadmin reported the patch applied, but the CIB does not hold it, {ATTEMPTS} times \
+             (the CIB manager restarting?); the copy was not applied"
+        );
     }
     bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
 }

@@ -47,6 +47,8 @@ param_is() { [ "$(param "$1" "$2" "$3")" = "$4" ]; }
 configuration() { at "$1" cibadmin -Q -o configuration; }
 
 sampler_pid=""
+# Further background helpers of the caller, stopped by `finish` too.
+bg_pids=""
 start_sampler() {
     (
         while :; do
@@ -60,6 +62,7 @@ start_sampler() {
 finish() {
     local rc=$?
     [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
+    for p in $bg_pids; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     "$LAB" down >/dev/null 2>&1 || true
     if [ "$rc" -ne 0 ]; then

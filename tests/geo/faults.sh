@@ -126,6 +126,7 @@ start_copies_sampler() {
         done
     ) >>"$ART/copies.txt" 2>/dev/null &
     copies_pid=$!
+    bg_pids="$bg_pids $copies_pid"
 }
 # converged VALUE: seconds until B holds VALUE (fails beyond the bound).
 converged() {
@@ -165,8 +166,9 @@ in_step() { at B cib-subscriber status --ticket "$TICKET" --config "$SUBCFG" >/d
 # with their reason, never both sites, never a mixed copy.
 SUB_MARK=0
 PUB_MARK=0
+# begin NAME TITLE
 begin() {
-    say "$1"
+    say "$1: $2"
     SCENARIO=$1
     SUB_MARK=$(log_lines B subscriber)
     PUB_MARK=$(log_lines A publisher)
@@ -181,13 +183,15 @@ after_scenario() {
     # Every document B refused or did not apply, every connection A's
     # publisher refused: one line each, with its reason.
     {
-        log_since B subscriber "$SUB_MARK" | grep -E 'refused|not applied|not staged|unavailable|cannot write' || true
+        log_since B subscriber "$SUB_MARK" | grep -E 'refused|not applied|not staged|unavailable|cannot write|does not hold' || true
         log_since A publisher "$PUB_MARK" | grep -E 'refused' || true
     } >"$ART/refusals-now.txt"
     n=$(wc -l <"$ART/refusals-now.txt")
-    # (a patch refused as stale says so, and is tried again)
-    bad=$(grep -cvE 'error=|reason=|refused the patch as stale' "$ART/refusals-now.txt" || true)
-    [ "$bad" = 0 ] || fail "$SCENARIO: $bad refusals logged without a reason: $(grep -vE 'error=|reason=|refused the patch as stale' "$ART/refusals-now.txt" | head -3)"
+    # (a patch refused as stale, or reported applied and not held, says
+    # so, and is tried again)
+    local why='error=|reason=|refused the patch as stale|does not hold it'
+    bad=$(grep -cvE "$why" "$ART/refusals-now.txt" || true)
+    [ "$bad" = 0 ] || fail "$SCENARIO: $bad refusals logged without a reason: $(grep -vE "$why" "$ART/refusals-now.txt" | head -3)"
     sed "s/^/$SCENARIO: /" "$ART/refusals-now.txt" >>"$ART/refusals.txt"
     REFUSALS=$n
     both=$(awk '$2 > 0 && $3 > 0' "$ART/samples.txt" | wc -l)
@@ -195,6 +199,8 @@ after_scenario() {
     mixed=$(awk '$2 != $3' "$ART/copies.txt" | wc -l)
     [ "$mixed" = 0 ] || fail "$SCENARIO: $mixed samples saw a mixed copy at B"
 }
+# The reason of the first refusal logged in FILE.
+reason_of() { grep -m1 -o 'reason=.* error=' "$1" | sed 's/^reason=//; s/ error=$//'; }
 # result NAME INJECTED TIMES...: one line of the results table.
 result() {
     local name=$1 injected=$2
@@ -316,7 +322,7 @@ ok "ready"
 # ------------------------------------------------------------------ scenarios
 
 scenario_storm() {
-    begin "storm: local edits at B from two writers while changes arrive"
+    begin storm "local edits at B from two writers while changes arrive"
     local times=() round w1 w2 kept
     for round in $(seq 1 "$ROUNDS"); do
         writer() {
@@ -345,7 +351,7 @@ scenario_storm() {
 }
 
 scenario_kill_sub() {
-    begin "kill-sub: SIGKILL of B's subscriber during applies"
+    begin kill-sub "SIGKILL of B's subscriber during applies"
     local times=() t0
     KILLED=0
     for _ in $(seq 1 "$((3 * ROUNDS))"); do
@@ -363,7 +369,7 @@ scenario_kill_sub() {
 }
 
 scenario_kill_pub() {
-    begin "kill-pub: SIGKILL of A's publisher while B's stream is open"
+    begin kill-pub "SIGKILL of A's publisher while B's stream is open"
     local times=() t0 killer
     for _ in $(seq 1 "$((2 * ROUNDS))"); do
         t0=$(now)
@@ -381,7 +387,7 @@ scenario_kill_pub() {
 }
 
 scenario_partition() {
-    begin "partition: B's link down while A changes, then up"
+    begin partition "B's link down while A changes, then up"
     local times=()
     for _ in $(seq 1 "$ROUNDS"); do
         "$LAB" partition B
@@ -402,7 +408,7 @@ scenario_partition() {
 # B's to A delivered; for 12 s, longer than booth's expire (5 s), while A
 # makes a change every second.
 scenario_one_way() {
-    begin "one-way: packets from A to B dropped, B to A delivered, while A changes"
+    begin one-way "packets from A to B dropped, B to A delivered, while A changes"
     local times=() b t0
     b=$("$LAB" ip B)
     for _ in $(seq 1 "$((2 * ROUNDS))"); do
@@ -444,7 +450,7 @@ kill_at() {
 }
 
 scenario_kill_step() {
-    begin "kill-step: SIGKILL of B's subscriber at each step of an apply"
+    begin kill-step "SIGKILL of B's subscriber at each step of an apply"
     local times=() step t0 n=0
     rm -f "$GEO_BASE/state/B/run/fault-fired"
     for _ in $(seq 1 "$ROUNDS"); do
@@ -465,7 +471,7 @@ scenario_kill_step() {
 }
 
 scenario_kill_based() {
-    begin "kill-based: SIGKILL of B's CIB manager (pacemaker-based) during applies"
+    begin kill-based "SIGKILL of B's CIB manager (pacemaker-based) during applies"
     local times=() step t0 n=0 old
     for _ in $(seq 1 "$ROUNDS"); do
         for step in based-read based-patch; do
@@ -511,10 +517,10 @@ state_intact() {
 scenario_state() {
     local how=$1 times=() t0 mark text why
     if [ "$how" = full ]; then
-        begin "state-full: B's state directory full while changes arrive"
+        begin state-full "B's state directory full while changes arrive"
         why="No space left on device"
     else
-        begin "state-ro: B's state directory read-only while changes arrive"
+        begin state-ro "B's state directory read-only while changes arrive"
         why="Read-only file system"
     fi
     for _ in $(seq 1 "$ROUNDS"); do
@@ -584,7 +590,7 @@ skew_publisher() {
 faked() { at A grep -q faketime "/proc/$(daemon_pid A publisher)/maps"; }
 
 scenario_clock() {
-    begin "clock: A's publisher an hour ahead, then an hour behind"
+    begin clock "A's publisher an hour ahead, then an hour behind"
     local times=() t0 mark n=0
     for _ in $(seq 1 "$ROUNDS"); do
         # An hour ahead: certificates are valid for days; nothing changes.
@@ -614,7 +620,7 @@ scenario_clock() {
         times+=("$(elapsed "$t0")")
     done
     after_scenario
-    ok "an hour ahead: replication as usual; an hour behind: handshakes refused ($(head -1 "$ART/clock.txt" | grep -o 'reason=[^ ]*')), B kept its copy, converged once the clock was right"
+    ok "an hour ahead: replication as usual; an hour behind: handshakes refused ($(reason_of "$ART/clock.txt")), B kept its copy, converged once the clock was right"
     result clock "$n" "${times[@]}"
 }
 
@@ -638,7 +644,7 @@ install_cert_b() {
 reload_sub() { at B kill -HUP "$(daemon_pid B subscriber)"; }
 
 scenario_cert_expiry() {
-    begin "cert-expiry: B's client certificate expires while its stream is open"
+    begin cert-expiry "B's client certificate expires while its stream is open"
     local times=() t0 mark life=25 dir=$ART/short-cert good=$ART/good-cert end through
     mkdir -p "$good"
     at B cat /etc/cib-replicator/certs/site.pem >"$good/site.pem"
@@ -680,28 +686,29 @@ scenario_cert_expiry() {
         times+=("$(elapsed "$t0")")
     done
     after_scenario
-    ok "expired under an open stream: $through; a new connection refused ($(grep -m1 -o 'reason=[^ ]*' "$ART/cert-expiry.txt")); converged with a good certificate"
+    ok "expired under an open stream: $through; a new connection refused ($(reason_of "$ART/cert-expiry.txt")); converged with a good certificate"
     result cert-expiry "$ROUNDS" "${times[@]}"
 }
 
 # Booth's arbitrator lost: A and B are two of three, A keeps the ticket.
 scenario_arb_lost() {
-    begin "arb-lost: booth's arbitrator killed while A changes, then started again"
+    begin arb-lost "booth's arbitrator killed while A changes, then started again"
     local times=() t0
     for _ in $(seq 1 "$((2 * ROUNDS))"); do
         "$LAB" stop-booth arb
-        t0=$(now)
         for _ in $(seq 1 10); do
+            t0=$(now)
             change
             sleep 1
             granted B && fail "arb-lost: $TICKET granted at B"
         done
         granted A || fail "arb-lost: A lost $TICKET with the arbitrator down"
+        # From the last change made while the arbitrator was down.
         until_true "$CONVERGE" "B holds $LAST with the arbitrator down" param_is B app-ip ip "$LAST"
+        times+=("$(elapsed "$t0")")
         "$LAB" start-booth arb >/dev/null 2>&1 || fail "boothd at the arbitrator did not start again"
         change
         until_true "$CONVERGE" "B holds $LAST with the arbitrator back" param_is B app-ip ip "$LAST"
-        times+=("$(elapsed "$t0")")
         granted A || fail "arb-lost: A lost $TICKET when the arbitrator came back"
         whole_copy
     done
@@ -711,7 +718,7 @@ scenario_arb_lost() {
 }
 
 scenario_bad_wan() {
-    begin "bad-wan: 30 % loss, 200 ms +- 100 ms on B's link"
+    begin bad-wan "30 % loss, 200 ms +- 100 ms on B's link"
     ip -n "$GEO_NS-hub" link >/dev/null || fail "no hub namespace"
     if ip netns exec "$GEO_NS-hub" tc qdisc add dev h-B root netem loss 30% delay 200ms 100ms 2>"$ART/netem.err"; then
         local times=()
