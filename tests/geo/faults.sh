@@ -292,6 +292,15 @@ SHIM
 arm() { echo "$1" >"$GEO_BASE/state/B/run/fault-step"; }
 fired() { grep -q "^$1 " "$GEO_BASE/state/B/run/fault-fired" 2>/dev/null && [ ! -e "$GEO_BASE/state/B/run/fault-step" ]; }
 based_up() { at B cibadmin -Q -o crm_config >/dev/null 2>&1; }
+# B's cluster stack whole again: every subdaemon runs, the controller is
+# idle (DC of its partition).
+settled_b() {
+    local d
+    for d in pacemaker-based pacemaker-fenced pacemaker-execd pacemaker-attrd pacemaker-schedulerd pacemaker-controld; do
+        at B pidof "$d" >/dev/null || return 1
+    done
+    at B crmadmin -S node-b 2>/dev/null | grep -q S_IDLE
+}
 
 # ------------------------------------------------------------------ set-up
 
@@ -488,6 +497,13 @@ scenario_kill_based() {
             whole_copy
             at B crm_resource --wait --timeout 60s >/dev/null 2>&1 || fail "B: Pacemaker did not settle after pacemaker-based was killed"
             until_true 60 "B's subscriber running" rsc_running B subscriber
+            # A second kill while the subdaemons that lost their CIB
+            # connection are still starting again ends with pacemakerd
+            # shutting the site's cluster stack down for good (a "fatal
+            # failure" of the controller): Pacemaker's policy, a fault of
+            # its own. Wait until the site is whole and idle.
+            until_true 60 "B's cluster stack whole and idle" settled_b
+            sleep 2
         done
     done
     after_scenario
