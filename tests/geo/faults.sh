@@ -292,14 +292,21 @@ SHIM
 arm() { echo "$1" >"$GEO_BASE/state/B/run/fault-step"; }
 fired() { grep -q "^$1 " "$GEO_BASE/state/B/run/fault-fired" 2>/dev/null && [ ! -e "$GEO_BASE/state/B/run/fault-step" ]; }
 based_up() { at B cibadmin -Q -o crm_config >/dev/null 2>&1; }
-# B's cluster stack whole again: every subdaemon runs, the controller is
-# idle (DC of its partition).
-settled_b() {
-    local d
+# The pids of B's Pacemaker subdaemons, in one line (fails unless each runs).
+subdaemons_b() {
+    local d out=""
     for d in pacemaker-based pacemaker-fenced pacemaker-execd pacemaker-attrd pacemaker-schedulerd pacemaker-controld; do
-        at B pidof "$d" >/dev/null || return 1
+        out="$out $(at B pidof "$d")" || return 1
     done
-    at B crmadmin -S node-b 2>/dev/null | grep -q S_IDLE
+    echo "$out"
+}
+# B's cluster stack whole again and stable: every subdaemon runs under the
+# same pid 10 s apart and the controller is idle (DC of its partition).
+settled_b() {
+    local before
+    before=$(subdaemons_b) || return 1
+    sleep 10
+    [ "$(subdaemons_b)" = "$before" ] && at B crmadmin -S node-b 2>/dev/null | grep -q S_IDLE
 }
 
 # ------------------------------------------------------------------ set-up
@@ -498,12 +505,12 @@ scenario_kill_based() {
             at B crm_resource --wait --timeout 60s >/dev/null 2>&1 || fail "B: Pacemaker did not settle after pacemaker-based was killed"
             until_true 60 "B's subscriber running" rsc_running B subscriber
             # A second kill while the subdaemons that lost their CIB
-            # connection are still starting again ends with pacemakerd
+            # connection are still starting again can end with pacemakerd
             # shutting the site's cluster stack down for good (a "fatal
-            # failure" of the controller): Pacemaker's policy, a fault of
-            # its own. Wait until the site is whole and idle.
-            until_true 60 "B's cluster stack whole and idle" settled_b
-            sleep 2
+            # failure" of the controller, or subdaemons unresponsive and
+            # killed): Pacemaker's policy, a fault of its own. Wait until
+            # the site is whole, idle and stable.
+            until_true 90 "B's cluster stack whole, idle and stable" settled_b
         done
     done
     after_scenario
