@@ -47,8 +47,6 @@
 # agents' monitors every 3 s (the examples: 10 s).
 set -euo pipefail
 
-set -euo pipefail
-
 ROUNDS=${1:-1}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -292,6 +290,15 @@ SHIM
 arm() { echo "$1" >"$GEO_BASE/state/B/run/fault-step"; }
 fired() { grep -q "^$1 " "$GEO_BASE/state/B/run/fault-fired" 2>/dev/null && [ ! -e "$GEO_BASE/state/B/run/fault-step" ]; }
 based_up() { at B cibadmin -Q -o crm_config >/dev/null 2>&1; }
+# The pid of B's CIB manager (the child of pacemakerd: the CIB manager forks
+# a child of the same name to write the CIB to disk).
+# shellcheck disable=SC2016 # expanded inside B
+based_pid() { at B sh -c 'pgrep -x -P "$(pidof pacemakerd)" pacemaker-based'; }
+# based_new OLDPID: another CIB manager runs at B, and answers.
+based_new() {
+    local p
+    p=$(based_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && based_up
+}
 # The pids of B's Pacemaker subdaemons, in one line (fails unless each
 # runs). Not pacemaker-fenced: after it lost the CIB manager, pacemakerd may
 # leave it down "until cluster returns" (the lab has no fencing).
@@ -493,14 +500,13 @@ scenario_kill_based() {
     local times=() step t0 n=0 old
     for _ in $(seq 1 "$ROUNDS"); do
         for step in based-read based-patch; do
-            old=$(at B pidof pacemaker-based) || fail "no pacemaker-based at B"
+            old=$(based_pid) || fail "no pacemaker-based at B"
             t0=$(now)
             arm "$step"
             change
             until_true 30 "the $step shim firing" fired "$step"
             n=$((n + 1))
-            until_true 60 "pacemaker-based running again at B" sh -c "p=\$('$LAB' exec B pidof pacemaker-based) && [ \"\$p\" != '$old' ]"
-            until_true 60 "B's CIB answering" based_up
+            until_true 60 "pacemaker-based running again at B (it was pid $old)" based_new "$old"
             until_true "$CONVERGE" "B holds $LAST after pacemaker-based was killed ($step)" param_is B app-ip ip "$LAST"
             times+=("$(elapsed "$t0")")
             whole_copy
