@@ -16,8 +16,9 @@
 #                reading the CIB, after the transform (xsltproc), after
 #                crm_verify, during cibadmin --patch (shims of those tools
 #                in B's /usr/sbin fire once when armed)
-#   kill-based   SIGKILL of B's CIB manager (pacemaker-based) right after
-#                the subscriber read the CIB, and during its cibadmin --patch
+#   kill-based   SIGKILL of B's CIB manager (pacemaker-based), once per
+#                round: right after the subscriber read the CIB (odd
+#                rounds), during its cibadmin --patch (even rounds)
 #   state-full   B's state directory a full tmpfs while changes arrive,
 #                then room made
 #   state-ro     B's state directory read-only while changes arrive, then
