@@ -350,7 +350,12 @@ fn alert_meaning(alert: AlertDescription) -> &'static str {
     match alert {
         AlertDescription::UnknownCA => "it does not trust the CA of this end's certificate",
         AlertDescription::DecryptError => "a signature did not verify (this end's certificate is not signed by a CA it trusts?)",
-        AlertDescription::CertificateExpired => "this end's certificate has expired",
+        // TLS has no alert for "not valid yet": rustls sends this one for
+        // both, so a peer whose clock lags says "expired" of a new
+        // certificate.
+        AlertDescription::CertificateExpired => {
+            "this end's certificate has expired, or is not valid yet by the peer's clock (check its dates and both sites' clocks)"
+        }
         AlertDescription::CertificateRequired => "it requires a certificate and none was presented",
         AlertDescription::BadCertificate | AlertDescription::UnsupportedCertificate | AlertDescription::CertificateUnknown => {
             "it does not accept this end's certificate"
@@ -451,6 +456,7 @@ mod tests {
         let found = TlsFailure::find(&alert).unwrap();
         assert_eq!(found, TlsFailure::RefusedByPeer(AlertDescription::CertificateExpired));
         assert!(found.to_string().contains("this end's certificate has expired"), "{found}");
+        assert!(found.to_string().contains("not valid yet by the peer's clock"), "{found}");
         let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(TlsFailure::find(&plain), None);
         assert_eq!(

@@ -141,6 +141,8 @@ pub fn replicate_now_from(
     // The version the last refused patch was computed from, and why it was
     // refused.
     let mut refused: Option<(String, cib_tools::Error)> = None;
+    // Whether the last patch was reported applied but is not in the CIB.
+    let mut not_held = false;
     for attempt in 1..=ATTEMPTS {
         let (text, mut local) = match first.take() {
             Some(read) => read,
@@ -199,6 +201,23 @@ pub fn replicate_now_from(
         }
         match outcome {
             Ok(()) => {
+                // `cibadmin --patch` can exit 0 although the patch was not
+                // applied: a CIB manager just restarted (Pacemaker 2.1.5)
+                // finds the patch's source version newer than its own,
+                // logs "Application of update diff failed, requesting full
+                // refresh" and answers OK. Applied means the CIB holds it:
+                // the ownership record the same patch wrote says so; when
+                // it does not, the patch did not take and is computed again.
+                if !holds_record(cib, &p.cib, &scope.ticket)? {
+                    not_held = true;
+                    if attempt < ATTEMPTS {
+                        on_retry(&format!(
+                            "cibadmin reported the patch applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                        ));
+                        continue;
+                    }
+                    break;
+                }
                 tracing::debug!(
                     verify_ms = ms(verified - started),
                     patch_ms = ms(patched - verified),
@@ -214,9 +233,16 @@ pub fn replicate_now_from(
             Err(e @ cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
                 on_retry(&format!("cibadmin refused the patch as stale (attempt {attempt}/{ATTEMPTS}); reading the CIB again"));
                 refused = Some((cib::version(&local), e));
+                not_held = false;
             }
             Err(e) => return Err(e).context("applying the patch"),
         }
+    }
+    if not_held {
+        bail!(
+            "cibadmin reported the patch applied, but the CIB does not hold it, {ATTEMPTS} times \
+             (the CIB manager restarting?); the copy was not applied"
+        );
     }
     bail!("the CIB kept changing during {ATTEMPTS} attempts; nothing was applied")
 }
@@ -290,6 +316,33 @@ fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &s
         Some(patch) => Ok(patch),
         None => bail!("internal error: the merge changed nothing crm_diff can see"),
     }
+}
+
+/// Whether the CIB holds the ownership record of `ticket` as `merged` has
+/// it: the patch that applies a copy writes the record too (the digest
+/// of what it applied among its values), so one small query tells whether
+/// the patch took, whatever the CIB's size.
+fn holds_record(cib: &Cib, merged: &Element, ticket: &str) -> anyhow::Result<bool> {
+    let id = merge::record_id(ticket);
+    let Some(want) = merged.find_id(&id) else {
+        // Nothing owned any more: no record to look for.
+        return Ok(true);
+    };
+    let Some(text) = cib.query_xpath(&format!("//cluster_property_set[@id='{id}']")).context("reading the ownership record")? else {
+        return Ok(false);
+    };
+    let got = xml::parse(&text).context("parsing the ownership record")?;
+    let values = |e: &Element| -> Vec<(String, String)> {
+        let mut v: Vec<_> = e
+            .children
+            .iter()
+            .filter(|c| c.name == "nvpair")
+            .map(|c| (c.attr("name").unwrap_or_default().to_owned(), c.attr("value").unwrap_or_default().to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    Ok(values(&got) == values(want))
 }
 
 /// The patch from `local` to `merged` for the CIB as it is now, when only

@@ -88,6 +88,8 @@ stop_sampler() {
 }
 
 sampler_pid=""
+# Further background helpers of the caller, stopped by `finish` too.
+bg_pids=""
 start_sampler() {
     (
         while :; do
@@ -101,6 +103,7 @@ start_sampler() {
 finish() {
     local rc=$?
     [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
+    for p in $bg_pids; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     "$LAB" down >/dev/null 2>&1 || true
     if [ "$rc" -ne 0 ]; then
@@ -113,3 +116,34 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+
+# Site configuration for a lab whose first three octets are not the
+# examples' (GEO_SUBNET): examples/geo's booth.conf and site-a, site-b with
+# 10.213.0.x replaced, in DIR; exports GEO_BOOTH_CONF, GEO_ETC_A, GEO_ETC_B.
+lab_config() {
+    local dir=$1 subnet=${GEO_SUBNET:-10.213.0} repo
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp -r "$repo/examples/geo/site-a" "$repo/examples/geo/site-b" "$dir/"
+    cp "$repo/examples/geo/booth.conf" "$dir/booth.conf"
+    find "$dir" -type f -exec sed -i "s/10\.213\.0\./$subnet./g" {} +
+    export GEO_BOOTH_CONF=$dir/booth.conf GEO_ETC_A=$dir/site-a GEO_ETC_B=$dir/site-b
+}
+
+# A daemon's log at SITE (the agents' default: no logfile, no journal in
+# the lab), seen from the host.
+daemon_log() { printf '%s\n' "$GEO_BASE/state/$1/run/resource-agents/cib-replicator-$2.out"; }
+# Number of lines of a daemon's log so far (0 when it has none yet).
+log_lines() {
+    local f
+    f=$(daemon_log "$1" "$2")
+    if [ -r "$f" ]; then wc -l <"$f"; else echo 0; fi
+}
+# log_since SITE DAEMON LINE: the daemon's log after line LINE.
+log_since() {
+    local f
+    f=$(daemon_log "$1" "$2")
+    [ -r "$f" ] && tail -n "+$(($3 + 1))" "$f"
+    return 0
+}

@@ -24,6 +24,8 @@
 #   lab.sh start-site SITE    boot a killed site again: empty /run, its CIB
 #                             and files persist
 #   lab.sh partition SITE | heal SITE    cut / restore SITE's link
+#   lab.sh stop-booth SITE | start-booth SITE    SIGKILL / start SITE's
+#                             boothd alone (the rest of the site runs on)
 #   lab.sh status             crm_mon and booth list at every site
 #   lab.sh ip SITE            the site's address
 #   lab.sh sites              the sites (arbitrators not included)
@@ -551,10 +553,15 @@ case "${1:-}" in
     replicator) cmd_replicator ;;
     kill-site) check_site "$2"; kill_site "$2" ;;
     start-site) check_site "$2"; cmd_start_site "$2" ;;
+    stop-booth)
+        check_site "$2"
+        if p=$(sx_pid "$2" boothd); then sx "$2" kill -KILL "$p"; fi
+        ;;
+    start-booth) check_site "$2"; start_booth "$2" ;;
     partition) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" down ;;
     heal) check_site "$2"; ip -n "$NSP-hub" link set "h-$2" up ;;
     status) cmd_status ;;
     ip) check_site "$2"; echo "${IP[$2]}" ;;
     sites) echo "$SITES" ;;
-    *) sed -n '3,29p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,31p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -44,6 +44,9 @@ pub const INCOMPLETE_WAIT: Duration = Duration::from_secs(2);
 /// configuration").
 pub const CRM_EX_OLD: i32 = 103;
 
+/// `cibadmin` exit code `CRM_EX_NOSUCH`: no element matched the query.
+pub const CRM_EX_NOSUCH: i32 = 105;
+
 /// Which CIB the `cibadmin` commands of a [`Cib`] talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
@@ -211,6 +214,23 @@ impl Cib {
         cmd.args(["--query", "--xpath", "/cib", "--no-children"]);
         let output = process::run_checked(&mut cmd, None, self.timeout)?;
         into_string(&cmd, output.stdout)
+    }
+
+    /// The elements matching `xpath` (`cibadmin --query --xpath`), `None`
+    /// when nothing matches (exit code 105).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cib::query`].
+    pub fn query_xpath(&self, xpath: &str) -> Result<Option<String>> {
+        let mut cmd = self.command("cibadmin");
+        cmd.args(["--query", "--xpath", xpath]);
+        let output = process::run(&mut cmd, None, self.timeout)?;
+        match output.status.code() {
+            Some(0) => into_string(&cmd, output.stdout).map(Some),
+            Some(CRM_EX_NOSUCH) => Ok(None),
+            _ => Err(process::failed(&cmd, &output)),
+        }
     }
 
     /// Applies a versioned patch produced by [`diff`]

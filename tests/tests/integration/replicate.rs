@@ -524,6 +524,43 @@ fn a_status_change_between_read_and_patch_is_rebased_not_planned_again() {
 }
 
 #[test]
+fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() {
+    // A CIB manager just restarted (found by tests/geo/faults.sh, kill-based)
+    // answers `cibadmin --patch` with success although it did not apply
+    // the patch. Here a cibadmin first on PATH does that for every
+    // --patch; everything else goes to the real one.
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_a, scope, b) = two_sites();
+    let shim = b.path("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let fake = shim.join("cibadmin");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --patch ] && exit 0; done\nexec '{}' \"$@\"\n",
+            crate::support::tool("cibadmin").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(std::iter::once(shim.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
+    let before = b.bytes();
+    let mut cmd = b.command(crate::support::bin("cib-subscriber"));
+    cmd.env("PATH", &path).args(replicate_kept(&b, &scope, &site_b_rules()));
+    let r = crate::support::run(cmd);
+    r.expect_code(2).expect_stderr(&["cibadmin reported the patch applied, but the CIB does not hold it"]);
+    assert!(b.bytes() == before, "the CIB changed");
+    assert!(b.element("web").is_none());
+    // Nothing recorded as applied: the status is not "in step".
+    let status = b.subscriber(status_kept(&b));
+    assert_ne!(status.code, 0, "status says in step:\n{}", status.stdout);
+    // With the real cibadmin, the copy is applied.
+    b.subscriber(replicate_kept(&b, &scope, &site_b_rules())).expect_ok();
+    assert!(b.element("web").is_some());
+    b.subscriber(status_kept(&b)).expect_ok();
+}
+
+#[test]
 fn a_replicated_resource_keeps_every_ticket_that_binds_it() {
     // At A, `web` also depends on ticket `t2` through a set that names a
     // local resource too. The scope of `geo` carries that rsc_ticket
