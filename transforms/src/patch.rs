@@ -193,6 +193,16 @@ enum Change<'a> {
     Move { path: String, position: usize },
 }
 
+/// Most children created in place under one parent; past this, the parent
+/// is replaced whole (one `delete` and one `create` of its new subtree).
+/// Pacemaker 2.1.5's CIB manager applies a patch's creates one by one, in
+/// time growing with the square of their number: the 2,300 creates of a
+/// first replication of 2,500 primitives kept it busy for more than 30 s
+/// on the live lab, until `pacemakerd` found it unresponsive and killed it.
+/// One create of the whole section is applied in about the time of a
+/// `cibadmin --replace` of it, in the same version-checked patch.
+pub const MAX_CREATES_IN_PLACE: usize = 64;
+
 /// An element whose change cannot be expressed in place: its parent must
 /// replace it whole (why).
 struct Replace(String);
@@ -319,6 +329,10 @@ impl<'a> Planner<'a> {
             // The text nodes count in positions, and where they stand among
             // the children is not known.
             return Err(Replace(format!("{path} holds text and its children are reordered")));
+        }
+        let created = news.len() - new_kept.iter().filter(|&&k| k).count();
+        if created > MAX_CREATES_IN_PLACE {
+            return Err(Replace(format!("{path} gets {created} new children")));
         }
         Ok(())
     }
@@ -936,6 +950,31 @@ mod tests {
         });
         let xml = patch_of(&new);
         assert_eq!(ops(&xml)[1..], [op("create", &format!("{RES}/primitive[@id='p2']"), Some(0))]);
+    }
+
+    #[test]
+    fn many_new_children_replace_their_parent_in_one_create() {
+        // At most MAX_CREATES_IN_PLACE creates under one parent...
+        let few = edited(|c| {
+            for i in 0..MAX_CREATES_IN_PLACE {
+                resources(c).children.push(dummy(&format!("few-{i}")));
+            }
+        });
+        let xml = patch_of(&few);
+        assert_eq!(ops(&xml).iter().filter(|o| o.0 == "create").count(), MAX_CREATES_IN_PLACE);
+        // ... one more, and the section is deleted and created whole; the
+        // model applies it to exactly the new CIB (patch_of checks).
+        let many = edited(|c| {
+            for i in 0..=MAX_CREATES_IN_PLACE {
+                resources(c).children.push(dummy(&format!("many-{i}")));
+            }
+        });
+        let xml = patch_of(&many);
+        let ops = ops(&xml);
+        assert!(ops.contains(&op("delete", RES, None)), "{ops:?}");
+        let creates: Vec<_> = ops.iter().filter(|o| o.0 == "create").collect();
+        assert_eq!(creates.len(), 1, "{ops:?}");
+        assert_eq!(creates[0].1, "/cib/configuration");
     }
 
     #[test]

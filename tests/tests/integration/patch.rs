@@ -596,6 +596,35 @@ fn generated(cib: &mut Element) {
     }
 }
 
+/// A first replication creates hundreds of elements in one section: the
+/// patch replaces the section whole (`MAX_CREATES_IN_PLACE`), and
+/// `cibadmin` applies it to exactly the intended CIB, keeping the local
+/// elements the section held.
+#[test]
+fn a_section_with_many_new_elements_is_replaced_whole_and_applies_exactly() {
+    let site = Site::empty();
+    let (_, old) = read(&site);
+    let mut new = old.clone();
+    let resources = config(&mut new).child_or_insert("resources");
+    resources.children.push(dummy("local-before"));
+    let new = bumped(&old, new);
+    assert_eq!(apply(&site, &new), Ok(Route::Native));
+
+    let (text, old) = read(&site);
+    let mut new = old.clone();
+    let resources = config(&mut new).child_or_insert("resources");
+    for i in 0..300 {
+        resources.children.push(full_primitive(&format!("many-{i}")));
+    }
+    let new = bumped(&old, new);
+    let Patch::Xml(patch) = versioned_patch(&text, &old, &new) else { panic!("no native patch") };
+    let creates = patch.matches(r#"operation="create""#).count();
+    assert_eq!(creates, 1, "the section was not replaced whole:\n{}", &patch[..patch.len().min(2000)]);
+    assert_eq!(apply(&site, &new), Ok(Route::Native));
+    let (_, after) = read(&site);
+    assert!(after.find_id("local-before").is_some() && after.find_id("many-299").is_some());
+}
+
 #[test]
 fn random_edit_sequences_apply_exactly() {
     let site = Site::empty();
