@@ -93,7 +93,8 @@ granted_a() { at A crm_ticket -t "$TICKET" -G granted 2>/dev/null | grep -qx tru
 rsc_stopped() { ! at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
 rsc_started() { at "$1" crm_mon -1 --output-as=xml 2>/dev/null | grep -qE "<resource id=\"$2\"[^>]* active=\"true\""; }
 applied_changed() { [ "$(applied_b)" != "$1" ]; }
-applied_any() { [ -n "$(applied_b)" ]; }
+applied_digest_b() { state_b | sed -n '/^\[applied\]/,/^\[/p' | grep -m1 '^digest' | cut -d'"' -f2 || true; }
+applied_is() { [ "$(applied_digest_b)" = "$1" ]; }
 # Appends the children of SECTION in the generated FILE to SECTION of the
 # CIB on stdin; prints the new section.
 merge_section() {
@@ -151,10 +152,14 @@ for n in $sizes; do
     put "n$n.cib_b_before_bytes" "$(wc -c <"$out/cib-b-before-$n.xml")"
     put "n$n.crm_config_b_before_bytes" "$(at B cibadmin -Q -o crm_config | wc -c)"
 
-    # 2. First full replication.
+    # 2. First full replication: until B applied what A publishes now.
+    # (awk reads all of it: an early exit would fail the pipeline.)
+    want=$(at A cib-publisher scope --ticket "$TICKET" |
+        awk '!d && match($0, /replicator-digest="[^"]*"/) { d = substr($0, RSTART + 19, RLENGTH - 20) } END { print d }')
+    [ -n "$want" ] || { echo "live.sh: no digest of A's scope" >&2; exit 1; }
     t0=$(now)
     at B crm_resource -r subscriber -m -p target-role -v Started >/dev/null
-    wait_for 900 "the first replication at B" applied_any
+    wait_for 900 "the first replication at B" applied_is "$want"
     put "n$n.first_replication_ms" "$(ms "$t0" "$(now)")"
 
     # 3. Sizes, scheduler, crm_verify.
