@@ -20,6 +20,8 @@
 #      resources section.
 #
 #   bench/live.sh [--sizes "250 2500 10000"] [--changes N] [--out DIR]
+#                 [--no-scheduler]   (skip 3.'s crm_simulate runs: time
+#                 them later on the CIBs kept in DIR)
 #
 # Results: DIR/results.txt (default target/bench-live), one `key value`
 # line per figure and size. Needs root, the release binaries
@@ -35,13 +37,15 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 sizes="250 2500 10000"
 changes=20
+scheduler=true
 out="$root/target/bench-live"
 while (($#)); do
     case "$1" in
         --sizes) sizes=$2; shift 2 ;;
         --changes) changes=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --no-scheduler) scheduler=false; shift ;;
+        -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "live.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -154,7 +158,7 @@ for n in $sizes; do
 
     # 2. First full replication: until B applied what A publishes now.
     # (awk reads all of it: an early exit would fail the pipeline.)
-    want=$(at A cib-publisher scope --ticket "$TICKET" |
+    want=$(at A cib-publisher scope --ticket "$TICKET" 2>/dev/null |
         awk '!d && match($0, /replicator-digest="[^"]*"/) { d = substr($0, RSTART + 19, RLENGTH - 20) } END { print d }')
     [ -n "$want" ] || { echo "live.sh: no digest of A's scope" >&2; exit 1; }
     t0=$(now)
@@ -166,9 +170,11 @@ for n in $sizes; do
     at B cibadmin -Q >"$out/cib-b-after-$n.xml"
     put "n$n.cib_b_after_bytes" "$(wc -c <"$out/cib-b-after-$n.xml")"
     put "n$n.crm_config_b_after_bytes" "$(at B cibadmin -Q -o crm_config | wc -c)"
-    put "n$n.scheduler_a_ms" "$(scheduler_ms "$out/cib-a-$n.xml")"
-    put "n$n.scheduler_b_with_replica_ms" "$(scheduler_ms "$out/cib-b-after-$n.xml")"
-    put "n$n.scheduler_b_without_ms" "$(scheduler_ms "$out/cib-b-before-$n.xml")"
+    if $scheduler; then
+        put "n$n.scheduler_a_ms" "$(scheduler_ms "$out/cib-a-$n.xml")"
+        put "n$n.scheduler_b_with_replica_ms" "$(scheduler_ms "$out/cib-b-after-$n.xml")"
+        put "n$n.scheduler_b_without_ms" "$(scheduler_ms "$out/cib-b-before-$n.xml")"
+    fi
     put "n$n.crm_verify_b_ms" "$(for _ in 1 2 3 4 5; do timed at B crm_verify -L; done | median)"
 
     # 4. Change at A -> applied at B.
