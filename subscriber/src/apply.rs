@@ -158,15 +158,10 @@ pub fn replicate_now_from(
                 ));
             }
         }
-        let mut p = merge::plan_with(&local, scope, opts, applied)?;
-        p.refuse_conflicts()?;
-        if !p.changed {
-            return Ok(Applied {
-                changed: false,
-                report: p.report,
-                already: Vec::new(),
-            });
-        }
+        let mut p = match plan(&local, scope, opts, applied)? {
+            Ok(p) => p,
+            Err(unchanged) => return Ok(unchanged),
+        };
         if patch::has_processing_instruction(&text) {
             // cibadmin 2.1 crashes (SIGSEGV) on any write to such a CIB.
             bail!(
@@ -254,15 +249,10 @@ pub fn replicate_now_from(
 /// `changed` says whether applying would change the CIB.
 pub fn check_apply(local: &(String, Element), scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<Applied> {
     let (text, local) = local;
-    let p = merge::plan_with(local, scope, opts, applied)?;
-    p.refuse_conflicts()?;
-    if !p.changed {
-        return Ok(Applied {
-            changed: false,
-            report: p.report,
-            already: Vec::new(),
-        });
-    }
+    let p = match plan(local, scope, opts, applied)? {
+        Ok(p) => p,
+        Err(unchanged) => return Ok(unchanged),
+    };
     let already = verify_merge(text, &p.cib.to_xml(), scope)?;
     Ok(Applied {
         changed: true,
@@ -315,6 +305,22 @@ fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &s
     match cib_tools::cib::diff(text, merged_xml).context("computing the patch")? {
         Some(patch) => Ok(patch),
         None => bail!("internal error: the merge changed nothing crm_diff can see"),
+    }
+}
+
+/// The merge of `scope` into `local`, its conflicts refused; or, when it
+/// would change nothing, the outcome that says so.
+fn plan(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<Result<Plan, Applied>> {
+    let p = merge::plan_with(local, scope, opts, applied)?;
+    p.refuse_conflicts()?;
+    if p.changed {
+        Ok(Ok(p))
+    } else {
+        Ok(Err(Applied {
+            changed: false,
+            report: p.report,
+            already: Vec::new(),
+        }))
     }
 }
 

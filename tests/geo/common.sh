@@ -20,6 +20,16 @@ at() {
     "$LAB" exec "$site" "$@"
 }
 
+# Root, and the binaries the lab installs: a .deb (GEO_DEB) or GEO_BIN's
+# (default the debug build of the tree, REPO set by the caller).
+require_root_and_binaries() {
+    local b
+    [ "$(id -u)" = 0 ] || fail "must run as root"
+    for b in cib-publisher cib-subscriber; do
+        [ -n "${GEO_DEB:-}" ] || [ -x "${GEO_BIN:-$REPO/target/debug}/$b" ] || fail "no $b: run cargo build --workspace --bins first"
+    done
+}
+
 # until_true SECONDS WHAT CMD...: poll, and fail the test on timeout.
 until_true() {
     local limit=$1 what=$2

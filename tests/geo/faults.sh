@@ -65,7 +65,7 @@ rm -f "$ART/timings.txt" "$ART/samples.txt" "$ART/results.txt" "$ART/copies.txt"
 # shellcheck source=tests/geo/common.sh
 . "$HERE/common.sh"
 
-[ "$(id -u)" = 0 ] || fail "must run as root"
+require_root_and_binaries
 for f in $FAULTS; do
     case " $ALL_FAULTS " in *" $f "*) ;; *) fail "GEO_FAULTS: unknown scenario '$f' (known: $ALL_FAULTS)" ;; esac
 done

@@ -54,10 +54,7 @@ rm -f "$ART/timings.txt" "$ART/samples.txt"
 # shellcheck source=tests/geo/common.sh
 . "$HERE/common.sh"
 
-[ "$(id -u)" = 0 ] || fail "must run as root"
-for b in cib-publisher cib-subscriber; do
-    [ -n "${GEO_DEB:-}" ] || [ -x "${GEO_BIN:-$REPO/target/debug}/$b" ] || fail "no $b: run cargo build --workspace --bins first"
-done
+require_root_and_binaries
 
 # The example's files, for this run's subnet.
 FILES=$ART/files
