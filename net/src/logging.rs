@@ -51,6 +51,31 @@ impl LogTarget {
     }
 }
 
+/// The daemons' logging options (`--log`, `--log-level-file`), shared by
+/// `cib-publisher serve` and `cib-subscriber run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Where the log goes: stderr, or the system log — the systemd journal
+    /// (identifier the daemon's name, field OCF_RESOURCE from
+    /// $OCF_RESOURCE_INSTANCE), else syslog (/dev/log), else stderr. The
+    /// level is RUST_LOG's (default info) unless --log-level-file is given.
+    #[arg(long, value_name = "TARGET", value_parser = ["stderr", "journal"], default_value = "stderr")]
+    pub log: String,
+    /// Read the log filter from FILE (one line, as RUST_LOG: `debug`,
+    /// `info,cib_subscriber=debug`) at start and again at each SIGHUP;
+    /// RUST_LOG applies when FILE cannot be read. The OCF agents write their
+    /// `log_level` parameter there, which makes that parameter reloadable.
+    #[arg(long, value_name = "FILE")]
+    pub log_level_file: Option<PathBuf>,
+}
+
+impl LogArgs {
+    /// Starts logging as these options say ([`init_logging`]).
+    pub fn init(&self, identifier: &str) -> LogLevel {
+        init_logging(LogTarget::from_name(&self.log), identifier, self.log_level_file.as_deref())
+    }
+}
+
 /// The daemon's log filter, which a SIGHUP may change: the OCF agents write
 /// their `log_level` parameter into a file (`--log-level-file`) and send
 /// SIGHUP on `reload-agent`, so a new level needs no restart.

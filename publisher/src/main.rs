@@ -104,7 +104,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             recheck_seconds,
             check,
             log,
-            log_level_file,
         } => {
             let overrides = Overrides {
                 listen,
@@ -120,11 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("cib-publisher: {} is valid", config.display());
                 return Ok(0);
             }
-            let log = cib_net::logging::init_logging(
-                cib_net::logging::LogTarget::from_name(&log),
-                "cib-publisher",
-                log_level_file.as_deref(),
-            );
+            let log = log.init("cib-publisher");
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
                 .block_on(serve(cfg, tls, (config, overrides), log))?;

@@ -210,17 +210,9 @@ pub enum Command {
         /// Check the configuration, rule and TLS files, then exit.
         #[arg(long)]
         check: bool,
-        /// Where the log goes: stderr, or the systemd journal (identifier
-        /// cib-subscriber, field OCF_RESOURCE from $OCF_RESOURCE_INSTANCE; stderr
-        /// when there is no journal). The level is RUST_LOG's (default info).
-        #[arg(long, value_name = "TARGET", value_parser = ["stderr", "journal"], default_value = "stderr")]
-        log: String,
-        /// Read the log filter from FILE (one line, as RUST_LOG: `debug`,
-        /// `info,cib_subscriber=debug`) at start and again at each SIGHUP; RUST_LOG
-        /// applies when FILE cannot be read. The OCF agent writes its
-        /// `log_level` parameter there, which makes that parameter reloadable.
-        #[arg(long, value_name = "FILE")]
-        log_level_file: Option<PathBuf>,
+        /// Logging.
+        #[command(flatten)]
+        log: cib_net::logging::LogArgs,
     },
 }
 

@@ -194,7 +194,6 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             cib_file,
             check,
             log,
-            log_level_file,
         } => {
             let overrides = Overrides {
                 site,
@@ -209,11 +208,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
                 println!("cib-subscriber: {} is valid", config.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let log = cib_net::logging::init_logging(
-                cib_net::logging::LogTarget::from_name(&log),
-                "cib-subscriber",
-                log_level_file.as_deref(),
-            );
+            let log = log.init("cib-subscriber");
             let shutdown = CancellationToken::new();
             let trigger = Arc::new(tokio::sync::Notify::new());
             let reload = Reload::new(config, overrides, Arc::clone(&trigger));
