@@ -22,6 +22,14 @@
 #   bench/live.sh [--sizes "250 2500 10000"] [--changes N] [--out DIR]
 #                 [--no-scheduler]   (skip 3.'s crm_simulate runs: time
 #                 them later on the CIBs kept in DIR)
+#                 [--debug]          (the daemons log at debug level: the
+#                 stages of every publication and apply, in DIR/logs-N)
+#
+# Booth runs with its own default `expire` (600 s, renewed every 300 s),
+# as production sites do (GEO_EXPIRE overrides it): the lab's 5 s, made
+# for failover tests, has booth rewrite the sites' ticket state every
+# second or so, and on a CIB of megabytes each rewrite keeps the CIB
+# manager busy.
 #
 # Results: DIR/results.txt (default target/bench-live), one `key value`
 # line per figure and size. Needs root, the release binaries
@@ -38,6 +46,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 sizes="250 2500 10000"
 changes=20
 scheduler=true
+log_level=info
 out="$root/target/bench-live"
 while (($#)); do
     case "$1" in
@@ -45,13 +54,15 @@ while (($#)); do
         --changes) changes=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --no-scheduler) scheduler=false; shift ;;
-        -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --debug) log_level=debug; shift ;;
+        -h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "live.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "live.sh: needs root (the lab's namespaces)" >&2; exit 2; }
 
 export GEO_NS=${GEO_NS:-crbench} GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-bench}
+export GEO_EXPIRE=${GEO_EXPIRE:-600}
 export GEO_BIN=${GEO_BIN:-$root/target/release}
 # Big CIBs need bigger IPC messages than Pacemaker's default (128 KiB,
 # compressed), for the sites' daemons (through the lab) and every client.
@@ -139,6 +150,8 @@ for n in $sizes; do
     at A crm_attribute -t rsc_defaults -n target-role -v Stopped >/dev/null
     at A crm_resource -r publisher -m -p target-role -v Started >/dev/null
     at A crm_resource -r subscriber -m -p target-role -v Started >/dev/null
+    at A crm_resource -r publisher -p log_level -v "$log_level" >/dev/null
+    at B crm_resource -r subscriber -p log_level -v "$log_level" >/dev/null
     at B crm_resource -r subscriber -m -p target-role -v Stopped >/dev/null
     wait_for 60 "B's subscriber stopped" rsc_stopped B subscriber
     at A booth grant "$TICKET" >/dev/null 2>&1 || true

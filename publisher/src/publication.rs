@@ -149,11 +149,19 @@ pub struct CibParseError(#[from] cib_transforms::Error);
 /// [`CibParseError`] when the text is not a CIB; a ticket whose scope cannot
 /// be computed is a [`TicketView::Failed`], not an error.
 pub fn views(cib_text: &str, tickets: &[String], metrics: &Metrics) -> Result<Vec<(String, TicketView)>, CibParseError> {
-    let cib = xml::parse(cib_text)?;
-    cib::configuration(&cib)?;
+    views_of(&xml::parse(cib_text)?, tickets, metrics)
+}
+
+/// [`views`] of a parsed CIB.
+///
+/// # Errors
+///
+/// [`CibParseError`] when the CIB has no configuration.
+pub fn views_of(cib: &Element, tickets: &[String], metrics: &Metrics) -> Result<Vec<(String, TicketView)>, CibParseError> {
+    cib::configuration(cib)?;
     Ok(tickets
         .iter()
-        .map(|t| (t.clone(), view_of(&cib, t, metrics)))
+        .map(|t| (t.clone(), view_of(cib, t, metrics)))
         .collect())
 }
 

@@ -11,7 +11,13 @@
 //! read. A periodic re-check (`recheck_seconds`) catches
 //! what no file event announces — on a live cluster the ticket grants live
 //! in the status section, which Pacemaker keeps in memory and does not write
-//! to `cib.xml` — and covers a watch that could not be set up.
+//! to `cib.xml` — and covers a watch that could not be set up, or one that
+//! lags: on a big CIB Pacemaker writes `cib.xml` seconds after the change.
+//! The re-check asks for the CIB's version and its ticket states only
+//! ([`Fingerprint`]: two `cibadmin --query --xpath` of a few hundred bytes)
+//! and reads the CIB whole only when they changed, so that it can run every
+//! second or two on a site of thousands of resources without keeping
+//! Pacemaker's CIB manager busy.
 //!
 //! Each refresh reads the CIB (`Cib::read` of `cib-tools`: the file itself
 //! in `CIB_file` mode, `cibadmin --query` on a live cluster) and runs the
@@ -36,10 +42,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use cib_tools::cib::Cib;
+use cib_transforms::canonical;
+use cib_transforms::xml::{self, Element};
 
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::publication::{views, Channels, TicketView};
+use crate::publication::{views_of, Channels, TicketView};
 
 /// The CIB file a live cluster writes on every configuration change.
 pub const LIVE_CIB_FILE: &str = "/var/lib/pacemaker/cib/cib.xml";
@@ -108,6 +116,52 @@ pub struct Watcher {
     metrics: Arc<Metrics>,
     recheck: Duration,
     ever_read: bool,
+    /// The [`Fingerprint`] of the CIB read whole last, when it was read.
+    read_last: Option<Fingerprint>,
+}
+
+/// What the published views depend on besides the configuration's
+/// content: the configuration's version (`admin_epoch`, `epoch`: Pacemaker
+/// raises `epoch` with every configuration change; `num_updates`, raised by
+/// every status update, is left out), the schema it is validated against,
+/// and the ticket states. Equal fingerprints, equal views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    version: String,
+    tickets: Option<String>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a CIB: `root` is its `<cib>` element (its
+    /// children are not looked at), `tickets` its `status/tickets`.
+    #[must_use]
+    pub fn of(root: &Element, tickets: Option<&Element>) -> Fingerprint {
+        let attr = |name| root.attr(name).unwrap_or("");
+        Fingerprint {
+            version: format!("{}.{} {}", attr("admin_epoch"), attr("epoch"), attr("validate-with")),
+            tickets: tickets.map(canonical::element_digest),
+        }
+    }
+
+    /// The fingerprint of a whole parsed CIB.
+    #[must_use]
+    pub fn of_cib(cib: &Element) -> Fingerprint {
+        Fingerprint::of(cib, cib.child("status").and_then(|s| s.child("tickets")))
+    }
+
+    /// Asks the CIB for its fingerprint alone: `cibadmin --query --xpath
+    /// /cib --no-children` and `--xpath /cib/status/tickets`.
+    ///
+    /// # Errors
+    ///
+    /// When either query fails or its answer does not parse.
+    pub fn query(cib: &Cib) -> Result<Fingerprint, String> {
+        let root = cib.query_root().map_err(|e| e.to_string())?;
+        let root = xml::parse(&root).map_err(|e| e.to_string())?;
+        let tickets = cib.query_xpath("/cib/status/tickets").map_err(|e| e.to_string())?;
+        let tickets = tickets.map(|t| xml::parse(&t)).transpose().map_err(|e| e.to_string())?;
+        Ok(Fingerprint::of(&root, tickets.as_ref()))
+    }
 }
 
 impl Watcher {
@@ -122,6 +176,7 @@ impl Watcher {
             metrics,
             recheck,
             ever_read: false,
+            read_last: None,
         }
     }
 
@@ -183,8 +238,12 @@ impl Watcher {
                     self.refresh().await;
                 }
                 _ = tick.tick() => {
-                    tracing::trace!("periodic re-check");
-                    self.refresh().await;
+                    if self.unchanged().await {
+                        tracing::trace!("periodic re-check: unchanged");
+                    } else {
+                        tracing::debug!("periodic re-check: the CIB changed");
+                        self.refresh().await;
+                    }
                 }
             }
         }
@@ -197,14 +256,19 @@ impl Watcher {
         let cib = self.source.cib.clone();
         let tickets = self.tickets.clone();
         let metrics = Arc::clone(&self.metrics);
-        let result = tokio::task::spawn_blocking(move || -> Result<Vec<(String, TicketView)>, (&'static str, String)> {
+        type Read = (Vec<(String, TicketView)>, Fingerprint);
+        let result = tokio::task::spawn_blocking(move || -> Result<Read, (&'static str, String)> {
             let text = cib.read().map_err(|e| ("cib_query", e.to_string()))?;
-            views(&text, &tickets, &metrics).map_err(|e| ("cib_parse", e.to_string()))
+            let parsed = xml::parse(&text).map_err(|e| ("cib_parse", e.to_string()))?;
+            let views = views_of(&parsed, &tickets, &metrics).map_err(|e| ("cib_parse", e.to_string()))?;
+            Ok((views, Fingerprint::of_cib(&parsed)))
         })
         .await;
+        self.read_last = None;
         match result {
-            Ok(Ok(views)) => {
+            Ok(Ok((views, fingerprint))) => {
                 self.ever_read = true;
+                self.read_last = Some(fingerprint);
                 for (ticket, view) in views {
                     self.channels.publish(&ticket, view, &self.metrics);
                 }
@@ -227,7 +291,26 @@ impl Watcher {
             }
         }
     }
+
+    /// Whether the CIB's [`Fingerprint`] is still the one of the last
+    /// whole read (`false` also when there was none, or it cannot be
+    /// asked for: the whole read then says what is wrong).
+    async fn unchanged(&self) -> bool {
+        let Some(last) = self.read_last.clone() else {
+            return false;
+        };
+        let cib = self.source.cib.clone();
+        match tokio::task::spawn_blocking(move || Fingerprint::query(&cib)).await {
+            Ok(Ok(now)) => now == last,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "periodic re-check: cannot query the CIB's version; reading it whole");
+                false
+            }
+            Err(_) => false,
+        }
+    }
 }
+
 
 /// Events queued between the watch thread and the loop; when it is full
 /// the loop has enough to do already and further events are dropped (a

@@ -16,6 +16,8 @@
 //!   file, server) and clients.
 //! - [`tls`]: handshakes refused (no certificate, another CA, expired) and
 //!   the per-ticket allow-list (403), each counted and logged.
+//! - [`recheck`]: the CIB watcher's periodic re-check, which reads the CIB
+//!   whole only when its version or ticket states changed.
 //! - [`http`]: the scope document, its headers, 304, 404, 503, health and
 //!   metrics.
 //! - [`stream`]: server-sent events following CIB changes, resuming, ending
@@ -26,5 +28,6 @@ mod fleet;
 mod flood;
 mod harness;
 mod http;
+mod recheck;
 mod stream;
 mod tls;
