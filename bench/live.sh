@@ -25,11 +25,12 @@
 #                 [--debug]          (the daemons log at debug level: the
 #                 stages of every publication and apply, in DIR/logs-N)
 #
-# Booth runs with its own default `expire` (600 s, renewed every 300 s),
-# as production sites do (GEO_EXPIRE overrides it): the lab's 5 s, made
-# for failover tests, has booth rewrite the sites' ticket state every
-# second or so, and on a CIB of megabytes each rewrite keeps the CIB
-# manager busy.
+# Booth runs with its own defaults (`expire` 600 s, renewed every 300 s),
+# as production sites do (GEO_EXPIRE and GEO_RENEWAL_FREQ override them):
+# the lab's (expire 5 s, renewal every 2 s), made for failover tests, have
+# booth rewrite the sites' ticket state every second or two, and on a CIB
+# of megabytes each rewrite keeps the CIB manager busy and makes a
+# version-checked patch sent meanwhile stale.
 #
 # Results: DIR/results.txt (default target/bench-live), one `key value`
 # line per figure and size. Needs root, the release binaries
@@ -55,14 +56,14 @@ while (($#)); do
         --out) out=$2; shift 2 ;;
         --no-scheduler) scheduler=false; shift ;;
         --debug) log_level=debug; shift ;;
-        -h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "live.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "live.sh: needs root (the lab's namespaces)" >&2; exit 2; }
 
 export GEO_NS=${GEO_NS:-crbench} GEO_BASE=${GEO_BASE:-/tmp/cib-replicator-bench}
-export GEO_EXPIRE=${GEO_EXPIRE:-600}
+export GEO_EXPIRE=${GEO_EXPIRE:-600} GEO_RENEWAL_FREQ=${GEO_RENEWAL_FREQ-}
 export GEO_BIN=${GEO_BIN:-$root/target/release}
 # Big CIBs need bigger IPC messages than Pacemaker's default (128 KiB,
 # compressed), for the sites' daemons (through the lab) and every client.

@@ -56,6 +56,8 @@
 #   GEO_TICKET      the booth ticket, or several separated by spaces
 #                   (default geo)
 #   GEO_EXPIRE      booth expire seconds (default 5; booth's own is 600)
+#   GEO_RENEWAL_FREQ  booth renewal-freq seconds (default 2; empty: none,
+#                   booth renews at half of expire)
 #   GEO_HANDLER     before-acquire-handler for the ticket (default none;
 #                   booth allows at most 64 characters)
 #   GEO_ATTR_PREREQ attr-prereq for the ticket (default none)
@@ -81,6 +83,7 @@ NSP=${GEO_NS:-crgeo}
 SUBNET=${GEO_SUBNET:-10.213.0}
 TICKET=${GEO_TICKET:-geo}
 EXPIRE=${GEO_EXPIRE:-5}
+RENEWAL=${GEO_RENEWAL_FREQ-2}
 HANDLER=${GEO_HANDLER:-}
 ATTR_PREREQ=${GEO_ATTR_PREREQ:-}
 BOOTH_CONF=${GEO_BOOTH_CONF:-}
@@ -281,11 +284,11 @@ write_booth_conf() {
         cat <<EOF
 ticket = "$t"
     expire = $EXPIRE
-    renewal-freq = 2
     timeout = 400ms
     retries = 3
     acquire-after = 0
 EOF
+        [ -z "$RENEWAL" ] || printf '    renewal-freq = %s\n' "$RENEWAL"
         [ -z "$HANDLER" ] || printf '    before-acquire-handler = %s\n' "$HANDLER"
         [ -z "$ATTR_PREREQ" ] || printf '    attr-prereq = %s\n' "$ATTR_PREREQ"
     done
