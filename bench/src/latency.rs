@@ -129,12 +129,13 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     }
     let load_before = sites::load_average();
     let started = SystemTime::now();
-    let (samples, scope_bytes) = {
+    let ((samples, first_copy), scope_bytes) = {
         let started = sites.start_publisher(&bins, "info,cib_publisher=debug");
         let mut publisher = sites.keep_on_error(started)?;
+        let first_started = Instant::now();
         let started = sites.start_subscriber(&bins, "info,cib_subscriber::apply=debug,cib_subscriber::follow=debug");
         let mut subscriber = sites.keep_on_error(started)?;
-        let samples = measure(opts, &sites, &mut publisher, &mut subscriber);
+        let samples = measure(opts, &sites, &mut publisher, &mut subscriber, first_started);
         // Stops both daemons, also on error.
         drop((publisher, subscriber));
         (sites.keep_on_error(samples)?, scope_size(&sites))
@@ -158,33 +159,38 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         &sites,
         &samples,
         tools.as_deref(),
+        first_copy,
         scope_bytes,
         [load_before, load_after],
         elapsed,
     ))
 }
 
-/// The changes: warm-up ones first, then the measured ones.
+/// The first copy (from `first_started`, just before the subscriber was
+/// started, to the ownership record in site B's file), then the changes:
+/// warm-up ones first, then the measured ones.
 fn measure(
     opts: &Options,
     sites: &Sites,
     publisher: &mut Daemon,
     subscriber: &mut Daemon,
-) -> anyhow::Result<Vec<Sample>> {
+    first_started: Instant,
+) -> anyhow::Result<(Vec<Sample>, Duration)> {
     let mut alive = || -> anyhow::Result<()> {
         publisher.check_running()?;
         subscriber.check_running()
     };
     let mut watch = FileWatch::new(&sites.cib_b);
     // The ownership record appears with the first apply.
-    watch
+    let first_copy = watch
         .wait_for(
             "id=\"cib-replicator-geo\"",
             Duration::from_millis(20),
-            Duration::from_secs(60),
+            Duration::from_secs(600),
             &mut alive,
         )
-        .context("waiting for site B's first copy")?;
+        .context("waiting for site B's first copy")?
+        - first_started;
     std::thread::sleep(opts.pause);
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -212,7 +218,7 @@ fn measure(
         }
         std::thread::sleep(opts.pause);
     }
-    Ok(samples)
+    Ok((samples, first_copy))
 }
 
 /// Size of the scope the publisher serves now (from site A's CIB), bytes.
@@ -356,6 +362,16 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
         .context("running crm_diff")?;
     ensure!(out.status.code() == Some(1), "crm_diff found no difference");
     std::fs::write(&patch_path, &out.stdout)?;
+    // The anchor of the first copy: A's resources section written into
+    // site B's CIB as it was before replication.
+    let a = cib_transforms::xml::parse(&std::fs::read_to_string(&sites.cib_a)?).context("parsing site A's CIB")?;
+    let resources = cib_transforms::cib::configuration(&a)?
+        .child("resources")
+        .context("site A's CIB has no resources section")?;
+    let resources_path = dir.join("resources-a.xml");
+    let empty_b_path = dir.join("b-before.xml");
+    std::fs::write(&resources_path, resources.to_xml())?;
+    std::fs::write(&empty_b_path, sites::SITE_B_CIB)?;
 
     let path = |p: &Path| p.display().to_string();
     let specs = [
@@ -409,6 +425,20 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
             ],
             cib_file: Some(scratch.clone()),
             fresh_from: Some(b_path.clone()),
+        },
+        ToolSpec {
+            what: "`cibadmin --replace --scope resources` (site A's resources into site B's CIB before the first copy)",
+            per_change: "0: the anchor of the first copy",
+            argv: vec![
+                "cibadmin".into(),
+                "--replace".into(),
+                "--scope".into(),
+                "resources".into(),
+                "--xml-file".into(),
+                path(&resources_path),
+            ],
+            cib_file: Some(scratch.clone()),
+            fresh_from: Some(empty_b_path.clone()),
         },
     ];
     let mut tools = Vec::new();
@@ -514,6 +544,7 @@ fn report(
     sites: &Sites,
     samples: &[Sample],
     tools: Option<&[Tool]>,
+    first_copy: Duration,
     scope_bytes: usize,
     load: [String; 2],
     elapsed: Duration,
@@ -537,6 +568,11 @@ fn report(
         load[0],
         load[1],
         elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "First copy (the subscriber started → the ownership record in site B's file): {:.0} ms.\n",
+        ms(first_copy)
     );
     out.push_str("| measure | p50 ms | p99 ms | min ms | max ms | mean ms |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|\n");

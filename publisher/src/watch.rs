@@ -234,6 +234,13 @@ impl Watcher {
                         }
                     }
                     while events.try_recv().is_ok() {}
+                    // On a live cluster Pacemaker writes cib.xml after the
+                    // change, seconds after on a big CIB: the re-check may
+                    // have read it already.
+                    if self.source.cib.file_path().is_none() && self.unchanged().await {
+                        tracing::debug!("CIB file changed: read already");
+                        continue;
+                    }
                     tracing::debug!("CIB file changed");
                     self.refresh().await;
                 }

@@ -175,6 +175,25 @@ pub fn replicate_now_from(
         let verified = Instant::now();
         let mut patch = versioned_patch(&text, &local, &p.cib, &merged)?;
         let patched = Instant::now();
+        if cib.file_path().is_none() {
+            // On a live site the status moves on while crm_verify runs (booth
+            // writing this site's ticket state, operations recorded): the
+            // patch names the version the CIB has now, rather than being
+            // refused by a CIB manager that takes seconds to say so on a
+            // big CIB.
+            let root = query_version(cib)?;
+            if root.attrs != local.attrs {
+                match rebase_on(&root, &text, &mut local, &mut p.cib) {
+                    Some(rebased) => patch = rebased,
+                    None => {
+                        on_retry(&format!(
+                            "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                        ));
+                        continue;
+                    }
+                }
+            }
+        }
         let mut outcome = cib.patch(&patch);
         // A site's status section changes on its own (booth renewing a
         // ticket, resource operations): a patch refused for that alone is
@@ -362,20 +381,27 @@ fn holds_record(cib: &Cib, merged: &Element, ticket: &str) -> anyhow::Result<boo
 /// configuration moved on too, or the patch cannot be computed natively:
 /// plan again.
 fn rebase(cib: &Cib, text: &str, local: &mut Element, merged: &mut Element) -> anyhow::Result<Option<String>> {
-    let root = xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")?;
+    Ok(rebase_on(&query_version(cib)?, text, local, merged))
+}
+
+/// The `<cib>` element alone, as the CIB has it now ([`Cib::query_root`]).
+fn query_version(cib: &Cib) -> anyhow::Result<Element> {
+    xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")
+}
+
+/// [`rebase`] on the CIB whose `<cib>` element is `root`.
+fn rebase_on(root: &Element, text: &str, local: &mut Element, merged: &mut Element) -> Option<String> {
     if root.name != "cib" || ["admin_epoch", "epoch"].iter().any(|f| root.attr(f) != local.attr(f)) {
-        return Ok(None);
+        return None;
     }
-    let Some(epoch) = merged.attr("epoch").map(str::to_owned) else {
-        return Ok(None);
-    };
+    let epoch = merged.attr("epoch").map(str::to_owned)?;
     local.attrs.clone_from(&root.attrs);
     merged.attrs.clone_from(&root.attrs);
     merged.set_attr("epoch", epoch);
-    Ok(match patch::versioned_patch(text, local, merged) {
+    match patch::versioned_patch(text, local, merged) {
         Patch::Xml(xml) => Some(xml),
         Patch::Unchanged | Patch::Unsupported(_) => None,
-    })
+    }
 }
 
 fn ms(d: std::time::Duration) -> f64 {
