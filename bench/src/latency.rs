@@ -118,6 +118,18 @@ struct Apply {
     to_seen: Duration,
 }
 
+/// What a run measured besides the changes.
+struct Facts {
+    /// The subscriber started → the first copy in site B's file.
+    first_copy: Duration,
+    /// Size of the scope served at the end, bytes.
+    scope_bytes: usize,
+    /// Load averages before and after.
+    load: [String; 2],
+    /// How long the run took.
+    elapsed: Duration,
+}
+
 /// Runs the benchmark; returns the markdown report.
 pub fn run(opts: &Options) -> anyhow::Result<String> {
     ensure!(opts.changes > 0, "--changes must be at least 1");
@@ -154,16 +166,13 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     if let Some(csv) = &opts.csv {
         write_csv(csv, &samples)?;
     }
-    Ok(report(
-        opts,
-        &sites,
-        &samples,
-        tools.as_deref(),
+    let facts = Facts {
         first_copy,
         scope_bytes,
-        [load_before, load_after],
+        load: [load_before, load_after],
         elapsed,
-    ))
+    };
+    Ok(report(opts, &sites, &samples, tools.as_deref(), &facts))
 }
 
 /// The first copy (from `first_started`, just before the subscriber was
@@ -544,11 +553,14 @@ fn report(
     sites: &Sites,
     samples: &[Sample],
     tools: Option<&[Tool]>,
-    first_copy: Duration,
-    scope_bytes: usize,
-    load: [String; 2],
-    elapsed: Duration,
+    facts: &Facts,
 ) -> String {
+    let Facts {
+        first_copy,
+        scope_bytes,
+        load,
+        elapsed,
+    } = facts;
     let latency = Summary::new(samples.iter().map(|s| ms(s.latency)).collect());
     let cibadmin = Summary::new(samples.iter().map(|s| ms(s.cibadmin)).collect());
     let mut out = String::new();
@@ -572,7 +584,7 @@ fn report(
     let _ = writeln!(
         out,
         "First copy (the subscriber started → the ownership record in site B's file): {:.0} ms.\n",
-        ms(first_copy)
+        ms(*first_copy)
     );
     out.push_str("| measure | p50 ms | p99 ms | min ms | max ms | mean ms |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|\n");
