@@ -214,7 +214,7 @@ fn measure(
         let t0 = Instant::now();
         let cibadmin = sites::cibadmin_modify(&sites.cib_a, &at_a)?;
         let seen = watch
-            .wait_for(&at_b, opts.poll, Duration::from_secs(60), &mut alive)
+            .wait_for(&at_b, opts.poll, Duration::from_secs(600), &mut alive)
             .with_context(|| format!("change {i}"))?;
         if i >= opts.warmup {
             samples.push(Sample {
