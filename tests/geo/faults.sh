@@ -28,7 +28,9 @@
 #   cert-expiry  B's client certificate expires while its stream is open;
 #                then B connects anew with it; then a good one
 #   arb-lost     booth's arbitrator killed while A changes, then started
-#   bad-wan      30 % loss and 200 ms +- 100 ms delay on B's link (tc netem)
+#   bad-wan      30 % loss and 200 ms +- 100 ms delay on the packets to B,
+#                10 changes per round (tc netem, or where the kernel has
+#                no sch_netem, tests/geo/wan-emu on an NFQUEUE)
 #
 # After every scenario: B holds A's last change within a bound (and
 # `cib-subscriber status` at B says in step), crm_verify -L is clean at both
@@ -61,7 +63,7 @@ mkdir -p "$ART"
 ART=$(cd "$ART" && pwd)
 export GEO_LOGS=$ART/logs
 TICKET=geo
-rm -f "$ART/timings.txt" "$ART/samples.txt" "$ART/results.txt" "$ART/copies.txt" "$ART/refusals.txt"
+rm -f "$ART/timings.txt" "$ART/samples.txt" "$ART/results.txt" "$ART/copies.txt" "$ART/refusals.txt" "$ART/wan-emu.log"
 # shellcheck source=tests/geo/common.sh
 . "$HERE/common.sh"
 
@@ -756,23 +758,116 @@ scenario_arb_lost() {
     result arb-lost "$((2 * ROUNDS))" "${times[@]}"
 }
 
+# The bad link: every packet to B lost at 30 %, the others delayed by
+# 200 ms +- 100 ms (uniform); B's packets out are not touched. Where the
+# kernel has sch_netem: `tc netem` on the hub's end of B's link (h-B's
+# egress). Elsewhere: wan-emu (tests/geo/wan-emu) in B's network namespace
+# reads NFQUEUE $WAN_QUEUE, to which a rule there sends every IPv4 packet B
+# receives on eth0 (nft's `queue` where the kernel has it, else
+# iptables-nft's NFQUEUE target, through nft_compat). The rule has no
+# `bypass`: while no wan-emu reads the queue, those packets are dropped
+# (the link is down, never silently good). WAN_HOW says which link runs.
+WAN_QUEUE=7
+WAN_HOW=""
+WAN_RULE=""
+WAN_PID=""
+# alive PID: PID runs (a child that exited is a zombie until waited for).
+alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat"; }
+gone() { ! alive "$1"; }
+# shellcheck disable=SC2016 # awk's program
+wan_emu_bound() {
+    alive "$WAN_PID" &&
+        ip netns exec "$GEO_NS-B" awk -v q="$WAN_QUEUE" '$1 == q { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_queue
+}
+# bad_wan_on: the bad link on; returns 1 (the reasons in $ART/bad-wan.err)
+# when this kernel can make it neither way.
+bad_wan_on() {
+    local emu=${GEO_BIN:-$REPO/target/debug}/wan-emu
+    : >"$ART/bad-wan.err"
+    if ip netns exec "$GEO_NS-hub" tc qdisc add dev h-B root netem loss 30% delay 200ms 100ms 2>>"$ART/bad-wan.err"; then
+        WAN_HOW="tc netem on h-B (the hub's end of B's link)"
+        return 0
+    fi
+    if ! [ -e /proc/net/netfilter/nfnetlink_queue ]; then
+        echo "no nfnetlink_queue in this kernel either" >>"$ART/bad-wan.err"
+        return 1
+    fi
+    [ -x "$emu" ] || fail "no $emu: run cargo build --workspace --bins first"
+    ip netns exec "$GEO_NS-B" "$emu" --queue "$WAN_QUEUE" --loss 30 --delay-ms 200 --jitter-ms 100 2>>"$ART/wan-emu.log" &
+    WAN_PID=$!
+    poll 10 wan_emu_bound || fail "wan-emu did not bind NFQUEUE $WAN_QUEUE in B's namespace: $(tail -3 "$ART/wan-emu.log")"
+    if ip netns exec "$GEO_NS-B" nft -f - 2>>"$ART/bad-wan.err" <<NFT; then
+table inet wan_emu {
+    chain in {
+        type filter hook prerouting priority raw; policy accept;
+        iifname "eth0" meta nfproto ipv4 queue num $WAN_QUEUE
+    }
+}
+NFT
+        WAN_RULE=nft
+    elif ip netns exec "$GEO_NS-B" iptables-nft -t raw -A PREROUTING -i eth0 -j NFQUEUE --queue-num "$WAN_QUEUE" 2>>"$ART/bad-wan.err"; then
+        WAN_RULE=iptables
+    else
+        bad_wan_off quiet
+        return 1
+    fi
+    WAN_HOW="wan-emu (NFQUEUE $WAN_QUEUE, ${WAN_RULE/iptables/iptables-nft} rule in B's namespace; sch_netem: $(head -1 "$ART/bad-wan.err"))"
+}
+# bad_wan_off [quiet]: the link good again; wan-emu stopped (SIGTERM) and,
+# unless quiet, checked to have exited 0 within 5 s. Also run by `finish`.
+bad_wan_off() {
+    local rc=0
+    case "$WAN_HOW" in "tc netem"*) ip netns exec "$GEO_NS-hub" tc qdisc del dev h-B root 2>/dev/null || rc=1 ;; esac
+    case "$WAN_RULE" in
+        nft) ip netns exec "$GEO_NS-B" nft delete table inet wan_emu 2>/dev/null || rc=1 ;;
+        iptables) ip netns exec "$GEO_NS-B" iptables-nft -t raw -D PREROUTING -i eth0 -j NFQUEUE --queue-num "$WAN_QUEUE" 2>/dev/null || rc=1 ;;
+    esac
+    WAN_HOW="" WAN_RULE=""
+    if [ -n "$WAN_PID" ]; then
+        kill -TERM "$WAN_PID" 2>/dev/null || rc=1
+        poll 5 gone "$WAN_PID" || { kill -KILL "$WAN_PID" 2>/dev/null; rc=1; }
+        wait "$WAN_PID" 2>/dev/null || rc=1
+        WAN_PID=""
+    fi
+    [ "${1:-}" = quiet ] || [ "$rc" = 0 ] || fail "bad-wan: removing the bad link: a rule left, or wan-emu did not exit 0 on SIGTERM ($(tail -2 "$ART/wan-emu.log" 2>/dev/null))"
+}
+finish_hooks="bad_wan_off"
+# Per change over the bad link: TCP's retransmission backoff on top of an
+# apply.
+WAN_BOUND=30
+
 scenario_bad_wan() {
     begin bad-wan "30 % loss, 200 ms +- 100 ms on B's link"
+    local times=() t0 b ping i how
     ip -n "$GEO_NS-hub" link >/dev/null || fail "no hub namespace"
-    if ip netns exec "$GEO_NS-hub" tc qdisc add dev h-B root netem loss 30% delay 200ms 100ms 2>"$ART/netem.err"; then
-        local times=()
-        for _ in $(seq 1 "$((5 * ROUNDS))"); do
-            change
-            times+=("$(converged "$LAST")")
-        done
-        ip netns exec "$GEO_NS-hub" tc qdisc del dev h-B root
-        after_scenario
-        ok "B converged after each change over the bad link"
-        result bad-wan "$((5 * ROUNDS))" "${times[@]}"
-    else
-        # The kernel has no sch_netem (some cloud kernels leave it out).
-        echo "skipped: tc netem is not available here: $(cat "$ART/netem.err")" | tee -a "$ART/results.txt"
+    if ! bad_wan_on; then
+        # The kernel has neither sch_netem nor nfnetlink_queue (nor a rule
+        # to send packets to it).
+        echo "skipped: no bad link can be made here: $(tr '\n' ' ' <"$ART/bad-wan.err")" | tee -a "$ART/results.txt"
+        return 0
     fi
+    how=${WAN_HOW%% (*}
+    record "bad-wan: the bad link is $WAN_HOW"
+    # What the link does, measured: 50 pings from A to B (the requests
+    # cross it, the replies do not).
+    b=$("$LAB" ip B)
+    ping=$(ip netns exec "$GEO_NS-A" ping -n -q -c 50 -i 0.2 -W 2 "$b" 2>&1 || true)
+    ping=$(printf '%s\n' "$ping" | grep -E 'packet loss|^rtt' | tr '\n' ' ')
+    record "bad-wan: ping A to B, 50 over the bad link: $ping"
+    for i in $(seq 1 "$((10 * ROUNDS))"); do
+        change
+        t0=$(now)
+        until_true "$WAN_BOUND" "B holds $LAST over the bad link (change $i)" param_is B app-ip ip "$LAST"
+        times+=("$(elapsed "$t0")")
+        whole_copy
+        [ -z "$WAN_PID" ] || alive "$WAN_PID" || fail "bad-wan: wan-emu stopped: $(tail -2 "$ART/wan-emu.log")"
+    done
+    # In step, checked while the link is still bad.
+    after_scenario
+    bad_wan_off
+    [ ! -s "$ART/wan-emu.log" ] || record "bad-wan: $(grep 'wan-emu: stopped' "$ART/wan-emu.log" | tail -1)"
+    ok "B converged within ${WAN_BOUND} s of each of $((10 * ROUNDS)) changes over the bad link ($how)"
+    result bad-wan "$((10 * ROUNDS))" "${times[@]}"
 }
 
 for f in $FAULTS; do
