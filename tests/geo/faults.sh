@@ -29,8 +29,9 @@
 #                then B connects anew with it; then a good one
 #   arb-lost     booth's arbitrator killed while A changes, then started
 #   bad-wan      30 % loss and 200 ms +- 100 ms delay on the packets to B,
-#                10 changes per round (tc netem, or where the kernel has
-#                no sch_netem, tests/geo/wan-emu on an NFQUEUE)
+#                10 changes per round, the first after B's subscriber
+#                reconnects (tc netem, or where the kernel has no
+#                sch_netem, tests/geo/wan-emu on an NFQUEUE)
 #
 # After every scenario: B holds A's last change within a bound (and
 # `cib-subscriber status` at B says in step), crm_verify -L is clean at both
@@ -838,7 +839,7 @@ WAN_BOUND=30
 
 scenario_bad_wan() {
     begin bad-wan "30 % loss, 200 ms +- 100 ms on B's link"
-    local times=() t0 b ping i how
+    local times=() anew=() t0 b ping i how mark
     ip -n "$GEO_NS-hub" link >/dev/null || fail "no hub namespace"
     if ! bad_wan_on; then
         # The kernel has neither sch_netem nor nfnetlink_queue (nor a rule
@@ -854,19 +855,30 @@ scenario_bad_wan() {
     ping=$(ip netns exec "$GEO_NS-A" ping -n -q -c 50 -i 0.2 -W 2 "$b" 2>&1 || true)
     ping=$(printf '%s\n' "$ping" | grep -E 'packet loss|^rtt' | tr '\n' ' ')
     record "bad-wan: ping A to B, 50 over the bad link: $ping"
+    # Ten changes per round; the first after a reload of B's subscriber
+    # (SIGHUP), so that it connects anew (TCP, TLS) across the bad link.
     for i in $(seq 1 "$((10 * ROUNDS))"); do
+        if [ $((i % 10)) = 1 ]; then
+            mark=$(log_lines B subscriber)
+            reload_sub
+        fi
         change
         t0=$(now)
         until_true "$WAN_BOUND" "B holds $LAST over the bad link (change $i)" param_is B app-ip ip "$LAST"
         times+=("$(elapsed "$t0")")
+        if [ $((i % 10)) = 1 ]; then
+            log_since B subscriber "$mark" | grep -q 'stream open' || fail "bad-wan: B's subscriber did not open a new stream after its reload"
+            anew+=("${times[-1]}")
+        fi
         whole_copy
         [ -z "$WAN_PID" ] || alive "$WAN_PID" || fail "bad-wan: wan-emu stopped: $(tail -2 "$ART/wan-emu.log")"
     done
+    record "bad-wan: converged over a new connection (after the reload): ${anew[*]} s"
     # In step, checked while the link is still bad.
     after_scenario
     bad_wan_off
     [ ! -s "$ART/wan-emu.log" ] || record "bad-wan: $(grep 'wan-emu: stopped' "$ART/wan-emu.log" | tail -1)"
-    ok "B converged within ${WAN_BOUND} s of each of $((10 * ROUNDS)) changes over the bad link ($how)"
+    ok "B converged within ${WAN_BOUND} s of each of $((10 * ROUNDS)) changes over the bad link ($how), $ROUNDS of them over a new connection"
     result bad-wan "$((10 * ROUNDS))" "${times[@]}"
 }
 
