@@ -851,12 +851,12 @@ scenario_bad_wan() {
     fi
     how=${WAN_HOW%% (*}
     record "bad-wan: the bad link is $WAN_HOW"
-    # What the link does, measured: 50 pings from A to B (the requests
-    # cross it, the replies do not).
+    # What the link does, measured: 200 pings from A to B in 10 s (the
+    # requests cross it, the replies do not).
     b=$("$LAB" ip B)
-    ping=$(ip netns exec "$GEO_NS-A" ping -n -q -c 50 -i 0.2 -W 2 "$b" 2>&1 || true)
+    ping=$(ip netns exec "$GEO_NS-A" ping -n -q -c 200 -i 0.05 -W 2 "$b" 2>&1 || true)
     ping=$(printf '%s\n' "$ping" | grep -E 'packet loss|^rtt' | tr '\n' ' ')
-    record "bad-wan: ping A to B, 50 over the bad link: $ping"
+    record "bad-wan: ping A to B, 200 over the bad link: $ping"
     # Ten changes per round; the first after a reload of B's subscriber
     # (SIGHUP), so that it connects anew (TCP, TLS) across the bad link.
     for i in $(seq 1 "$((10 * ROUNDS))"); do
