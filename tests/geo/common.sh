@@ -110,8 +110,12 @@ start_sampler() {
     sampler_pid=$!
 }
 
+# Functions of the caller that undo faults left in place, run by `finish`
+# first (before the lab goes down); they must not exit.
+finish_hooks=""
 finish() {
-    local rc=$?
+    local rc=$? h
+    for h in $finish_hooks; do "$h" quiet || true; done
     [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
     for p in $bg_pids; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
