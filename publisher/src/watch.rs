@@ -14,10 +14,11 @@
 //! to `cib.xml` — and covers a watch that could not be set up, or one that
 //! lags: on a big CIB Pacemaker writes `cib.xml` seconds after the change.
 //! The re-check asks for the CIB's version and its ticket states only
-//! ([`Fingerprint`]: two `cibadmin --query --xpath` of a few hundred bytes)
-//! and reads the CIB whole only when they changed, so that it can run every
-//! second or two on a site of thousands of resources without keeping
-//! Pacemaker's CIB manager busy.
+//! ([`Fingerprint`]: two `cibadmin --query --xpath` of a few hundred bytes;
+//! in `CIB_file` mode, where every change rewrites the file, the file's
+//! size, modification time and inode) and reads the CIB whole only when
+//! they changed, so that it can run every second or two on a site of
+//! thousands of resources without keeping Pacemaker's CIB manager busy.
 //!
 //! Each refresh reads the CIB (`Cib::read` of `cib-tools`: the file itself
 //! in `CIB_file` mode, `cibadmin --query` on a live cluster) and runs the
@@ -120,15 +121,30 @@ pub struct Watcher {
     read_last: Option<Fingerprint>,
 }
 
-/// What the published views depend on besides the configuration's
-/// content: the configuration's version (`admin_epoch`, `epoch`: Pacemaker
-/// raises `epoch` with every configuration change; `num_updates`, raised by
-/// every status update, is left out), the schema it is validated against,
-/// and the ticket states. Equal fingerprints, equal views.
+/// What tells, without reading the CIB whole, that the published views
+/// may have changed. Equal fingerprints, equal views.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
-    version: String,
-    tickets: Option<String>,
+pub enum Fingerprint {
+    /// A live CIB: the configuration's version (`admin_epoch`, `epoch`:
+    /// Pacemaker raises `epoch` with every configuration change;
+    /// `num_updates`, raised by every status update, is left out), the
+    /// schema it is validated against, and the ticket states.
+    Cib {
+        /// `admin_epoch.epoch validate-with`.
+        version: String,
+        /// The digest of `status/tickets`, when there is one.
+        tickets: Option<String>,
+    },
+    /// A CIB file, which every change rewrites: its size, modification
+    /// time and inode.
+    File {
+        /// Size in bytes.
+        len: u64,
+        /// Modification time.
+        modified: Option<std::time::SystemTime>,
+        /// Inode (a file renamed into place is another one).
+        ino: u64,
+    },
 }
 
 impl Fingerprint {
@@ -137,7 +153,7 @@ impl Fingerprint {
     #[must_use]
     pub fn of(root: &Element, tickets: Option<&Element>) -> Fingerprint {
         let attr = |name| root.attr(name).unwrap_or("");
-        Fingerprint {
+        Fingerprint::Cib {
             version: format!("{}.{} {}", attr("admin_epoch"), attr("epoch"), attr("validate-with")),
             tickets: tickets.map(canonical::element_digest),
         }
@@ -149,8 +165,36 @@ impl Fingerprint {
         Fingerprint::of(cib, cib.child("status").and_then(|s| s.child("tickets")))
     }
 
-    /// Asks the CIB for its fingerprint alone: `cibadmin --query --xpath
-    /// /cib --no-children` and `--xpath /cib/status/tickets`.
+    /// The fingerprint of the CIB file at `path`, from its metadata.
+    ///
+    /// # Errors
+    ///
+    /// When the file's metadata cannot be read.
+    pub fn of_file(path: &Path) -> Result<Fingerprint, String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Fingerprint::File {
+            len: m.len(),
+            modified: m.modified().ok(),
+            ino: m.ino(),
+        })
+    }
+
+    /// The fingerprint of `cib` as it is now: [`Fingerprint::of_file`] for a
+    /// CIB file, [`Fingerprint::query`] for a live CIB.
+    ///
+    /// # Errors
+    ///
+    /// As those.
+    pub fn current(cib: &Cib) -> Result<Fingerprint, String> {
+        match cib.file_path() {
+            Some(path) => Fingerprint::of_file(path),
+            None => Fingerprint::query(cib),
+        }
+    }
+
+    /// Asks the CIB for its [`Fingerprint::Cib`] alone: `cibadmin --query
+    /// --xpath /cib --no-children` and `--xpath /cib/status/tickets`.
     ///
     /// # Errors
     ///
@@ -263,19 +307,26 @@ impl Watcher {
         let cib = self.source.cib.clone();
         let tickets = self.tickets.clone();
         let metrics = Arc::clone(&self.metrics);
-        type Read = (Vec<(String, TicketView)>, Fingerprint);
+        type Read = (Vec<(String, TicketView)>, Option<Fingerprint>);
         let result = tokio::task::spawn_blocking(move || -> Result<Read, (&'static str, String)> {
+            // A file's metadata before it is read: a change meanwhile makes
+            // the next re-check read it again.
+            let file = cib.file_path().map(Fingerprint::of_file);
             let text = cib.read().map_err(|e| ("cib_query", e.to_string()))?;
             let parsed = xml::parse(&text).map_err(|e| ("cib_parse", e.to_string()))?;
             let views = views_of(&parsed, &tickets, &metrics).map_err(|e| ("cib_parse", e.to_string()))?;
-            Ok((views, Fingerprint::of_cib(&parsed)))
+            let fingerprint = match file {
+                Some(f) => f.ok(),
+                None => Some(Fingerprint::of_cib(&parsed)),
+            };
+            Ok((views, fingerprint))
         })
         .await;
         self.read_last = None;
         match result {
             Ok(Ok((views, fingerprint))) => {
                 self.ever_read = true;
-                self.read_last = Some(fingerprint);
+                self.read_last = fingerprint;
                 for (ticket, view) in views {
                     self.channels.publish(&ticket, view, &self.metrics);
                 }
@@ -307,7 +358,7 @@ impl Watcher {
             return false;
         };
         let cib = self.source.cib.clone();
-        match tokio::task::spawn_blocking(move || Fingerprint::query(&cib)).await {
+        match tokio::task::spawn_blocking(move || Fingerprint::current(&cib)).await {
             Ok(Ok(now)) => now == last,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "periodic re-check: cannot query the CIB's version; reading it whole");
