@@ -204,3 +204,77 @@ fn refusals() {
     dangling.config.child_mut("resources").unwrap().children.retain(|c| c.id() != Some("vip"));
     assert!(matches!(plan(&site_b(), &dangling, Options::default()), Err(Error::UnknownRef { .. })));
 }
+
+/// Site A's CIB with `n` primitives bound to T (one rsc_ticket each).
+fn origin_with(n: usize) -> Element {
+    let mut resources = String::new();
+    let mut constraints = String::new();
+    for i in 0..n {
+        resources += &format!(r#"<primitive id="p{i}" {D}/>"#);
+        constraints += &format!(r#"<rsc_ticket id="p{i}-T" rsc="p{i}" ticket="T" loss-policy="stop"/>"#);
+    }
+    parse(&format!(
+        r#"<cib admin_epoch="0" epoch="10" num_updates="2"><configuration><crm_config/><nodes/>
+        <resources>{resources}</resources><constraints>{constraints}</constraints>
+        </configuration><status><tickets><ticket_state id="T" granted="true" last-granted="100"/></tickets></status></cib>"#
+    ))
+    .unwrap()
+}
+
+fn owned_tags(cib: &Element) -> Vec<(String, usize)> {
+    cib.child("configuration")
+        .and_then(|c| c.child("tags"))
+        .map_or(vec![], |t| t.children.iter().map(|t| (t.id().unwrap().to_string(), t.children.len())).collect())
+}
+
+#[test]
+fn the_owned_elements_are_listed_in_tags_of_at_most_a_thousand() {
+    // 1,200 primitives and their rsc_tickets: 2,400 owned elements, 2,400
+    // distinct ids.
+    let p = plan(&site_b(), &scope_of(&origin_with(1200)), Options::default()).unwrap();
+    assert_eq!(
+        owned_tags(&p.cib),
+        [("cib-replicator-T-owned".to_string(), 1000), ("cib-replicator-T-owned-2".to_string(), 1000), ("cib-replicator-T-owned-3".to_string(), 400)]
+    );
+    let own = Ownership::read(&p.cib, "T").unwrap();
+    assert_eq!(own.owned.len(), 2400);
+    assert!(!own.owned.values().any(|d| d == UNKNOWN_DIGEST), "the manifest did not match the tags' elements");
+
+    // Fewer elements: the tags left over go.
+    let p2 = plan(&p.cib, &scope_of(&origin_with(300)), Options::default()).unwrap();
+    assert_eq!(owned_tags(&p2.cib), [("cib-replicator-T-owned".to_string(), 600)]);
+    assert_eq!(Ownership::read(&p2.cib, "T").unwrap().owned.len(), 600);
+    assert_eq!(ids(&p2.cib, "resources").len(), 301, "the 900 primitives no longer replicated were not removed");
+
+    // Another ticket's tags, and a tag of the site's own with a lookalike
+    // id, are not the record's.
+    assert!(is_owned_tag("cib-replicator-T-owned-12", "T"));
+    assert!(!is_owned_tag("cib-replicator-T-owned-x", "T"));
+    assert!(!is_owned_tag("cib-replicator-T-owned-", "T"));
+    assert!(!is_owned_tag("cib-replicator-T2-owned", "T"));
+    assert!(!is_owned_tag("cib-replicator-T-owned-2-owned", "T"));
+}
+
+#[test]
+fn a_record_in_one_big_tag_is_read_and_rewritten_in_tags_of_a_thousand() {
+    // The record as the previous version wrote it: every owned id in one tag.
+    let p = plan(&site_b(), &scope_of(&origin_with(1200)), Options::default()).unwrap();
+    let mut earlier = p.cib.clone();
+    let tags = earlier.child_mut("configuration").unwrap().child_mut("tags").unwrap();
+    let all: Vec<Element> = tags.children.drain(..).flat_map(|t| t.children).collect();
+    let mut one = Element::new("tag").with_attr("id", "cib-replicator-T-owned");
+    one.children = all;
+    tags.children.push(one);
+    assert_eq!(owned_tags(&earlier), [("cib-replicator-T-owned".to_string(), 2400)]);
+    let own = Ownership::read(&earlier, "T").unwrap();
+    assert_eq!(own.owned.len(), 2400);
+    assert!(!own.owned.values().any(|d| d == UNKNOWN_DIGEST));
+
+    // The next apply writes it in the new shape.
+    let mut origin = origin_with(1200);
+    let resources = origin.child_mut("configuration").unwrap().child_mut("resources").unwrap();
+    resources.children[7].set_attr("description", "changed");
+    let next = plan(&earlier, &scope_of(&origin), Options::default()).unwrap();
+    assert!(next.changed && next.report.drift.is_empty(), "{:?}", next.report);
+    assert_eq!(owned_tags(&next.cib).iter().map(|t| t.1).collect::<Vec<_>>(), [1000, 1000, 400]);
+}
