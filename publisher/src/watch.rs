@@ -369,7 +369,6 @@ impl Watcher {
     }
 }
 
-
 /// Events queued between the watch thread and the loop; when it is full
 /// the loop has enough to do already and further events are dropped (a
 /// dropped [`Change::Settled`] costs at most [`DEBOUNCE`]).

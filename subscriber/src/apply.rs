@@ -182,15 +182,15 @@ pub fn replicate_now_from(
             // refused by a CIB manager that takes seconds to say so on a
             // big CIB.
             let root = query_version(cib)?;
+            if !same_configuration(&root, &local) {
+                on_retry(&format!(
+                    "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                ));
+                continue;
+            }
             if root.attrs != local.attrs {
-                match rebase_on(&root, &text, &mut local, &mut p.cib) {
-                    Some(rebased) => patch = rebased,
-                    None => {
-                        on_retry(&format!(
-                            "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
-                        ));
-                        continue;
-                    }
+                if let Some(rebased) = rebase_on(&root, &text, &mut local, &mut p.cib) {
+                    patch = rebased;
                 }
             }
         }
@@ -389,9 +389,15 @@ fn query_version(cib: &Cib) -> anyhow::Result<Element> {
     xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")
 }
 
+/// Whether the CIB whose `<cib>` element is `root` has the configuration
+/// of `local`: the same `admin_epoch` and `epoch`.
+fn same_configuration(root: &Element, local: &Element) -> bool {
+    root.name == "cib" && ["admin_epoch", "epoch"].iter().all(|f| root.attr(f) == local.attr(f))
+}
+
 /// [`rebase`] on the CIB whose `<cib>` element is `root`.
 fn rebase_on(root: &Element, text: &str, local: &mut Element, merged: &mut Element) -> Option<String> {
-    if root.name != "cib" || ["admin_epoch", "epoch"].iter().any(|f| root.attr(f) != local.attr(f)) {
+    if !same_configuration(root, local) {
         return None;
     }
     let epoch = merged.attr("epoch").map(str::to_owned)?;
