@@ -73,7 +73,6 @@ async fn the_recheck_reads_the_cib_whole_only_when_it_changed() {
     // Nothing changed: about ten re-checks, no read.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(computed(), 1.0, "the re-check read the CIB whole although the file stayed as it was");
-    assert_eq!(Fingerprint::current(&Cib::file(&cib)).unwrap(), Fingerprint::of_file(&cib).unwrap());
 
     // A configuration change: read and published.
     pcmk(&cib, "cibadmin", &["--modify", "--xml-text", r#"<nvpair id="web-ip-ip" value="192.168.1.99"/>"#]);
