@@ -15,6 +15,7 @@ use cib_tools::cib::{Cib, Judged};
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
 use cib_transforms::merge::{self, Options, Plan, Report};
+use cib_transforms::modify::{self, Modify};
 use cib_transforms::patch::{self, Patch};
 use cib_transforms::scope::Scope;
 use cib_transforms::xml::{self, Element};
@@ -127,7 +128,7 @@ pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&E
 /// [`replicate_now`], with the first attempt planned against `first` (the
 /// text and tree of the CIB as [`read_local`] returned it, read earlier by
 /// the caller) instead of reading the CIB again; later attempts re-read it.
-/// As safe as a fresh read: the patch carries the version `first` had, and
+/// As safe as a fresh read: the write carries the version `first` had, and
 /// a CIB changed since is refused and re-read.
 pub fn replicate_now_from(
     cib: &Cib,
@@ -138,10 +139,10 @@ pub fn replicate_now_from(
     on_retry: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Applied> {
     let mut first = Some(first);
-    // The version the last refused patch was computed from, and why it was
+    // The version the last refused write was computed from, and why it was
     // refused.
     let mut refused: Option<(String, cib_tools::Error)> = None;
-    // Whether the last patch was reported applied but is not in the CIB.
+    // Whether the last write was reported applied but is not in the CIB.
     let mut not_held = false;
     for attempt in 1..=ATTEMPTS {
         let (text, mut local) = match first.take() {
@@ -150,11 +151,11 @@ pub fn replicate_now_from(
         };
         if let Some((version, error)) = refused.take() {
             if cib::version(&local) == version {
-                // Not a concurrent change: cibadmin refuses this patch for
+                // Not a concurrent change: cibadmin refuses this write for
                 // another reason (e.g. a crm_diff format-1 patch of a CIB
                 // with an old feature set); trying again would not help.
                 return Err(error).context(format!(
-                    "cibadmin refused the patch although the CIB is still at version {version}; nothing was applied"
+                    "cibadmin refused the write although the CIB is still at version {version}; nothing was applied"
                 ));
             }
         }
@@ -173,39 +174,45 @@ pub fn replicate_now_from(
         let started = Instant::now();
         let already = verify_merge(&text, &merged, scope)?;
         let verified = Instant::now();
-        let mut patch = versioned_patch(&text, &local, &p.cib, &merged)?;
-        let patched = Instant::now();
-        if cib.file_path().is_none() {
-            // On a live site the status moves on while crm_verify runs (booth
-            // writing this site's ticket state, operations recorded): the
-            // patch names the version the CIB has now, rather than being
-            // refused by a CIB manager that takes seconds to say so on a
-            // big CIB.
-            let root = query_version(cib)?;
-            if !same_configuration(&root, &local) {
-                on_retry(&format!(
-                    "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
-                ));
-                continue;
-            }
-            if root.attrs != local.attrs {
-                if let Some(rebased) = rebase_on(&root, &text, &mut local, &mut p.cib) {
-                    patch = rebased;
+        let write = write_for(&text, &local, &p.cib, &merged)?;
+        let planned = Instant::now();
+        let mut outcome = match &write {
+            // The guard is the configuration's version: a status that moved
+            // on meanwhile does not refuse it, a configuration that did
+            // does (exit 103, nothing written).
+            Write::Modify(document) => cib.modify(document),
+            Write::Patch(patch) => {
+                let mut rebased = None;
+                if cib.file_path().is_none() {
+                    // On a live site the status moves on while crm_verify
+                    // runs (booth writing this site's ticket state,
+                    // operations recorded): the patch names the version
+                    // the CIB has now, rather than being refused by a CIB
+                    // manager that takes seconds to say so on a big CIB.
+                    let root = query_version(cib)?;
+                    if !same_configuration(&root, &local) {
+                        on_retry(&format!(
+                            "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                        ));
+                        continue;
+                    }
+                    if root.attrs != local.attrs {
+                        rebased = rebase_on(&root, &text, &mut local, &mut p.cib);
+                    }
                 }
+                cib.patch(rebased.as_deref().unwrap_or(patch))
             }
-        }
-        let mut outcome = cib.patch(&patch);
+        };
         // A site's status section changes on its own (booth renewing a
         // ticket, resource operations): a patch refused for that alone is
         // re-based on the new version rather than planned and verified
         // again, which on a big CIB takes longer than the status stays put.
         let mut rebases = 0;
-        while matches!(outcome, Err(cib_tools::Error::Stale { .. })) && rebases < REBASES {
+        while matches!(write, Write::Patch(_)) && matches!(outcome, Err(cib_tools::Error::Stale { .. })) && rebases < REBASES {
             match rebase(cib, &text, &mut local, &mut p.cib)? {
                 Some(rebased) => {
                     rebases += 1;
-                    patch = rebased;
-                    outcome = cib.patch(&patch);
+                    outcome = cib.patch(&rebased);
                 }
                 None => break,
             }
@@ -220,13 +227,15 @@ pub fn replicate_now_from(
                 // finds the patch's source version newer than its own,
                 // logs "Application of update diff failed, requesting full
                 // refresh" and answers OK. Applied means the CIB holds it:
-                // the ownership record the same patch wrote says so; when
-                // it does not, the patch did not take and is computed again.
+                // the ownership record the same write made says so; when
+                // it does not, the write did not take and is computed
+                // again. (Checked after a modify too: one small query.)
                 if !holds_record(cib, &p.cib, &scope.ticket)? {
                     not_held = true;
                     if attempt < ATTEMPTS {
                         on_retry(&format!(
-                            "cibadmin reported the patch applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
+                            "cibadmin reported the {} applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again",
+                            write.name()
                         ));
                         continue;
                     }
@@ -234,8 +243,9 @@ pub fn replicate_now_from(
                 }
                 tracing::debug!(
                     verify_ms = ms(verified - started),
-                    patch_ms = ms(patched - verified),
-                    cibadmin_ms = ms(patched.elapsed()),
+                    write_ms = ms(planned - verified),
+                    cibadmin_ms = ms(planned.elapsed()),
+                    with = write.name(),
                     "merged CIB verified and applied"
                 );
                 return Ok(Applied {
@@ -245,16 +255,19 @@ pub fn replicate_now_from(
                 })
             }
             Err(e @ cib_tools::Error::Stale { .. }) if attempt < ATTEMPTS => {
-                on_retry(&format!("cibadmin refused the patch as stale (attempt {attempt}/{ATTEMPTS}); reading the CIB again"));
+                on_retry(&format!(
+                    "cibadmin refused the {} as stale (attempt {attempt}/{ATTEMPTS}); reading the CIB again",
+                    write.name()
+                ));
                 refused = Some((cib::version(&local), e));
                 not_held = false;
             }
-            Err(e) => return Err(e).context("applying the patch"),
+            Err(e) => return Err(e).context(format!("applying the {}", write.name())),
         }
     }
     if not_held {
         bail!(
-            "cibadmin reported the patch applied, but the CIB does not hold it, {ATTEMPTS} times \
+            "cibadmin reported the write applied, but the CIB does not hold it, {ATTEMPTS} times \
              (the CIB manager restarting?); the copy was not applied"
         );
     }
@@ -308,21 +321,54 @@ fn verify_merge(local_xml: &str, merged_xml: &str, scope: &Scope) -> anyhow::Res
     }
 }
 
-/// The versioned patch from the local CIB (`text`, parsed as `local`) to
-/// the merged one (`merged`, serialized as `merged_xml`): computed here
-/// ([`patch::versioned_patch`]), or by `crm_diff` for the few differences
-/// the native patch cannot address (e.g. creating an element in a CIB with
-/// comments, which Pacemaker counts in a patch's positions).
-fn versioned_patch(text: &str, local: &Element, merged: &Element, merged_xml: &str) -> anyhow::Result<String> {
+/// How the merged CIB is written.
+enum Write {
+    /// A guarded `cibadmin --modify` document
+    /// ([`modify::guarded_modify`]): the cheaper write, where a modify can
+    /// express the change.
+    Modify(String),
+    /// A versioned format-2 patch (`cibadmin --patch`).
+    Patch(String),
+}
+
+impl Write {
+    /// `modify` or `patch`, for logs and messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Write::Modify(_) => "modify",
+            Write::Patch(_) => "patch",
+        }
+    }
+}
+
+/// The write from the local CIB (`text`, parsed as `local`) to the merged
+/// one (`merged`, serialized as `merged_xml`). Both are atomic and refused
+/// when the configuration changed since `local` was read. A guarded modify
+/// where it can express the change: Pacemaker 2.1.5 applies it in place,
+/// where a patch makes it compare the whole CIB before and after, in time
+/// growing with the square of the number of top-level resources
+/// (docs/ownership.md). Otherwise the versioned patch (deletions, moves, a
+/// first replication): computed here ([`patch::versioned_patch`]), or by
+/// `crm_diff` for the few differences the native patch cannot address
+/// (e.g. creating an element in a CIB with comments, which Pacemaker
+/// counts in a patch's positions).
+fn write_for(text: &str, local: &Element, merged: &Element, merged_xml: &str) -> anyhow::Result<Write> {
+    match modify::guarded_modify(local, merged) {
+        Modify::Xml(document) => return Ok(Write::Modify(document)),
+        Modify::Unchanged => bail!("internal error: the merge changed nothing a modify can see"),
+        Modify::Unsupported(reason) => {
+            tracing::debug!(%reason, "writing with a patch");
+        }
+    }
     match patch::versioned_patch(text, local, merged) {
-        Patch::Xml(xml) => return Ok(xml),
+        Patch::Xml(xml) => return Ok(Write::Patch(xml)),
         Patch::Unchanged => bail!("internal error: the merge changed nothing a patch can express"),
         Patch::Unsupported(reason) => {
             tracing::debug!(%reason, "computing the patch with crm_diff");
         }
     }
     match cib_tools::cib::diff(text, merged_xml).context("computing the patch")? {
-        Some(patch) => Ok(patch),
+        Some(patch) => Ok(Write::Patch(patch)),
         None => bail!("internal error: the merge changed nothing crm_diff can see"),
     }
 }
@@ -344,9 +390,9 @@ fn plan(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>
 }
 
 /// Whether the CIB holds the ownership record of `ticket` as `merged` has
-/// it: the patch that applies a copy writes the record too (the digest
+/// it: the write that applies a copy makes the record too (the digest
 /// of what it applied among its values), so one small query tells whether
-/// the patch took, whatever the CIB's size.
+/// the write took, whatever the CIB's size.
 fn holds_record(cib: &Cib, merged: &Element, ticket: &str) -> anyhow::Result<bool> {
     let id = merge::record_id(ticket);
     let Some(want) = merged.find_id(&id) else {

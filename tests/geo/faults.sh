@@ -189,9 +189,9 @@ after_scenario() {
         log_since A publisher "$PUB_MARK" | grep -E 'refused' || true
     } >"$ART/refusals-now.txt"
     n=$(wc -l <"$ART/refusals-now.txt")
-    # (a patch refused as stale, or reported applied and not held, says
+    # (a write refused as stale, or reported applied and not held, says
     # so, and is tried again)
-    local why='error=|reason=|refused the patch as stale|does not hold it'
+    local why='error=|reason=|refused the (patch|modify) as stale|does not hold it'
     bad=$(grep -cvE "$why" "$ART/refusals-now.txt" || true)
     [ "$bad" = 0 ] || fail "$SCENARIO: $bad refusals logged without a reason: $(grep -vE "$why" "$ART/refusals-now.txt" | head -3)"
     sed "s/^/$SCENARIO: /" "$ART/refusals-now.txt" >>"$ART/refusals.txt"

@@ -67,13 +67,14 @@ pub enum Error {
         program: String,
     },
 
-    /// `cibadmin --patch` refused the patch because it does not fit the
-    /// current CIB: the CIB changed since the patch's source version was
-    /// read, or the patch does not advance the version. Re-read the CIB,
-    /// recompute the patch and retry (a bounded number of times). See
-    /// [`crate::cib::Cib::patch`] for the exact exit codes.
+    /// `cibadmin` refused a version-checked write because it does not fit
+    /// the current CIB: the CIB changed since the version the write names
+    /// was read, or a patch does not advance the version. Re-read the CIB,
+    /// recompute the write and retry (a bounded number of times). See
+    /// [`crate::cib::Cib::patch`] and [`crate::cib::Cib::modify`] for the
+    /// exact exit codes.
     #[error(
-        "CIB changed meanwhile or patch does not advance its version (re-read and retry): {stderr}"
+        "CIB changed meanwhile or the write does not advance its version (re-read and retry): {stderr}"
     )]
     Stale {
         /// `cibadmin`'s stderr, trimmed and bounded.

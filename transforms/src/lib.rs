@@ -16,6 +16,8 @@
 //! - [`merge`]: ownership, conflicts, drift and pruning at a subscriber.
 //! - [`patch`]: Pacemaker's versioned format-2 patch between two CIBs
 //!   (what `crm_diff` computes for `cibadmin --patch`), natively.
+//! - [`modify`]: the guarded `cibadmin --modify` document between two CIBs,
+//!   the cheaper write where a modify can express the change.
 //! - [`printable`]: text from documents made safe for a terminal.
 //! - [`validate`]: unique ids and closed references in a fragment.
 //! - [`error`]: the crate's error enum.
@@ -25,10 +27,13 @@ pub mod cib;
 pub mod diff;
 pub mod error;
 pub mod merge;
+pub mod modify;
 pub mod patch;
 pub mod printable;
 pub mod rules;
 pub mod scope;
+#[cfg(test)]
+mod testgen;
 pub mod validate;
 pub mod xml;
 

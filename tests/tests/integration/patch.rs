@@ -1,5 +1,7 @@
 //! The native format-2 patch (`cib_transforms::patch::versioned_patch`)
-//! applied by the real `cibadmin --patch` in `CIB_file` mode.
+//! applied by the real `cibadmin --patch`, and the guarded modify
+//! (`cib_transforms::modify::guarded_modify`) applied by the real
+//! `cibadmin --modify`, in `CIB_file` mode.
 //!
 //! Each case writes OLD to a site's CIB file, computes the patch from the
 //! parsed OLD to NEW (OLD edited, `epoch` bumped), applies it with
@@ -15,12 +17,17 @@
 //! - [`stale_patches_are_refused`]: a patch whose source version is no
 //!   longer the CIB's is refused ([`cib_tools::Error::Stale`]) and changes
 //!   nothing.
+//! - The subscriber's choice, a guarded modify where it can express the
+//!   change and the patch otherwise ([`apply_as_subscriber`]): half the
+//!   corpus sample, [`random_edit_sequences_apply_exactly_as_the_subscriber_writes`],
+//!   and [`a_modify_is_refused_once_the_configuration_moved_on`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use cib_tools::cib::Cib;
+use cib_transforms::modify::{guarded_modify, Modify};
 use cib_transforms::patch::{versioned_patch, Patch};
 use cib_transforms::xml::{self, Element};
 
@@ -46,6 +53,8 @@ enum Route {
     /// unchanged (as `cibadmin --replace` of the parsed CIB would), and
     /// applied the native patch to that.
     CommentsStripped,
+    /// The guarded modify, applied by `cibadmin --modify`.
+    Modify,
 }
 
 /// The site's CIB file: its text and tree.
@@ -95,6 +104,38 @@ fn apply(site: &Site, new: &Element) -> Result<Route, String> {
         }
     };
     let (_, after) = read(site);
+    same_sections(route, new, &after)?;
+    let epoch = |e: &Element| e.attr("epoch").and_then(|v| v.parse::<u64>().ok());
+    if epoch(&after) < epoch(new) {
+        return Err(format!("epoch went from {:?} to {:?}", epoch(new), epoch(&after)));
+    }
+    Ok(route)
+}
+
+/// Makes the site's CIB `new` as the subscriber writes it: the guarded
+/// modify where it can express the change, else [`apply`]. The modify
+/// must leave the file with `new`'s configuration and status exactly and
+/// `epoch` one above the old one.
+fn apply_as_subscriber(site: &Site, new: &Element) -> Result<Route, String> {
+    let (_, old) = read(site);
+    let document = match guarded_modify(&old, new) {
+        Modify::Xml(document) => document,
+        Modify::Unchanged | Modify::Unsupported(_) => return apply(site, new),
+    };
+    Cib::file(site.cib_path())
+        .modify(&document)
+        .map_err(|e| format!("cibadmin refused the guarded modify: {e}\n{document}"))?;
+    let (_, after) = read(site);
+    same_sections(Route::Modify, new, &after)?;
+    let epoch = |e: &Element| e.attr("epoch").and_then(|v| v.parse::<u64>().ok());
+    if epoch(&after) != epoch(&old).map(|e| e + 1) {
+        return Err(format!("Modify: epoch went from {:?} to {:?}", epoch(&old), epoch(&after)));
+    }
+    Ok(Route::Modify)
+}
+
+/// Whether `after` holds `new`'s configuration and status exactly.
+fn same_sections(route: Route, new: &Element, after: &Element) -> Result<(), String> {
     for section in ["configuration", "status"] {
         let want = new.child(section).map(Element::to_xml);
         let got = after.child(section).map(Element::to_xml);
@@ -105,11 +146,7 @@ fn apply(site: &Site, new: &Element) -> Result<Route, String> {
             ));
         }
     }
-    let epoch = |e: &Element| e.attr("epoch").and_then(|v| v.parse::<u64>().ok());
-    if epoch(&after) < epoch(new) {
-        return Err(format!("epoch went from {:?} to {:?}", epoch(new), epoch(&after)));
-    }
-    Ok(route)
+    Ok(())
 }
 
 /// The first differing line of two serializations, with some context.
@@ -302,7 +339,7 @@ fn edit_combined(cib: &mut Element) -> bool {
 /// What happened to one corpus file.
 enum Outcome {
     /// Every applicable edit applied exactly; counts by route.
-    Done { native: usize, stripped: usize },
+    Done { native: usize, stripped: usize, modify: usize },
     /// Not exercised (why).
     Skipped(String),
     /// A test failure.
@@ -330,7 +367,9 @@ fn corpus_sample_patches_apply_exactly() {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(file) = sample.get(i) else { break };
-                let outcome = corpus_file(file);
+                // Every other file as the subscriber writes (a guarded
+                // modify where it can), the others through the patch alone.
+                let outcome = corpus_file(file, i % 2 == 1);
                 let name = file.file_name().unwrap().to_string_lossy().into_owned();
                 results.lock().unwrap().push((name, outcome));
             });
@@ -339,15 +378,16 @@ fn corpus_sample_patches_apply_exactly() {
     let mut results = results.into_inner().unwrap();
     results.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let (mut exercised, mut native, mut stripped) = (0, 0, 0);
+    let (mut exercised, mut native, mut stripped, mut modify) = (0, 0, 0, 0);
     let mut skipped = Vec::new();
     let mut problems = Vec::new();
     for (name, outcome) in results {
         match outcome {
-            Outcome::Done { native: n, stripped: s } => {
+            Outcome::Done { native: n, stripped: s, modify: m } => {
                 exercised += 1;
                 native += n;
                 stripped += s;
+                modify += m;
             }
             Outcome::Skipped(why) => skipped.push(format!("{name}: {why}")),
             Outcome::Problem(p) => problems.push(format!("{name}: {p}")),
@@ -359,7 +399,7 @@ fn corpus_sample_patches_apply_exactly() {
         sample.len()
     );
     println!(
-        "  exercised: {exercised} files, {} patches applied; {stripped} Unsupported for comments, applied once they were stripped",
+        "  exercised: {exercised} files, {} patches applied; {stripped} Unsupported for comments, applied once they were stripped; {modify} guarded modifies applied",
         native + stripped
     );
     println!("  skipped:   {}", skipped.len());
@@ -367,6 +407,7 @@ fn corpus_sample_patches_apply_exactly() {
         println!("    {s}");
     }
     assert!(problems.is_empty(), "{} corpus file(s) failed:\n{}", problems.len(), problems.join("\n\n"));
+    assert!(modify > 0 && native > 0, "one way of writing was never used: {native} patches, {modify} modifies");
     assert!(
         exercised * 10 >= sample.len() * 8,
         "only {exercised} of {} sampled files could be exercised",
@@ -374,17 +415,20 @@ fn corpus_sample_patches_apply_exactly() {
     );
 }
 
-fn corpus_file(file: &Path) -> Outcome {
+/// Runs the edits on one corpus file, through [`apply_as_subscriber`] when
+/// `as_subscriber`, else through [`apply`].
+fn corpus_file(file: &Path, as_subscriber: bool) -> Outcome {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
     let site = Site::with_cib(&text);
     let q = site.tool("cibadmin", ["--query"]);
     if q.code != 0 {
         return Outcome::Skipped(format!("cibadmin cannot load it (exit {}: {})", q.code, q.stderr.trim()));
     }
-    let (mut native, mut stripped) = (0, 0);
+    let (mut native, mut stripped, mut modify) = (0, 0, 0);
     let mut count = |route| match route {
         Route::Native => native += 1,
         Route::CommentsStripped => stripped += 1,
+        Route::Modify => modify += 1,
     };
 
     // Only the epoch: probes whether cibadmin accepts any change at all.
@@ -412,12 +456,12 @@ fn corpus_file(file: &Path) -> Outcome {
             continue;
         }
         let new = bumped(&old, new);
-        match apply(&site, &new) {
+        match if as_subscriber { apply_as_subscriber(&site, &new) } else { apply(&site, &new) } {
             Ok(route) => count(route),
             Err(e) => return Outcome::Problem(format!("{name}: {e}")),
         }
     }
-    Outcome::Done { native, stripped }
+    Outcome::Done { native, stripped, modify }
 }
 
 // ---------------------------------------------------------------------------
@@ -648,6 +692,34 @@ fn random_edit_sequences_apply_exactly() {
     }
 }
 
+/// The same random sequences, written as the subscriber writes them: each
+/// lands exactly whichever way was chosen, and both ways are used.
+#[test]
+fn random_edit_sequences_apply_exactly_as_the_subscriber_writes() {
+    let site = Site::empty();
+    let (_, old) = read(&site);
+    let mut new = old.clone();
+    generated(&mut new);
+    let new = bumped(&old, new);
+    assert_eq!(apply_as_subscriber(&site, &new), Ok(Route::Modify));
+
+    let mut rng = fastrand::Rng::with_seed(0x5eed_cafe);
+    let (mut modify, mut patch) = (0, 0);
+    for case in 0..50 {
+        let (_, old) = read(&site);
+        let mut new = old.clone();
+        let n = 1 + rng.usize(..4);
+        let edits: Vec<String> = (0..n).map(|_| random_edit(&mut rng, &mut new)).collect();
+        let new = bumped(&old, new);
+        match apply_as_subscriber(&site, &new) {
+            Ok(Route::Modify) => modify += 1,
+            Ok(_) => patch += 1,
+            Err(e) => panic!("case {case} ({}): {e}", edits.join("; ")),
+        }
+    }
+    assert!(modify >= 5 && patch >= 5, "{modify} modifies, {patch} patches");
+}
+
 // ---------------------------------------------------------------------------
 // Versions
 
@@ -690,4 +762,42 @@ fn stale_patches_are_refused() {
     };
     assert!(matches!(cib.patch(&flat), Err(cib_tools::Error::Stale { .. })));
     assert!(site.bytes() == applied, "a refused patch changed the CIB file");
+}
+
+/// A guarded modify planned against one version is refused, the file
+/// untouched, once the configuration moved on; a change of the status alone
+/// does not refuse it.
+#[test]
+fn a_modify_is_refused_once_the_configuration_moved_on() {
+    let site = Site::empty();
+    let cib = Cib::file(site.cib_path());
+    let (_, old) = read(&site);
+    let with = |id: &str| {
+        let mut new = old.clone();
+        config(&mut new).child_or_insert("resources").children.push(dummy(id));
+        bumped(&old, new)
+    };
+    let Modify::Xml(first) = guarded_modify(&old, &with("a")) else { panic!("expected a document") };
+    let Modify::Xml(second) = guarded_modify(&old, &with("b")) else { panic!("expected a document") };
+
+    // The status alone moves on (a ticket granted): `num_updates` only.
+    site.tool("crm_ticket", ["--ticket", "tk", "--grant", "--force"]).expect_ok();
+    let (_, granted) = read(&site);
+    assert_eq!(granted.attr("epoch"), old.attr("epoch"));
+    assert_ne!(granted.attr("num_updates"), old.attr("num_updates"));
+    cib.modify(&first).expect("a change of the status alone does not refuse the modify");
+    let applied = site.bytes();
+    let (_, after) = read(&site);
+    assert!(after.find_id("a").is_some());
+    assert!(after.child("status").and_then(|s| s.find_id("tk")).is_some(), "the status change was lost");
+
+    // The same document again, and another planned against the same (now
+    // stale) version: refused, the file untouched.
+    for document in [&first, &second] {
+        match cib.modify(document) {
+            Err(cib_tools::Error::Stale { .. }) => {}
+            other => panic!("expected Stale, got {other:?}"),
+        }
+        assert!(site.bytes() == applied, "a refused modify changed the CIB file");
+    }
 }

@@ -409,7 +409,7 @@ fn a_patch_cibadmin_refuses_without_a_concurrent_change_is_reported_at_once() {
     b.write("cib.xml", &old);
     let r = b.expect_refusal(
         &args(&reordered, &rules(&site_b_rules())),
-        &["cibadmin refused the patch although the CIB is still at version", "Application of update diff failed"],
+        &["cibadmin refused the write although the CIB is still at version", "Application of update diff failed"],
     );
     assert_eq!(r.stderr.matches("reading the CIB again").count(), 1, "{r}");
 }

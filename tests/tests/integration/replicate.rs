@@ -528,7 +528,8 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     // A CIB manager just restarted (found by tests/geo/faults.sh, kill-based)
     // answers `cibadmin --patch` with success although it did not apply
     // the patch. Here a cibadmin first on PATH does that for every
-    // --patch; everything else goes to the real one.
+    // --patch and --modify (the write of a small change); everything else
+    // goes to the real one.
     use std::os::unix::fs::PermissionsExt as _;
     let (_a, scope, b) = two_sites();
     let shim = b.path("shim");
@@ -537,7 +538,7 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --patch ] && exit 0; done\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --patch|--modify) exit 0;; esac; done\nexec '{}' \"$@\"\n",
             crate::support::tool("cibadmin").display()
         ),
     )
@@ -548,7 +549,7 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     let mut cmd = b.command(crate::support::bin("cib-subscriber"));
     cmd.env("PATH", &path).args(replicate_kept(&b, &scope, &site_b_rules()));
     let r = crate::support::run(cmd);
-    r.expect_code(2).expect_stderr(&["cibadmin reported the patch applied, but the CIB does not hold it"]);
+    r.expect_code(2).expect_stderr(&["cibadmin reported the write applied, but the CIB does not hold it"]);
     assert!(b.bytes() == before, "the CIB changed");
     assert!(b.element("web").is_none());
     // Nothing recorded as applied: the status is not "in step".
