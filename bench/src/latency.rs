@@ -10,11 +10,12 @@
 //!
 //! The daemons log at debug level; their timestamps split each change into
 //! stages (A's `cibadmin` until the publisher reads the file, the
-//! publisher's refresh, the subscriber's own work, its `crm_verify`, its
-//! patch and `cibadmin --patch`). Our own share of a change is the sum of
-//! the daemons' own stages (the publisher's refresh, the subscriber's work
-//! before `crm_verify` and its patch): the rest is `cibadmin --modify` at A,
-//! `crm_verify` and `cibadmin --patch` at B. The Pacemaker
+//! publisher's refresh, the subscriber's own work, its `crm_verify`, the
+//! computing of its write and `cibadmin` writing it: a guarded
+//! `--modify`, or `--patch`). Our own share of a change is the sum of the
+//! daemons' own stages (the publisher's refresh, the subscriber's work
+//! before `crm_verify` and computing its write): the rest is
+//! `cibadmin --modify` at A, `crm_verify` and the `cibadmin` write at B. The Pacemaker
 //! tools the daemons run are then timed alone on the same files, with the
 //! daemons stopped.
 
@@ -72,13 +73,13 @@ impl Sample {
     /// Our own part of the change, from the daemons' logs: the publisher's
     /// refresh (read, parse, scope, digest, event sent), the subscriber's
     /// work until `crm_verify` starts (receive, verify, transform, read
-    /// B's CIB, merge) and its computing of the patch. What is left of the
+    /// B's CIB, merge) and its computing of the write. What is left of the
     /// latency is the Pacemaker commands (whose ends overlap the next stage:
     /// the daemons see the file written before `cibadmin` has exited).
     fn own(&self) -> Option<Duration> {
         let stages = self.stages?;
         let apply = stages.apply?;
-        Some(stages.publisher + apply.before_verify + apply.patch)
+        Some(stages.publisher + apply.before_verify + apply.write)
     }
 }
 
@@ -110,11 +111,11 @@ struct Apply {
     before_verify: Duration,
     /// `crm_verify` of the merged CIB.
     verify: Duration,
-    /// Computing the patch.
-    patch: Duration,
-    /// `cibadmin --patch`.
+    /// Computing the write (the guarded modify document, or the patch).
+    write: Duration,
+    /// `cibadmin --modify` or `--patch`, and the check that it took.
     cibadmin: Duration,
-    /// `cibadmin --patch` returned → the poll sees the value in B's file.
+    /// `cibadmin` returned → the poll sees the value in B's file.
     to_seen: Duration,
 }
 
@@ -260,7 +261,7 @@ fn attach_stages(samples: &mut [Sample], log: &str, sub_log: &str) {
                 let v = l.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('='))?;
                 Some(Duration::from_secs_f64(v.parse::<f64>().ok()? / 1000.0))
             };
-            Some((at, [field("verify_ms")?, field("patch_ms")?, field("cibadmin_ms")?]))
+            Some((at, [field("verify_ms")?, field("write_ms")?, field("cibadmin_ms")?]))
         })
         .collect();
     let received: Vec<SystemTime> = sub_log
@@ -280,13 +281,13 @@ fn attach_stages(samples: &mut [Sample], log: &str, sub_log: &str) {
         };
         let seen = s.start + s.latency;
         let gap = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
-        let apply = applied.iter().find(|(t, _)| t >= e).filter(|(t, _)| within(&t)).map(|&(at, [verify, patch, cibadmin])| {
-            let verify_start = at.checked_sub(verify + patch + cibadmin).unwrap_or(at);
+        let apply = applied.iter().find(|(t, _)| t >= e).filter(|(t, _)| within(&t)).map(|&(at, [verify, write, cibadmin])| {
+            let verify_start = at.checked_sub(verify + write + cibadmin).unwrap_or(at);
             Apply {
                 received: received.iter().find(|t| *t >= e && **t <= verify_start).map(|t| gap(*e, *t)),
                 before_verify: gap(*e, verify_start),
                 verify,
-                patch,
+                write,
                 cibadmin,
                 to_seen: gap(at, seen),
             }
@@ -350,7 +351,7 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
     std::fs::create_dir_all(&dir)?;
     let b = std::fs::read_to_string(&sites.cib_b)?;
     // B', one value changed and the epoch bumped (what a merge produces),
-    // and the patch from B to B'.
+    // the patch from B to B' and the guarded modify document.
     let mut next = cib_transforms::xml::parse(&b).context("parsing site B's CIB")?;
     let epoch: u64 = next.attr("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
     next.set_attr("epoch", (epoch + 1).to_string());
@@ -371,6 +372,12 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
         .context("running crm_diff")?;
     ensure!(out.status.code() == Some(1), "crm_diff found no difference");
     std::fs::write(&patch_path, &out.stdout)?;
+    let old = cib_transforms::xml::parse(&b).context("parsing site B's CIB")?;
+    let cib_transforms::modify::Modify::Xml(document) = cib_transforms::modify::guarded_modify(&old, &next) else {
+        anyhow::bail!("no guarded modify for a value change");
+    };
+    let modify_path = dir.join("modify.xml");
+    std::fs::write(&modify_path, document)?;
     // The anchor of the first copy: A's resources section written into
     // site B's CIB as it was before replication.
     let a = cib_transforms::xml::parse(&std::fs::read_to_string(&sites.cib_a)?).context("parsing site A's CIB")?;
@@ -424,8 +431,20 @@ fn time_tools(sites: &Sites, runs: usize) -> anyhow::Result<Vec<Tool>> {
             fresh_from: None,
         },
         ToolSpec {
+            what: "`cibadmin --modify` of the guarded document (site B's CIB)",
+            per_change: "1 (subscriber), for a change a modify can express",
+            argv: vec![
+                "cibadmin".into(),
+                "--modify".into(),
+                "--xml-file".into(),
+                path(&modify_path),
+            ],
+            cib_file: Some(scratch.clone()),
+            fresh_from: Some(b_path.clone()),
+        },
+        ToolSpec {
             what: "`cibadmin --patch` (site B's CIB)",
-            per_change: "1 (subscriber)",
+            per_change: "0 for a value change; 1 (subscriber) for a deletion, a move, a first copy",
             argv: vec![
                 "cibadmin".into(),
                 "--patch".into(),
@@ -604,7 +623,7 @@ fn report(
         let share = own.pct(50.0) / p50;
         let _ = writeln!(
             out,
-            "\nOur own share (publisher: read, parse, scope, digest, send; subscriber: receive, verify, transform, read B's CIB, merge, patch; {n} changes): \
+            "\nOur own share (publisher: read, parse, scope, digest, send; subscriber: receive, verify, transform, read B's CIB, merge, compute the write; {n} changes): \
              p50 {:.1} ms, p99 {:.1} ms; {:.1} % of the p50 latency {p50:.1} ms. Target ≤ {:.0} %: {}.",
             own.pct(50.0),
             own.pct(99.0),
@@ -661,8 +680,8 @@ fn report(
                 );
             }
             row(&mut out, "… `crm_verify` of the merged CIB", &pick(|a| a.verify));
-            row(&mut out, "… compute the patch", &pick(|a| a.patch));
-            row(&mut out, "… `cibadmin --patch`", &pick(|a| a.cibadmin));
+            row(&mut out, "… compute the write", &pick(|a| a.write));
+            row(&mut out, "… the `cibadmin` write (guarded modify, or patch) and its check", &pick(|a| a.cibadmin));
             row(&mut out, "… `cibadmin` returned → seen by the poll", &pick(|a| a.to_seen));
             if split.len() < staged.len() {
                 let _ = writeln!(out, "\n({} of {} changes matched in the subscriber's log.)", split.len(), staged.len());
