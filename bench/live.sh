@@ -16,8 +16,9 @@
 #      checked in B's CIB): p50, p99;
 #   5. the ways to write one nvpair into B's live CIB, B's subscriber
 #      stopped, 5 each: `cibadmin --patch` of a format-2 diff (`crm_diff`),
-#      `cibadmin --modify` of the nvpair, `cibadmin --replace` of the
-#      resources section.
+#      the guarded `cibadmin --modify` the subscriber writes
+#      (`cib-bench diff --modify`), `cibadmin --modify` of the nvpair
+#      alone, `cibadmin --replace` of the resources section.
 #
 #   bench/live.sh [--sizes "250 2500 10000"] [--changes N] [--out DIR]
 #                 [--no-scheduler]   (skip 3.'s crm_simulate runs: time
@@ -212,10 +213,22 @@ for n in $sizes; do
     put "n$n.anchor_modify_at_a_ms" "$(median <"$out/modify-$n.txt")"
 
     # 5. Ways to write one nvpair into B's live CIB.
+    # B's CIB as read into old.xml, the nvpair set to $1 and the next epoch
+    # (a patch must lead forward).
+    edited() {
+        python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"(<cib [^>]*\bepoch=\")(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1), text, count=1)
+text = re.sub(r"(id=\"%s\"[^>]*value=\")[^\"]*" % re.escape(sys.argv[2]), r"\g<1>" + sys.argv[3], text)
+sys.stdout.write(text)
+' "$out/old.xml" "$NVPAIR" "$1"
+    }
     at B crm_resource -r subscriber -m -p target-role -v Stopped >/dev/null
     wait_for 120 "B's subscriber stopped" rsc_stopped B subscriber
     : >"$out/patch-$n.txt"
     : >"$out/modify-b-$n.txt"
+    : >"$out/guarded-b-$n.txt"
     : >"$out/replace-b-$n.txt"
     for i in 1 2 3 4 5; do
         # A patch is version-checked: when the status section moved on
@@ -223,29 +236,28 @@ for n in $sizes; do
         # as the subscriber does; only the patch that applied is counted.
         for _ in 1 2 3 4 5 6 7 8 9 10; do
             at B cibadmin -Q >"$out/old.xml"
-            # The new value, and the next epoch (a patch must lead forward).
-            python3 -c '
-import re, sys
-text = open(sys.argv[1]).read()
-text = re.sub(r"(<cib [^>]*\bepoch=\")(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1), text, count=1)
-text = re.sub(r"(id=\"%s\"[^>]*value=\")[^\"]*" % re.escape(sys.argv[2]), r"\g<1>" + sys.argv[3], text)
-sys.stdout.write(text)
-' "$out/old.xml" "$NVPAIR" "/srv/site-b/patch-$i" >"$out/new.xml"
+            edited "/srv/site-b/patch-$i" >"$out/new.xml"
             crm_diff -o "$out/old.xml" -n "$out/new.xml" >"$out/patch.xml" || true
             if t=$(timed at B cibadmin --patch --xml-file "$out/patch.xml" 2>/dev/null); then
                 echo "$t" >>"$out/patch-$n.txt"
                 break
             fi
         done
+        # The guarded modify: refused only when the configuration moved on.
+        at B cibadmin -Q >"$out/old.xml"
+        edited "/srv/site-b/guarded-$i" >"$out/new.xml"
+        "$BENCH" diff --modify "$out/old.xml" "$out/new.xml" >"$out/guarded.xml"
+        timed at B cibadmin --modify --xml-file "$out/guarded.xml" >>"$out/guarded-b-$n.txt"
         timed at B cibadmin --modify -X "<nvpair id=\"$NVPAIR\" name=\"directory\" value=\"/srv/site-b/modify-$i\"/>" >>"$out/modify-b-$n.txt"
         at B cibadmin -Q -o resources |
             sed "s|\(id=\"$NVPAIR\"[^>]*value=\"\)[^\"]*\"|\1/srv/site-b/replace-$i\"|" >"$out/section.xml"
         timed at B cibadmin --replace -o resources --xml-file "$out/section.xml" >>"$out/replace-b-$n.txt"
     done
     put "n$n.b_patch_ms" "$(median <"$out/patch-$n.txt")"
+    put "n$n.b_guarded_modify_ms" "$(median <"$out/guarded-b-$n.txt")"
     put "n$n.b_modify_ms" "$(median <"$out/modify-b-$n.txt")"
     put "n$n.b_replace_resources_ms" "$(median <"$out/replace-b-$n.txt")"
-    rm -f "$out/old.xml" "$out/new.xml" "$out/patch.xml" "$out/section.xml"
+    rm -f "$out/old.xml" "$out/new.xml" "$out/patch.xml" "$out/guarded.xml" "$out/section.xml"
     "$LAB" down "$out/logs-$n" >/dev/null 2>&1
 done
 echo "results in $results"

@@ -149,12 +149,18 @@ enum Command {
     },
     /// Print the versioned format-2 patch from one CIB to another, as
     /// `crm_diff --original OLD --new NEW` does (what `replicate-now` and
-    /// the subscriber daemon compute instead of running `crm_diff`).
+    /// the subscriber daemon compute instead of running `crm_diff`); with
+    /// --modify, the guarded `cibadmin --modify` document they write
+    /// instead where a modify can express the change.
     Diff {
         /// The old CIB.
         old: PathBuf,
         /// The new CIB.
         new: PathBuf,
+        /// Print the guarded modify document (fails when the change needs
+        /// a patch).
+        #[arg(long)]
+        modify: bool,
     },
 }
 
@@ -239,7 +245,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", paired::run(&opts)?);
             Ok(())
         }
-        Command::Diff { old, new } => {
+        Command::Diff { old, new, modify } => {
             let read = |path: &Path| {
                 std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
             };
@@ -249,18 +255,27 @@ fn main() -> anyhow::Result<()> {
             };
             let old_cib = parse(&old_text, &old)?;
             let new_cib = parse(&read(&new)?, &new)?;
-            match patch::versioned_patch(&old_text, &old_cib, &new_cib) {
-                patch::Patch::Unchanged => Ok(()),
-                patch::Patch::Xml(text) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(text.as_bytes())?;
-                    out.flush()?;
-                    Ok(())
+            let text = if modify {
+                match cib_transforms::modify::guarded_modify(&old_cib, &new_cib) {
+                    cib_transforms::modify::Modify::Unchanged => return Ok(()),
+                    cib_transforms::modify::Modify::Xml(text) => text,
+                    cib_transforms::modify::Modify::Unsupported(reason) => {
+                        anyhow::bail!("no guarded modify for these CIBs: {reason}")
+                    }
                 }
-                patch::Patch::Unsupported(reason) => {
-                    anyhow::bail!("no native patch for these CIBs: {reason}")
+            } else {
+                match patch::versioned_patch(&old_text, &old_cib, &new_cib) {
+                    patch::Patch::Unchanged => return Ok(()),
+                    patch::Patch::Xml(text) => text,
+                    patch::Patch::Unsupported(reason) => {
+                        anyhow::bail!("no native patch for these CIBs: {reason}")
+                    }
                 }
-            }
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(())
         }
     }
 }
