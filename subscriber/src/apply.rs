@@ -116,7 +116,7 @@ impl Applied {
     }
 }
 
-/// Merges the scope into the local CIB as one version-checked patch,
+/// Merges the scope into the local CIB as one version-checked write,
 /// retrying when the CIB changed meanwhile (`on_retry` is told each time).
 /// `applied` is the document applied last, when kept (for drift). On any
 /// error nothing was applied.

@@ -27,7 +27,7 @@ use crate::status::Output;
 /// applied in the order given) and merged into the local CIB: replicated
 /// elements are owned by cib-replicator (recorded in crm_config, see
 /// `status`), local elements are never changed, and the change is applied as
-/// one version-checked patch.
+/// one version-checked write.
 ///
 /// `run` is the daemon that does this for every new version published;
 /// in manual mode it stages each version, and `diff` / `replicate-now`

@@ -23,7 +23,7 @@
 //!    is refused.
 //! 5. **Apply** (`auto`): exactly what `replicate-now` does
 //!    ([`crate::apply::replicate_now`]): merge, `crm_verify`, one
-//!    version-checked patch. **Stage** (`manual`): if the merge would change
+//!    version-checked write. **Stage** (`manual`): if the merge would change
 //!    anything, write the transformed document to
 //!    `<state_dir>/<ticket>/pending.xml` (atomically) for `diff` and
 //!    `replicate-now` without `--from`. **Keep** (`lazy`): every check of

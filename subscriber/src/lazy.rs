@@ -12,7 +12,7 @@
 //! `cib-subscriber gate` (its `before-acquire-handler`) before a grant and
 //! before every renewal, and the gate writes a lazy copy that is waiting
 //! ([`waiting`]: recorded, the version last received, not yet what the
-//! CIB's ownership record holds) with one version-checked patch
+//! CIB's ownership record holds) with one version-checked write
 //! ([`materialize`]) before it allows. A grant by hand thus finds the
 //! resources in the CIB before Pacemaker learns of the grant; after an
 //! automatic failover (booth 1.0 runs no handler before the election) the
@@ -107,7 +107,7 @@ pub struct Materialized {
     pub warnings: Vec<String>,
 }
 
-/// Writes the lazy copy of `ticket` to the CIB: one version-checked patch,
+/// Writes the lazy copy of `ticket` to the CIB: one version-checked write,
 /// also while the ticket is granted here, after the same checks as
 /// `replicate-now` (conflicts, `crm_verify`). `expected` is the version the
 /// state records ([`waiting`]): a file holding another one is refused.

@@ -14,11 +14,12 @@
 #                B to A delivered, while A changes and booth runs on
 #   kill-step    SIGKILL of B's subscriber at each step of an apply: after
 #                reading the CIB, after the transform (xsltproc), after
-#                crm_verify, during cibadmin --patch (shims of those tools
-#                in B's /usr/sbin fire once when armed)
+#                crm_verify, during its write (cibadmin --modify or
+#                --patch) (shims of those tools in B's /usr/sbin fire once
+#                when armed)
 #   kill-based   SIGKILL of B's CIB manager (pacemaker-based), once per
 #                round: right after the subscriber read the CIB (odd
-#                rounds), during its cibadmin --patch (even rounds)
+#                rounds), during its write (even rounds)
 #   state-full   B's state directory a full tmpfs while changes arrive,
 #                then room made
 #   state-ro     B's state directory read-only while changes arrive, then
@@ -225,11 +226,12 @@ result() {
 #   read       cibadmin --query: the CIB is read, then SIGKILL of the subscriber
 #   transform  xsltproc: the stylesheet has run, then SIGKILL of the subscriber
 #   verify     crm_verify: the merged CIB is verified, then SIGKILL of the subscriber
-#   patch      cibadmin --patch: SIGKILL of the subscriber 0-40 ms after
-#              the patch was sent (and of the cibadmin too, every other time)
+#   patch      cibadmin --patch or --modify (the write): SIGKILL of the
+#              subscriber 0-40 ms after the write was sent (and of the
+#              cibadmin too, every other time)
 #   based-read cibadmin --query: the CIB is read, then SIGKILL of pacemaker-based
-#   based-patch  cibadmin --patch: SIGKILL of pacemaker-based 0-40 ms after
-#              the patch was sent
+#   based-patch  cibadmin --patch or --modify: SIGKILL of pacemaker-based
+#              0-40 ms after the write was sent
 install_shims() {
     local tool real
     for tool in cibadmin crm_verify xsltproc; do
@@ -246,12 +248,12 @@ step=""
 [ -r "$ctl" ] && read -r step <"$ctl"
 parent=$PPID
 if [ -n "$step" ] && [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = cib-subscriber ]; then
-    query=no patch=no
+    query=no write=no
     for a in "$@"; do
-        case "$a" in --query | -Q) query=yes ;; --patch | -P) patch=yes ;; esac
+        case "$a" in --query | -Q) query=yes ;; --patch | -P | --modify | -M) write=yes ;; esac
     done
     fire=no
-    case "$tool:$step:$query:$patch" in
+    case "$tool:$step:$query:$write" in
         cibadmin:read:yes:* | cibadmin:based-read:yes:* | xsltproc:transform:* | crm_verify:verify:* | cibadmin:patch:*:yes | cibadmin:based-patch:*:yes) fire=yes ;;
     esac
     if [ "$fire" = yes ] && rm "$ctl" 2>/dev/null; then

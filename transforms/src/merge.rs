@@ -26,7 +26,7 @@
 //!   already applied.
 //!
 //! The result is a whole new CIB with `epoch` bumped, ready to be validated and
-//! turned into one version-checked patch by the caller.
+//! turned into one version-checked write by the caller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
