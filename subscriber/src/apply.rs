@@ -229,7 +229,8 @@ pub fn replicate_now_from(
                 // refresh" and answers OK. Applied means the CIB holds it:
                 // the ownership record the same write made says so; when
                 // it does not, the write did not take and is computed
-                // again. (Checked after a modify too: one small query.)
+                // again. (Pacemaker answers so for a patch only, but a
+                // modify is checked too: one small query of crm_config.)
                 if !holds_record(cib, &p.cib, &scope.ticket)? {
                     not_held = true;
                     if attempt < ATTEMPTS {
@@ -399,7 +400,10 @@ fn holds_record(cib: &Cib, merged: &Element, ticket: &str) -> anyhow::Result<boo
         // Nothing owned any more: no record to look for.
         return Ok(true);
     };
-    let Some(text) = cib.query_xpath(&format!("//cluster_property_set[@id='{id}']")).context("reading the ownership record")? else {
+    // An absolute path: the CIB manager walks crm_config only, not the
+    // whole CIB as `//` would.
+    let xpath = format!("/cib/configuration/crm_config/cluster_property_set[@id='{id}']");
+    let Some(text) = cib.query_xpath(&xpath).context("reading the ownership record")? else {
         return Ok(false);
     };
     let got = xml::parse(&text).context("parsing the ownership record")?;
