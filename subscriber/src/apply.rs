@@ -227,16 +227,17 @@ pub fn replicate_now_from(
                 // finds the patch's source version newer than its own,
                 // logs "Application of update diff failed, requesting full
                 // refresh" and answers OK. Applied means the CIB holds it:
-                // the ownership record the same write made says so; when
-                // it does not, the write did not take and is computed
-                // again. (Pacemaker answers so for a patch only, but a
-                // modify is checked too: one small query of crm_config.)
-                if !holds_record(cib, &p.cib, &scope.ticket)? {
+                // the ownership record the same patch wrote says so; when
+                // it does not, the patch did not take and is computed
+                // again. Only a diff is answered that way
+                // (`cib_server_process_diff` turns its failure into a
+                // resync, which the client library reports as OK), so a
+                // modify is not checked.
+                if matches!(write, Write::Patch(_)) && !holds_record(cib, &p.cib, &scope.ticket)? {
                     not_held = true;
                     if attempt < ATTEMPTS {
                         on_retry(&format!(
-                            "cibadmin reported the {} applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again",
-                            write.name()
+                            "cibadmin reported the patch applied, but the CIB does not hold it (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
                         ));
                         continue;
                     }
@@ -268,7 +269,7 @@ pub fn replicate_now_from(
     }
     if not_held {
         bail!(
-            "cibadmin reported the write applied, but the CIB does not hold it, {ATTEMPTS} times \
+            "cibadmin reported the patch applied, but the CIB does not hold it, {ATTEMPTS} times \
              (the CIB manager restarting?); the copy was not applied"
         );
     }

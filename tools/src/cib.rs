@@ -268,25 +268,9 @@ impl Cib {
     /// [`Error::Stale`], [`Error::Failed`], [`Error::Io`] (temp file), and
     /// the errors of [`process::run`].
     pub fn patch(&self, patch_xml: &str) -> Result<()> {
-        let file = temp_xml("patch", patch_xml)?;
-        let mut cmd = self.command("cibadmin");
-        cmd.arg("--patch").arg("--xml-file").arg(file.path());
-        let output = process::run(&mut cmd, None, self.timeout)?;
-        match output.status.code() {
-            Some(0) => Ok(()),
-            Some(CRM_EX_OLD) => Err(Error::Stale {
-                stderr: bounded_text(&output.stderr, STDERR_LIMIT),
-            }),
-            Some(1)
-                if String::from_utf8_lossy(&output.stderr)
-                    .contains("Application of update diff failed") =>
-            {
-                Err(Error::Stale {
-                    stderr: bounded_text(&output.stderr, STDERR_LIMIT),
-                })
-            }
-            _ => Err(process::failed(&cmd, &output)),
-        }
+        self.write("--patch", patch_xml, |code, stderr| {
+            code == 1 && String::from_utf8_lossy(stderr).contains("Application of update diff failed")
+        })
     }
 
     /// Applies a guarded modify document
@@ -313,13 +297,20 @@ impl Cib {
     /// [`Error::Stale`], [`Error::Failed`], [`Error::Io`] (temp file), and
     /// the errors of [`process::run`].
     pub fn modify(&self, document: &str) -> Result<()> {
-        let file = temp_xml("modify", document)?;
+        self.write("--modify", document, |_, _| false)
+    }
+
+    /// `cibadmin OPERATION --xml-file F` with `xml` in F: exit 0 is `Ok`,
+    /// 103 and the exits `also_stale` accepts (code, stderr) are
+    /// [`Error::Stale`], anything else [`Error::Failed`].
+    fn write(&self, operation: &str, xml: &str, also_stale: impl Fn(i32, &[u8]) -> bool) -> Result<()> {
+        let file = temp_xml(operation.trim_start_matches('-'), xml)?;
         let mut cmd = self.command("cibadmin");
-        cmd.arg("--modify").arg("--xml-file").arg(file.path());
+        cmd.arg(operation).arg("--xml-file").arg(file.path());
         let output = process::run(&mut cmd, None, self.timeout)?;
         match output.status.code() {
             Some(0) => Ok(()),
-            Some(CRM_EX_OLD) => Err(Error::Stale {
+            Some(code) if code == CRM_EX_OLD || also_stale(code, &output.stderr) => Err(Error::Stale {
                 stderr: bounded_text(&output.stderr, STDERR_LIMIT),
             }),
             _ => Err(process::failed(&cmd, &output)),

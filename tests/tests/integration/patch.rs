@@ -669,54 +669,43 @@ fn a_section_with_many_new_elements_is_replaced_whole_and_applies_exactly() {
     assert!(after.find_id("local-before").is_some() && after.find_id("many-299").is_some());
 }
 
-#[test]
-fn random_edit_sequences_apply_exactly() {
+/// 50 seeded random sequences of edits on the generated CIB (which
+/// arrives first, by `first`), each written with `write` and checked by
+/// it; the routes they took.
+fn random_sequences(write: fn(&Site, &Element) -> Result<Route, String>, first: Route) -> Vec<Route> {
     let site = Site::empty();
-    // The generated configuration itself arrives as one native patch.
     let (_, old) = read(&site);
     let mut new = old.clone();
     generated(&mut new);
     let new = bumped(&old, new);
-    assert_eq!(apply(&site, &new), Ok(Route::Native));
+    assert_eq!(write(&site, &new), Ok(first));
 
     let mut rng = fastrand::Rng::with_seed(0x5eed_cafe);
-    for case in 0..50 {
-        let (_, old) = read(&site);
-        let mut new = old.clone();
-        let n = 1 + rng.usize(..4);
-        let edits: Vec<String> = (0..n).map(|_| random_edit(&mut rng, &mut new)).collect();
-        let new = bumped(&old, new);
-        if let Err(e) = apply(&site, &new) {
-            panic!("case {case} ({}): {e}", edits.join("; "));
-        }
-    }
+    (0..50)
+        .map(|case| {
+            let (_, old) = read(&site);
+            let mut new = old.clone();
+            let n = 1 + rng.usize(..4);
+            let edits: Vec<String> = (0..n).map(|_| random_edit(&mut rng, &mut new)).collect();
+            let new = bumped(&old, new);
+            write(&site, &new).unwrap_or_else(|e| panic!("case {case} ({}): {e}", edits.join("; ")))
+        })
+        .collect()
+}
+
+#[test]
+fn random_edit_sequences_apply_exactly() {
+    // The generated configuration itself arrives as one native patch.
+    random_sequences(apply, Route::Native);
 }
 
 /// The same random sequences, written as the subscriber writes them: each
 /// lands exactly whichever way was chosen, and both ways are used.
 #[test]
 fn random_edit_sequences_apply_exactly_as_the_subscriber_writes() {
-    let site = Site::empty();
-    let (_, old) = read(&site);
-    let mut new = old.clone();
-    generated(&mut new);
-    let new = bumped(&old, new);
-    assert_eq!(apply_as_subscriber(&site, &new), Ok(Route::Modify));
-
-    let mut rng = fastrand::Rng::with_seed(0x5eed_cafe);
-    let (mut modify, mut patch) = (0, 0);
-    for case in 0..50 {
-        let (_, old) = read(&site);
-        let mut new = old.clone();
-        let n = 1 + rng.usize(..4);
-        let edits: Vec<String> = (0..n).map(|_| random_edit(&mut rng, &mut new)).collect();
-        let new = bumped(&old, new);
-        match apply_as_subscriber(&site, &new) {
-            Ok(Route::Modify) => modify += 1,
-            Ok(_) => patch += 1,
-            Err(e) => panic!("case {case} ({}): {e}", edits.join("; ")),
-        }
-    }
+    let routes = random_sequences(apply_as_subscriber, Route::Modify);
+    let modify = routes.iter().filter(|r| **r == Route::Modify).count();
+    let patch = routes.len() - modify;
     assert!(modify >= 5 && patch >= 5, "{modify} modifies, {patch} patches");
 }
 
