@@ -103,7 +103,11 @@ fn plan(old: &Element, new: &Element) -> Result<Option<Element>, String> {
     let mut guard = Element::new("cib");
     for field in ["admin_epoch", "epoch"] {
         match old.attr(field) {
-            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<i32>().is_ok() => {
+            Some(v)
+                if !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && v.parse::<i32>().is_ok() =>
+            {
                 guard.set_attr(field, v);
             }
             Some(v) => return Err(format!("<cib {field}=\"{v}\"> is not a version number")),
@@ -189,10 +193,16 @@ fn children(old: &Element, new: &Element, path: &str, out: &mut Element) -> Resu
         match first.get(&l) {
             Some(&i) => {
                 if creating {
-                    return Err(format!("{path}: new children come before <{}>", describe(c)));
+                    return Err(format!(
+                        "{path}: new children come before <{}>",
+                        describe(c)
+                    ));
                 }
                 if paired[i] || last_kept.is_some_and(|k| i < k) {
-                    return Err(format!("{path}: the children are reordered or repeated at <{}>", describe(c)));
+                    return Err(format!(
+                        "{path}: the children are reordered or repeated at <{}>",
+                        describe(c)
+                    ));
                 }
                 paired[i] = true;
                 last_kept = Some(i);
@@ -220,7 +230,10 @@ fn children(old: &Element, new: &Element, path: &str, out: &mut Element) -> Resu
         }
     }
     if let Some(i) = paired.iter().position(|p| !p) {
-        return Err(format!("{path}: <{}> is deleted", describe(&old.children[i])));
+        return Err(format!(
+            "{path}: <{}> is deleted",
+            describe(&old.children[i])
+        ));
     }
     Ok(())
 }
@@ -243,7 +256,13 @@ fn update(was: &Element, now: &Element, path: &str) -> Result<Element, String> {
         }
     } else {
         let kept = was.attrs.len();
-        if now.attrs.len() < kept || was.attrs.iter().zip(&now.attrs).any(|((a, _), (b, _))| a != b) {
+        if now.attrs.len() < kept
+            || was
+                .attrs
+                .iter()
+                .zip(&now.attrs)
+                .any(|((a, _), (b, _))| a != b)
+        {
             return Err(format!("{path}: an attribute is removed or reordered"));
         }
         el.attrs.clone_from(&now.attrs);
@@ -268,7 +287,10 @@ fn creatable(el: &Element, path: &str) -> Result<(), String> {
     let mut seen: IdMap<Lookup<'_>, ()> = IdMap::default();
     for c in &el.children {
         if seen.contains_key(&lookup(c)) {
-            return Err(format!("{path}: <{}> would update an earlier sibling", describe(c)));
+            return Err(format!(
+                "{path}: <{}> would update an earlier sibling",
+                describe(c)
+            ));
         }
         for f in found_by(c) {
             seen.insert(f, ());

@@ -5,15 +5,27 @@ use crate::xml::Element;
 
 /// A random element; with `unique`, sibling keys are unique (fresh ids,
 /// and no id only for a tag no sibling has).
-pub fn random_element(rng: &mut fastrand::Rng, depth: usize, unique: bool, fresh: &mut usize) -> Element {
+pub fn random_element(
+    rng: &mut fastrand::Rng,
+    depth: usize,
+    unique: bool,
+    fresh: &mut usize,
+) -> Element {
     let mut el = Element::new(["a", "b", "c"][rng.usize(..3)]);
     if unique || rng.usize(..100) < 70 {
         *fresh += 1;
-        let id = if unique { format!("i{fresh}") } else { format!("i{}", rng.usize(..3)) };
+        let id = if unique {
+            format!("i{fresh}")
+        } else {
+            format!("i{}", rng.usize(..3))
+        };
         el.set_attr("id", id);
     }
     for _ in 0..rng.usize(..3) {
-        el.set_attr(&format!("k{}", rng.usize(..4)), format!("v{}", rng.usize(..3)));
+        el.set_attr(
+            &format!("k{}", rng.usize(..4)),
+            format!("v{}", rng.usize(..3)),
+        );
     }
     if rng.usize(..100) < 8 {
         el.text = format!("t{}", rng.usize(..3));
@@ -35,7 +47,8 @@ pub fn random_element(rng: &mut fastrand::Rng, depth: usize, unique: bool, fresh
 pub fn dedupe(children: &mut Vec<Element>) {
     let mut seen = std::collections::HashSet::new();
     children.retain(|c| seen.insert((c.name.clone(), c.id().map(str::to_owned))));
-    let unnamed_ok = |c: &Element, all: &[Element]| all.iter().filter(|o| o.name == c.name).count() == 1;
+    let unnamed_ok =
+        |c: &Element, all: &[Element]| all.iter().filter(|o| o.name == c.name).count() == 1;
     let snapshot = children.clone();
     children.retain(|c| c.id().is_some() || unnamed_ok(c, &snapshot));
 }
@@ -63,7 +76,10 @@ pub fn random_edit(rng: &mut fastrand::Rng, root: &mut Element, unique: bool, fr
     paths(root, &mut Vec::new(), &mut all);
     let el = at(root, &all[rng.usize(..all.len())]);
     match rng.usize(..9) {
-        0 | 1 => el.set_attr(&format!("k{}", rng.usize(..5)), format!("w{}", rng.usize(..3))),
+        0 | 1 => el.set_attr(
+            &format!("k{}", rng.usize(..5)),
+            format!("w{}", rng.usize(..3)),
+        ),
         2 => {
             if !el.attrs.is_empty() {
                 let i = rng.usize(..el.attrs.len());
@@ -104,7 +120,11 @@ pub fn random_edit(rng: &mut fastrand::Rng, root: &mut Element, unique: bool, fr
         }
         _ => {
             if rng.usize(..100) < 30 {
-                el.text = if el.text.is_empty() { format!("t{}", rng.usize(..3)) } else { String::new() };
+                el.text = if el.text.is_empty() {
+                    format!("t{}", rng.usize(..3))
+                } else {
+                    String::new()
+                };
             } else {
                 el.attrs.reverse();
             }

@@ -13,7 +13,10 @@ fn pacemaker_modify(cib: &Element, doc: &Element) -> Result<Element, String> {
     let mut out = cib.clone();
     merge(&mut out, doc);
     let v = |e: &Element, f: &str| e.attr(f).map_or(0, |v| v.parse::<i64>().unwrap());
-    let (old, new) = ((v(cib, "admin_epoch"), v(cib, "epoch")), (v(&out, "admin_epoch"), v(&out, "epoch")));
+    let (old, new) = (
+        (v(cib, "admin_epoch"), v(cib, "epoch")),
+        (v(&out, "admin_epoch"), v(&out, "epoch")),
+    );
     if old.0 > new.0 || (old.0 == new.0 && old.1 > new.1) {
         return Err("Update was older than existing configuration".into());
     }
@@ -34,7 +37,11 @@ fn merge(target: &mut Element, update: &Element) {
     }
     for c in &update.children {
         let l = lookup(c);
-        let i = match target.children.iter().position(|t| found_by(t).any(|f| f == l)) {
+        let i = match target
+            .children
+            .iter()
+            .position(|t| found_by(t).any(|f| f == l))
+        {
             Some(i) => i,
             None => {
                 target.children.push(Element::new(c.name.clone()));
@@ -49,7 +56,11 @@ fn merge(target: &mut Element, update: &Element) {
 fn doc(old: &Element, new: &Element) -> Element {
     match guarded_modify(old, new) {
         Modify::Xml(xml) => parse(&xml).expect("the document parses"),
-        other => panic!("expected a document, got {other:?}\nold:\n{}\nnew:\n{}", old.to_xml(), new.to_xml()),
+        other => panic!(
+            "expected a document, got {other:?}\nold:\n{}\nnew:\n{}",
+            old.to_xml(),
+            new.to_xml()
+        ),
     }
 }
 
@@ -100,7 +111,10 @@ fn edited(edit: impl FnOnce(&mut Element)) -> Element {
 }
 
 fn resources(cib: &mut Element) -> &mut Element {
-    cib.child_mut("configuration").unwrap().child_mut("resources").unwrap()
+    cib.child_mut("configuration")
+        .unwrap()
+        .child_mut("resources")
+        .unwrap()
 }
 
 fn unsupported(new: &Element) -> String {
@@ -117,7 +131,13 @@ fn unsupported(new: &Element) -> String {
 fn a_value_change_is_one_path_of_lookups_under_the_guard() {
     let new = edited(|c| resources(c).children[0].children[0].children[0].set_attr("value", "2"));
     let d = doc(&old(), &new);
-    assert_eq!(d.attrs, vec![("admin_epoch".into(), "0".into()), ("epoch".into(), "7".into())]);
+    assert_eq!(
+        d.attrs,
+        vec![
+            ("admin_epoch".into(), "0".into()),
+            ("epoch".into(), "7".into())
+        ]
+    );
     assert_eq!(
         d.to_xml(),
         r#"<cib admin_epoch="0" epoch="7">
@@ -135,7 +155,10 @@ fn a_value_change_is_one_path_of_lookups_under_the_guard() {
     );
     let applied = pacemaker_modify(&old(), &d).unwrap();
     assert!(same_but_counters(&applied, &new));
-    assert_eq!((applied.attr("epoch"), applied.attr("num_updates")), (Some("8"), Some("0")));
+    assert_eq!(
+        (applied.attr("epoch"), applied.attr("num_updates")),
+        (Some("8"), Some("0"))
+    );
 }
 
 #[test]
@@ -160,17 +183,21 @@ fn appended_children_and_attributes_are_expressed() {
     let new = edited(|c| {
         let r = resources(c);
         r.children[0].set_attr("description", "appended attribute");
-        r.children[1]
-            .children
-            .push(Element::new("primitive").with_attr("id", "g2").with_attr("class", "ocf"));
-        r.children.push(
+        r.children[1].children.push(
             Element::new("primitive")
-                .with_attr("id", "b")
-                .with_child(Element::new("operations").with_child(Element::new("op").with_attr("id", "b-mon"))),
+                .with_attr("id", "g2")
+                .with_attr("class", "ocf"),
         );
+        r.children
+            .push(Element::new("primitive").with_attr("id", "b").with_child(
+                Element::new("operations").with_child(Element::new("op").with_attr("id", "b-mon")),
+            ));
     });
     let d = doc(&old(), &new);
-    assert!(same_but_counters(&pacemaker_modify(&old(), &d).unwrap(), &new));
+    assert!(same_but_counters(
+        &pacemaker_modify(&old(), &d).unwrap(),
+        &new
+    ));
 }
 
 #[test]
@@ -190,13 +217,14 @@ fn what_a_modify_cannot_do_is_unsupported() {
                 resources(c).children.remove(1);
             }),
         ),
-        (
-            "reordered",
-            edited(|c| resources(c).children.reverse()),
-        ),
+        ("reordered", edited(|c| resources(c).children.reverse())),
         (
             "new children come before",
-            edited(|c| resources(c).children.insert(0, Element::new("primitive").with_attr("id", "z"))),
+            edited(|c| {
+                resources(c)
+                    .children
+                    .insert(0, Element::new("primitive").with_attr("id", "z"))
+            }),
         ),
         (
             "removed or reordered",
@@ -210,7 +238,9 @@ fn what_a_modify_cannot_do_is_unsupported() {
         ),
         (
             "increment",
-            edited(|c| resources(c).children[0].children[0].children[0].set_attr("value", "value++")),
+            edited(|c| {
+                resources(c).children[0].children[0].children[0].set_attr("value", "value++")
+            }),
         ),
         (
             "would update an earlier sibling",
@@ -228,11 +258,18 @@ fn what_a_modify_cannot_do_is_unsupported() {
             edited(|c| {
                 let r = resources(c);
                 r.children.push(Element::new("template"));
-                r.children.push(Element::new("template").with_attr("class", "ocf"));
+                r.children
+                    .push(Element::new("template").with_attr("class", "ocf"));
             }),
         ),
-        ("text", edited(|c| resources(c).children[0].text = "t".into())),
-        ("<cib> element's attributes", edited(|c| c.set_attr("validate-with", "pacemaker-3.10"))),
+        (
+            "text",
+            edited(|c| resources(c).children[0].text = "t".into()),
+        ),
+        (
+            "<cib> element's attributes",
+            edited(|c| c.set_attr("validate-with", "pacemaker-3.10")),
+        ),
     ];
     for (want, new) in cases {
         let why = unsupported(&new);
@@ -245,14 +282,16 @@ fn a_first_replication_is_left_to_the_patch() {
     let new = edited(|c| {
         let r = resources(c);
         for i in 0..=MAX_CREATES_IN_PLACE {
-            r.children.push(Element::new("primitive").with_attr("id", format!("many-{i}")));
+            r.children
+                .push(Element::new("primitive").with_attr("id", format!("many-{i}")));
         }
     });
     assert!(unsupported(&new).contains("new children"));
     let few = edited(|c| {
         let r = resources(c);
         for i in 0..MAX_CREATES_IN_PLACE {
-            r.children.push(Element::new("primitive").with_attr("id", format!("many-{i}")));
+            r.children
+                .push(Element::new("primitive").with_attr("id", format!("many-{i}")));
         }
     });
     assert!(matches!(guarded_modify(&old(), &few), Modify::Xml(_)));
@@ -263,7 +302,9 @@ fn an_element_found_by_tag_must_be_the_only_one() {
     // Two <operations> in the old list: the lookup by tag finds the first,
     // so a change meant for the second cannot be expressed.
     let mut old = old();
-    resources(&mut old).children[0].children.push(Element::new("operations"));
+    resources(&mut old).children[0]
+        .children
+        .push(Element::new("operations"));
     let mut new = old.clone();
     resources(&mut new).children[0].children[2]
         .children
@@ -302,12 +343,16 @@ fn random_edits_apply_exactly_or_are_left_to_the_patch() {
             random_edit(&mut rng, &mut new.children[0], unique, &mut fresh);
         }
         match guarded_modify(&old, &new) {
-            Modify::Unchanged => assert!(old.children == new.children, "seed {seed}: Unchanged for a change"),
+            Modify::Unchanged => assert!(
+                old.children == new.children,
+                "seed {seed}: Unchanged for a change"
+            ),
             Modify::Unsupported(_) => {}
             Modify::Xml(xml) => {
                 expressed += 1;
                 let d = parse(&xml).unwrap();
-                let applied = pacemaker_modify(&old, &d).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                let applied =
+                    pacemaker_modify(&old, &d).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
                 assert!(
                     same_but_counters(&applied, &new),
                     "seed {seed}: wrong result\nold:\n{}\nnew:\n{}\ndoc:\n{xml}\napplied:\n{}",
@@ -318,12 +363,18 @@ fn random_edits_apply_exactly_or_are_left_to_the_patch() {
                 assert_eq!(applied.attr("epoch"), Some("2"));
                 let mut moved_on = old.clone();
                 moved_on.set_attr("epoch", "2");
-                assert!(pacemaker_modify(&moved_on, &d).is_err(), "seed {seed}: not refused");
+                assert!(
+                    pacemaker_modify(&moved_on, &d).is_err(),
+                    "seed {seed}: not refused"
+                );
             }
         }
     }
     // About a third of random edits only set attributes or add children.
-    assert!(expressed * 5 > cases, "only {expressed} of {cases} expressed");
+    assert!(
+        expressed * 5 > cases,
+        "only {expressed} of {cases} expressed"
+    );
 }
 
 /// Edits a modify can express (attribute values set, attributes and
@@ -342,19 +393,30 @@ fn settings_and_additions_are_always_expressed() {
             paths(&new.children[0], &mut Vec::new(), &mut all);
             let el = at(&mut new.children[0], &all[rng.usize(..all.len())]);
             if rng.bool() {
-                el.set_attr(&format!("k{}", rng.usize(..6)), format!("w{}", rng.usize(..3)));
+                el.set_attr(
+                    &format!("k{}", rng.usize(..6)),
+                    format!("w{}", rng.usize(..3)),
+                );
             } else {
                 fresh += 1;
-                el.children.push(Element::new("a").with_attr("id", format!("n{fresh}")));
+                el.children
+                    .push(Element::new("a").with_attr("id", format!("n{fresh}")));
             }
         }
         match guarded_modify(&old, &new) {
             Modify::Xml(xml) => {
                 let applied = pacemaker_modify(&old, &parse(&xml).unwrap()).unwrap();
-                assert!(same_but_counters(&applied, &new), "seed {seed}: wrong result");
+                assert!(
+                    same_but_counters(&applied, &new),
+                    "seed {seed}: wrong result"
+                );
             }
             Modify::Unchanged => assert!(old.children == new.children),
-            Modify::Unsupported(why) => panic!("seed {seed}: {why}\nold:\n{}\nnew:\n{}", old.to_xml(), new.to_xml()),
+            Modify::Unsupported(why) => panic!(
+                "seed {seed}: {why}\nold:\n{}\nnew:\n{}",
+                old.to_xml(),
+                new.to_xml()
+            ),
         }
     }
 }
