@@ -55,6 +55,8 @@
 //! the patch 3.9 s, the modify 6.4 s, `cibadmin --replace -o resources`
 //! 3.6 s.
 
+use std::collections::HashSet;
+
 use crate::patch::MAX_CREATES_IN_PLACE;
 use crate::xml::Element;
 use crate::IdMap;
@@ -284,17 +286,15 @@ fn creatable(el: &Element, path: &str) -> Result<(), String> {
     if !el.text.is_empty() {
         return Err(format!("{path} holds text"));
     }
-    let mut seen: IdMap<Lookup<'_>, ()> = IdMap::default();
+    let mut seen: HashSet<Lookup<'_>> = HashSet::new();
     for c in &el.children {
-        if seen.contains_key(&lookup(c)) {
+        if seen.contains(&lookup(c)) {
             return Err(format!(
                 "{path}: <{}> would update an earlier sibling",
                 describe(c)
             ));
         }
-        for f in found_by(c) {
-            seen.insert(f, ());
-        }
+        seen.extend(found_by(c));
         creatable(c, &format!("{path}/{}", describe(c)))?;
     }
     Ok(())
