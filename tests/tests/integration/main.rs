@@ -26,7 +26,8 @@
 //! - [`ticket_names`]: `--ticket` values checked before use; grant terms
 //!   that are not numbers refused by `cib-publisher scope`.
 //! - [`patch`]: the native format-2 patch applied by the real
-//!   `cibadmin --patch`: corpus sample, random edits, stale versions.
+//!   `cibadmin --patch`, and the guarded modify by the real
+//!   `cibadmin --modify`: corpus sample, random edits, stale versions.
 
 mod corpus;
 mod gate;
