@@ -201,7 +201,7 @@ fn appended_children_and_attributes_are_expressed() {
 }
 
 #[test]
-fn nothing_changed_is_unchanged_and_the_status_is_kept_out() {
+fn nothing_changed_is_unchanged_whatever_the_epoch() {
     assert_eq!(guarded_modify(&old(), &old()), Modify::Unchanged);
     let mut bumped = old();
     bumped.set_attr("epoch", "8");
