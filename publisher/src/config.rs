@@ -4,7 +4,7 @@
 //! ```toml
 //! site = "site-a"                 # sent to subscribers as X-Site
 //! listen = "0.0.0.0:9443"         # default
-//! recheck_seconds = 2             # periodic re-check (default 2)
+//! recheck_seconds = 1             # periodic re-check (default 1)
 //! # cib_file = "/path/cib.xml"    # default: $CIB_file, else the live CIB
 //! metrics_listen = "127.0.0.1:9464"  # plain-HTTP /metrics, /status.json, /status (default); "off": none
 //!
@@ -47,7 +47,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9443";
 /// serves `/metrics` too).
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// Default interval of the periodic safety re-check, in seconds.
-pub const DEFAULT_RECHECK_SECONDS: u64 = 2;
+pub const DEFAULT_RECHECK_SECONDS: u64 = 1;
 /// Default time open connections get to finish after SIGTERM, in seconds.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 5;
 /// Default cap on TCP connections held at once by the whole server.
@@ -383,7 +383,7 @@ mod tests {
         let c: Config = MINIMAL.parse().unwrap();
         assert_eq!(c.listen, "0.0.0.0:9443".parse().unwrap());
         assert_eq!(c.metrics_addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
-        assert_eq!(c.recheck_seconds, 2);
+        assert_eq!(c.recheck_seconds, 1);
         assert_eq!(c.shutdown_grace_seconds, 5);
         assert_eq!(c.cib_file, None);
         assert_eq!(c.ticket_names(), ["geo"]);

@@ -14,7 +14,7 @@
 //! to `cib.xml` — and covers a watch that could not be set up, or one that
 //! lags: on a big CIB Pacemaker writes `cib.xml` seconds after the change.
 //! The re-check asks for the CIB's version and its ticket states only
-//! ([`Fingerprint`]: two `cibadmin --query --xpath` of a few hundred bytes;
+//! ([`Fingerprint`]: one `cibadmin --query --xpath` of a few hundred bytes;
 //! in `CIB_file` mode, where every change rewrites the file, the file's
 //! size, modification time and inode) and reads the CIB whole only when
 //! they changed, so that it can run every second or two on a site of
@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use cib_tools::cib::Cib;
 use cib_transforms::canonical;
+use cib_transforms::cib::{Stamps, STAMPS_XPATH};
 use cib_transforms::xml::{self, Element};
 
 use crate::error::Error;
@@ -132,7 +133,7 @@ pub enum Fingerprint {
     Cib {
         /// `admin_epoch.epoch validate-with`.
         version: String,
-        /// The digest of `status/tickets`, when there is one.
+        /// The digest of the ticket states, when there is any.
         tickets: Option<String>,
     },
     /// A CIB file, which every change rewrites: its size, modification
@@ -148,21 +149,20 @@ pub enum Fingerprint {
 }
 
 impl Fingerprint {
-    /// The fingerprint of a CIB: `root` is its `<cib>` element (its
-    /// children are not looked at), `tickets` its `status/tickets`.
+    /// The fingerprint of a CIB's [`Stamps`].
     #[must_use]
-    pub fn of(root: &Element, tickets: Option<&Element>) -> Fingerprint {
-        let attr = |name| root.attr(name).unwrap_or("");
+    pub fn of(stamps: &Stamps) -> Fingerprint {
+        let attr = |name| stamps.root.attr(name).unwrap_or("");
         Fingerprint::Cib {
             version: format!("{}.{} {}", attr("admin_epoch"), attr("epoch"), attr("validate-with")),
-            tickets: tickets.map(canonical::element_digest),
+            tickets: stamps.tickets_element().as_ref().map(canonical::element_digest),
         }
     }
 
     /// The fingerprint of a whole parsed CIB.
     #[must_use]
     pub fn of_cib(cib: &Element) -> Fingerprint {
-        Fingerprint::of(cib, cib.child("status").and_then(|s| s.child("tickets")))
+        Fingerprint::of(&Stamps::of_cib(cib))
     }
 
     /// The fingerprint of the CIB file at `path`, from its metadata.
@@ -193,18 +193,17 @@ impl Fingerprint {
         }
     }
 
-    /// Asks the CIB for its [`Fingerprint::Cib`] alone: `cibadmin --query
-    /// --xpath /cib --no-children` and `--xpath /cib/status/tickets`.
+    /// Asks the CIB for its [`Fingerprint::Cib`] alone: one `cibadmin
+    /// --query --no-children --xpath` of the `<cib>` element and the ticket
+    /// states ([`STAMPS_XPATH`]).
     ///
     /// # Errors
     ///
-    /// When either query fails or its answer does not parse.
+    /// When the query fails or its answer does not parse.
     pub fn query(cib: &Cib) -> Result<Fingerprint, String> {
-        let root = cib.query_root().map_err(|e| e.to_string())?;
-        let root = xml::parse(&root).map_err(|e| e.to_string())?;
-        let tickets = cib.query_xpath("/cib/status/tickets").map_err(|e| e.to_string())?;
-        let tickets = tickets.map(|t| xml::parse(&t)).transpose().map_err(|e| e.to_string())?;
-        Ok(Fingerprint::of(&root, tickets.as_ref()))
+        let answer = cib.query_shallow(STAMPS_XPATH).map_err(|e| e.to_string())?;
+        let answer = xml::parse(&answer).map_err(|e| e.to_string())?;
+        Ok(Fingerprint::of(&Stamps::from_answer(answer).map_err(|e| e.to_string())?))
     }
 }
 

@@ -32,6 +32,26 @@ fn query_root_is_the_cib_element_without_children() {
 }
 
 #[test]
+fn query_shallow_answers_the_cib_element_and_each_ticket_state_alone() {
+    let dir = tmp();
+    let path = make_cib(dir.path(), "cib.xml");
+    let xpath = "/cib|/cib/status/tickets/ticket_state";
+    let cib = Cib::file(&path);
+    let alone = cib.query_shallow(xpath).unwrap_or_else(|e| panic!("{e}"));
+    assert!(alone.trim_start().starts_with("<cib ") && !alone.contains("<configuration"), "{alone}");
+    let granted = std::process::Command::new("crm_ticket")
+        .args(["--ticket", "geo", "--grant", "--force"])
+        .env("CIB_file", &path)
+        .status()
+        .expect("crm_ticket");
+    assert!(granted.success());
+    let both = cib.query_shallow(xpath).unwrap_or_else(|e| panic!("{e}"));
+    assert!(both.trim_start().starts_with("<xpath-query"), "{both}");
+    assert!(both.contains("<cib ") && both.contains(r#"<ticket_state id="geo" granted="true""#), "{both}");
+    assert!(!both.contains("<configuration") && !both.contains("<primitive"), "children: {both}");
+}
+
+#[test]
 fn query_of_missing_file_fails_with_stderr() {
     let dir = tmp();
     let err = Cib::file(dir.path().join("missing.xml"))

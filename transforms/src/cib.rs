@@ -44,6 +44,136 @@ pub fn version(cib: &Element) -> String {
     format!("{}.{}.{}", get("admin_epoch"), get("epoch"), get("num_updates"))
 }
 
+/// The `<cib>` attributes that change exactly when the configuration does:
+/// Pacemaker raises `epoch` (or an admin `admin_epoch`) with every change
+/// of the configuration and, with the same change, stamps
+/// `cib-last-written` and the `update-*` attributes (`cib_perform_op`);
+/// a status update changes none of them (only `num_updates`). The stamps
+/// also tell apart a whole-CIB replace that kept the version.
+pub const CONFIGURATION_STAMPS: &[&str] = &[
+    "admin_epoch",
+    "epoch",
+    "validate-with",
+    "cib-last-written",
+    "update-origin",
+    "update-client",
+    "update-user",
+];
+
+/// Whether the CIB whose `<cib>` element is `root` holds the same
+/// configuration as the CIB `kept`: every [`CONFIGURATION_STAMPS`]
+/// attribute equal (absent in both counts as equal).
+#[must_use]
+pub fn same_configuration(kept: &Element, root: &Element) -> bool {
+    root.name == "cib" && kept.name == "cib" && CONFIGURATION_STAMPS.iter().all(|a| kept.attr(a) == root.attr(a))
+}
+
+/// The XPath of [`Stamps`], for `cibadmin --query --no-children --xpath`:
+/// the `<cib>` element and each ticket state, without their children.
+pub const STAMPS_XPATH: &str = "/cib|/cib/status/tickets/ticket_state";
+
+/// What a CIB's `<cib>` element and ticket states say, without its
+/// configuration or the rest of its status: one small query on a live
+/// cluster, whatever the CIB's size. Equal stamps, same configuration
+/// version and ticket states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamps {
+    /// The `<cib>` element, attributes only.
+    pub root: Element,
+    /// The `ticket_state` elements of `status/tickets`, attributes only,
+    /// in document order.
+    pub tickets: Vec<Element>,
+}
+
+impl Stamps {
+    /// The stamps of a whole CIB.
+    #[must_use]
+    pub fn of_cib(cib: &Element) -> Stamps {
+        let shallow = |e: &Element| Element {
+            name: e.name.clone(),
+            attrs: e.attrs.clone(),
+            ..Element::default()
+        };
+        let tickets = cib
+            .child("status")
+            .and_then(|s| s.child("tickets"))
+            .map(|t| t.children.iter().filter(|c| c.name == "ticket_state").map(shallow).collect())
+            .unwrap_or_default();
+        Stamps { root: shallow(cib), tickets }
+    }
+
+    /// The stamps from the answer to [`STAMPS_XPATH`]: the `<cib>` element
+    /// alone when no ticket has a state, else an `<xpath-query>` holding
+    /// it and the ticket states.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotCib`] when the answer is neither.
+    pub fn from_answer(answer: Element) -> Result<Stamps, Error> {
+        match answer.name.as_str() {
+            "cib" => Ok(Stamps {
+                root: Element { children: Vec::new(), ..answer },
+                tickets: Vec::new(),
+            }),
+            "xpath-query" => {
+                let mut root = None;
+                let mut tickets = Vec::new();
+                for c in answer.children {
+                    match c.name.as_str() {
+                        "cib" if root.is_none() => root = Some(Element { children: Vec::new(), ..c }),
+                        "ticket_state" => tickets.push(Element { children: Vec::new(), ..c }),
+                        other => return Err(Error::NotCib(format!("unexpected <{other}> in the answer for the CIB's version and ticket states"))),
+                    }
+                }
+                let root = root.ok_or_else(|| Error::NotCib("no <cib> in the answer for the CIB's version and ticket states".into()))?;
+                Ok(Stamps { root, tickets })
+            }
+            other => Err(Error::NotCib(format!("<{other}> in answer for the CIB's version and ticket states"))),
+        }
+    }
+
+    /// `status/tickets` as the stamps have it (`None`: no ticket state).
+    #[must_use]
+    pub fn tickets_element(&self) -> Option<Element> {
+        (!self.tickets.is_empty()).then(|| Element {
+            name: "tickets".into(),
+            children: self.tickets.clone(),
+            ..Element::default()
+        })
+    }
+}
+
+/// The CIB `kept`, read whole earlier, brought up to the CIB as it is now,
+/// whose `<cib>` element (attributes only) is `root` and whose
+/// `status/tickets` is `tickets`: `root`'s attributes and `tickets` in
+/// place of `kept`'s. `None` when the configuration is another one
+/// ([`same_configuration`]): read the CIB whole.
+///
+/// The rest of `kept`'s status section stays as it was read: only the
+/// ticket states and the version are current.
+#[must_use]
+pub fn brought_up_to_date(mut kept: Element, root: &Element, tickets: Option<Element>) -> Option<Element> {
+    if !same_configuration(&kept, root) {
+        return None;
+    }
+    kept.attrs.clone_from(&root.attrs);
+    match tickets {
+        Some(t) => {
+            let status = kept.child_or_insert("status");
+            match status.child_mut("tickets") {
+                Some(old) => *old = t,
+                None => status.children.push(t),
+            }
+        }
+        None => {
+            if let Some(status) = kept.child_mut("status") {
+                status.children.retain(|c| c.name != "tickets");
+            }
+        }
+    }
+    Some(kept)
+}
+
 /// The state of one ticket as recorded in `<status><tickets>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TicketState {
@@ -301,6 +431,74 @@ impl<'a> Index<'a> {
 mod tests {
     use super::*;
     use crate::xml::parse;
+
+    const KEPT: &str = r#"<cib admin_epoch="0" epoch="7" num_updates="3" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin"><configuration><resources><primitive id="a" class="ocf" provider="pacemaker" type="Dummy"/></resources></configuration><status><node_state id="1" uname="n1"/><tickets><ticket_state id="geo" granted="false"/></tickets></status></cib>"#;
+
+    fn root(attrs: &str) -> Element {
+        parse(&format!("<cib {attrs}/>")).unwrap()
+    }
+
+    #[test]
+    fn a_kept_cib_is_brought_up_to_date_when_only_the_status_moved_on() {
+        let kept = parse(KEPT).unwrap();
+        let now = root(r#"admin_epoch="0" epoch="7" num_updates="40" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin" have-quorum="1""#);
+        let tickets = parse(r#"<tickets><ticket_state id="geo" granted="true" booth-cfg-name="booth"/></tickets>"#).unwrap();
+        let got = brought_up_to_date(kept.clone(), &now, Some(tickets.clone())).expect("same configuration");
+        assert_eq!(got.attrs, now.attrs, "the <cib> attributes are the current ones");
+        assert!(ticket_state(&got, "geo").unwrap().granted, "the ticket states are the current ones");
+        assert_eq!(got.child("configuration"), kept.child("configuration"));
+        let status = got.child("status").unwrap();
+        assert_eq!(status.children.len(), 2, "the tickets replaced, not added: {status:?}");
+        assert_eq!(status.child("node_state"), kept.child("status").unwrap().child("node_state"));
+
+        // No tickets any more: none kept either; none before: added.
+        let none = brought_up_to_date(kept.clone(), &now, None).unwrap();
+        assert!(none.child("status").unwrap().child("tickets").is_none());
+        let bare = parse(r#"<cib admin_epoch="0" epoch="7" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin"><configuration/></cib>"#).unwrap();
+        let added = brought_up_to_date(bare, &now, Some(tickets.clone())).unwrap();
+        assert_eq!(added.child("status").and_then(|s| s.child("tickets")), Some(&tickets));
+    }
+
+    #[test]
+    fn stamps_of_a_cib_and_of_the_query_answer_agree() {
+        let cib = parse(KEPT).unwrap();
+        let of_cib = Stamps::of_cib(&cib);
+        assert_eq!(of_cib.root.attrs, cib.attrs);
+        assert!(of_cib.root.children.is_empty());
+        // What cibadmin answers: the <cib> and each state, children left out.
+        let answer = parse(r#"<xpath-query><cib admin_epoch="0" epoch="7" num_updates="3" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin"/><ticket_state id="geo" granted="false"/></xpath-query>"#).unwrap();
+        assert_eq!(Stamps::from_answer(answer).unwrap(), of_cib);
+        assert_eq!(of_cib.tickets_element().unwrap().children.len(), 1);
+
+        // No ticket state: the <cib> alone, no <tickets>.
+        let bare = parse(r#"<cib epoch="1"><configuration/><status><tickets/></status></cib>"#).unwrap();
+        let stamps = Stamps::from_answer(parse(r#"<cib epoch="1"/>"#).unwrap()).unwrap();
+        assert_eq!(stamps, Stamps::of_cib(&bare));
+        assert_eq!(stamps.tickets_element(), None);
+
+        for bad in [r#"<configuration/>"#, r#"<xpath-query><ticket_state id="geo"/></xpath-query>"#, r#"<xpath-query><cib/><node_state id="1"/></xpath-query>"#] {
+            assert!(Stamps::from_answer(parse(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_kept_cib_of_another_configuration_is_not_used() {
+        let kept = parse(KEPT).unwrap();
+        let base = r#"admin_epoch="0" epoch="7" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin""#;
+        assert!(brought_up_to_date(kept.clone(), &root(base), None).is_some());
+        for (what, from, to) in [
+            ("epoch", r#"epoch="7""#, r#"epoch="8""#),
+            ("admin_epoch", r#"admin_epoch="0""#, r#"admin_epoch="1""#),
+            ("schema", "pacemaker-3.9", "pacemaker-3.10"),
+            ("a replace that kept the version", "13:00:00", "13:00:01"),
+            ("another client", r#"update-client="cibadmin""#, r#"update-client="crm_resource""#),
+            ("a stamp added", r#"update-client="cibadmin""#, r#"update-client="cibadmin" update-user="root""#),
+        ] {
+            let now = root(&base.replace(from, to));
+            assert!(brought_up_to_date(kept.clone(), &now, None).is_none(), "{what}");
+        }
+        assert!(brought_up_to_date(kept, &parse("<configuration/>").unwrap(), None).is_none(), "not a <cib>");
+    }
 
     #[test]
     fn resolves_nested_tags_and_templates() {
