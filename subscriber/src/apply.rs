@@ -190,7 +190,7 @@ pub fn replicate_now_from(
                     // the CIB has now, rather than being refused by a CIB
                     // manager that takes seconds to say so on a big CIB.
                     let root = query_version(cib)?;
-                    if !same_configuration(&root, &local) {
+                    if !cib::same_configuration(&local, &root) {
                         on_retry(&format!(
                             "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
                         ));
@@ -423,9 +423,10 @@ fn holds_record(cib: &Cib, merged: &Element, ticket: &str) -> anyhow::Result<boo
 
 /// The patch from `local` to `merged` for the CIB as it is now, when only
 /// its status section moved on since `local` was read: the same
-/// `admin_epoch` and `epoch` mean the same configuration (Pacemaker raises
-/// `epoch` with every change of the configuration, only `num_updates` with
-/// a change of the status), so the merge planned and verified against
+/// `admin_epoch`, `epoch` and stamps mean the same configuration
+/// ([`cib::same_configuration`]: Pacemaker raises `epoch` with every
+/// change of the configuration, only `num_updates` with a change of the
+/// status), so the merge planned and verified against
 /// `local` still holds; only the version the patch names, and the `<cib>`
 /// attributes it sets, must be the current ones. Sets those on `local` and
 /// `merged` (keeping `merged`'s raised `epoch`). `None` when the
@@ -440,15 +441,9 @@ fn query_version(cib: &Cib) -> anyhow::Result<Element> {
     xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")
 }
 
-/// Whether the CIB whose `<cib>` element is `root` has the configuration
-/// of `local`: the same `admin_epoch` and `epoch`.
-fn same_configuration(root: &Element, local: &Element) -> bool {
-    root.name == "cib" && ["admin_epoch", "epoch"].iter().all(|f| root.attr(f) == local.attr(f))
-}
-
 /// [`rebase`] on the CIB whose `<cib>` element is `root`.
 fn rebase_on(root: &Element, text: &str, local: &mut Element, merged: &mut Element) -> Option<String> {
-    if !same_configuration(root, local) {
+    if !cib::same_configuration(local, root) {
         return None;
     }
     let epoch = merged.attr("epoch").map(str::to_owned)?;

@@ -78,6 +78,7 @@ use cib_transforms::{cib, xml};
 use crate::ack::{self, AckSwitch};
 use crate::apply;
 use crate::config::{Config, Mode};
+use crate::kept::KeptCib;
 use crate::metrics::Metrics;
 use crate::error::Error;
 use crate::follow::{follow_peer, Backoff, DownKind, Peer, PeerMsg, INITIAL_BACKOFF, PROBE_TIMEOUT};
@@ -127,12 +128,15 @@ pub struct RunOptions {
 /// [`Error::State`] (the state directory cannot be created). Once running,
 /// every failure is logged, recorded in the state files, and retried.
 pub async fn run_with(mut config: Config, opts: RunOptions, shutdown: CancellationToken) -> Result<(), Error> {
-    let metrics = Arc::new(Metrics::new(&config));
+    // One copy of the live CIB for the daemon's life: every ticket and the
+    // metrics read through it.
+    let kept = Arc::new(KeptCib::new());
+    let metrics = Arc::new(Metrics::new(&config, Arc::clone(&kept)));
     let mut server = opts.metrics.map(|listener| {
         let m = Arc::clone(&metrics);
         tokio::spawn(cib_net::metrics::serve(listener, Arc::new(move || m.encode()), shutdown.clone()))
     });
-    let mut generation = Generation::start(&config, &metrics, &shutdown).await?;
+    let mut generation = Generation::start(&config, &metrics, &kept, &shutdown).await?;
     loop {
         let reloaded = match &opts.reload {
             Some(reload) => tokio::select! {
@@ -148,7 +152,7 @@ pub async fn run_with(mut config: Config, opts: RunOptions, shutdown: Cancellati
         // The new configuration is valid and its files load: stop the
         // tickets' tasks (finishing what they apply) and start them again.
         generation.stop(config.shutdown_grace()).await;
-        match Generation::start(&new, &metrics, &shutdown).await {
+        match Generation::start(&new, &metrics, &kept, &shutdown).await {
             Ok(g) => {
                 metrics.reconfigure(&new);
                 config = new;
@@ -157,7 +161,7 @@ pub async fn run_with(mut config: Config, opts: RunOptions, shutdown: Cancellati
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload: cannot start with the new configuration; going on with the previous one");
-                generation = Generation::start(&config, &metrics, &shutdown).await?;
+                generation = Generation::start(&config, &metrics, &kept, &shutdown).await?;
             }
         }
     }
@@ -179,7 +183,7 @@ struct Generation {
 impl Generation {
     /// Starts every ticket's tasks; they stop when `shutdown` is cancelled
     /// or [`Generation::stop`] is called.
-    async fn start(config: &Config, metrics: &Arc<Metrics>, shutdown: &CancellationToken) -> Result<Generation, Error> {
+    async fn start(config: &Config, metrics: &Arc<Metrics>, kept: &Arc<KeptCib>, shutdown: &CancellationToken) -> Result<Generation, Error> {
         let shutdown = shutdown.child_token();
         let client = crate::fetch::stream_client(&config.tls).map_err(|e| Error::Client(format!("{e:#}")))?;
         let prober = cib_net::tls::Prober::new(&config.tls, PROBE_TIMEOUT)?;
@@ -217,6 +221,7 @@ impl Generation {
                 state_dir: config.state_dir.clone(),
                 metrics: Arc::clone(metrics),
                 client: client.clone(),
+                kept: Arc::clone(kept),
             });
             if let Some(attribute) = &t.booth_attribute {
                 tasks.spawn(crate::booth::keep_attribute(
@@ -308,6 +313,8 @@ struct Work {
     metrics: Arc<Metrics>,
     /// The HTTPS client of the streams, for acknowledgements.
     client: reqwest::Client,
+    /// The local CIB as last read whole, shared by the tickets.
+    kept: Arc<KeptCib>,
 }
 
 /// What happened to an accepted document.
@@ -339,7 +346,10 @@ impl Work {
     /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
     /// tools and xsltproc).
     fn process(&self, scope: Scope) -> anyhow::Result<Outcome> {
-        let (text, local) = apply::read_local(&self.cib)?;
+        let started = std::time::Instant::now();
+        let (text, local, how) = self.kept.read(&self.cib)?;
+        tracing::debug!(ticket = %self.ticket, read = how.name(), read_ms = started.elapsed().as_secs_f64() * 1000.0, "local CIB read");
+        self.metrics.local_read(&self.ticket, how);
         if cib::ticket_state(&local, &self.ticket)?.granted {
             return Ok(Outcome::GrantedHere);
         }
@@ -435,6 +445,9 @@ struct Coordinator {
     /// Replicated elements edited locally and not put back: found by the
     /// last plan of a staged version (an apply puts them back).
     drift: usize,
+    /// The read of the local CIB after the last apply
+    /// ([`KeptCib::refresh`]), waited for before the next document.
+    refreshing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Coordinator {
@@ -443,8 +456,10 @@ impl Coordinator {
     async fn start(work: Arc<Work>, peers: Vec<Url>) -> Coordinator {
         let recorded = {
             let work = Arc::clone(&work);
+            // Through the kept copy: the first document then plans on this
+            // read instead of reading the CIB whole again.
             tokio::task::spawn_blocking(move || {
-                apply::read_local(&work.cib).and_then(|(_, local)| Ok(Ownership::read(&local, &work.ticket)?.applied_term))
+                work.kept.read(&work.cib).and_then(|(_, local, _)| Ok(Ownership::read(&local, &work.ticket)?.applied_term))
             })
             .await
         };
@@ -474,6 +489,7 @@ impl Coordinator {
             sites: vec![None; peers.len()],
             acks: vec![AckSwitch::default(); peers.len()],
             drift: 0,
+            refreshing: None,
             work,
             peers,
             newest_term,
@@ -531,6 +547,20 @@ impl Coordinator {
             Ok(status) => ack::send(&self.work.client, base, self.ticket(), &ack::ack_of(&status, self.drift, error), switch),
             Err(e) => tracing::debug!(ticket = %self.ticket(), error = %e, "no acknowledgement: the state cannot be read"),
         }
+    }
+
+    /// Reads the local CIB whole again after a write, in the background,
+    /// so that the next document finds the kept copy current
+    /// ([`crate::kept`]).
+    fn refresh_kept(&mut self) {
+        let work = Arc::clone(&self.work);
+        self.refreshing = Some(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match work.kept.refresh(&work.cib) {
+                Ok(()) => tracing::debug!(ticket = %work.ticket, read_ms = started.elapsed().as_secs_f64() * 1000.0, "local CIB read again after the write"),
+                Err(e) => tracing::debug!(ticket = %work.ticket, error = %format!("{e:#}"), "cannot read the local CIB again after the write; the next document reads it whole"),
+            }
+        }));
     }
 
     fn record(&self, change: impl FnOnce(&mut TicketStatus)) {
@@ -684,6 +714,11 @@ impl Coordinator {
     }
 
     async fn process(&mut self, candidate: Candidate) {
+        if let Some(refreshing) = self.refreshing.take() {
+            // A refresh that failed (or panicked) left no copy: the next
+            // read is whole.
+            let _ = refreshing.await;
+        }
         let work = Arc::clone(&self.work);
         let scope = candidate.scope.clone();
         let outcome = tokio::task::spawn_blocking(move || work.process(scope)).await;
@@ -713,6 +748,7 @@ impl Coordinator {
                     s.last_failure = None;
                     s.last_result = Some(Note::now(format!("applied: {}", counts(&report))));
                 });
+                self.refresh_kept();
                 None
             }
             Ok(Ok(Outcome::UpToDate)) => {

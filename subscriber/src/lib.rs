@@ -26,6 +26,8 @@
 //! - [`pipeline`]: reading and verifying documents, running the site's
 //!   transform steps, staged documents.
 //! - [`apply`]: `diff` and `replicate-now` against a CIB.
+//! - [`kept`]: the local CIB as last read whole, used while its
+//!   configuration is still the CIB's.
 //! - [`metrics`]: Prometheus metrics, served on `metrics_listen`.
 //! - [`reload`]: reading the configuration again on SIGHUP.
 //! - [`status`]: whether each ticket's copy is in step, as text or JSON,
@@ -50,6 +52,7 @@ pub mod error;
 pub mod fetch;
 pub mod follow;
 pub mod gate;
+pub mod kept;
 pub mod lazy;
 pub mod metrics;
 pub mod pipeline;

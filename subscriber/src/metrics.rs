@@ -14,10 +14,14 @@
 //! | `cib_subscriber_conflicts` | gauge | `ticket` | conflicts of the last document planned |
 //! | `cib_subscriber_apply_failures_total` | counter | `ticket`, `reason` | documents refused or not applied: `refused` (verification), `stale_term`, `conflict`, `strict_rules`, `other` |
 //! | `cib_subscriber_idle_rules_total` | counter | `ticket` | rules that matched nothing |
+//! | `cib_subscriber_local_cib_reads_total` | counter | `ticket`, `how` | documents processed, by how the local CIB was read: `whole`, or the `kept` copy ([`crate::kept`]) |
 //! | `cib_subscriber_certificate_expiry_seconds` | gauge | `certificate` | until this site's (`local`) and the CA's (`ca`) certificate expire |
 //!
 //! The gauges but `conflicts` are read at each scrape from what `status`
 //! reads (the state files and the CIB), so they cannot disagree with it.
+//! A live CIB is read through the daemon's kept copy ([`crate::kept`]): one
+//! small query per scrape while the configuration is unchanged, instead of
+//! the whole CIB (seconds at 10,000 primitives).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -33,6 +37,7 @@ use cib_net::metrics::CertificateExpiry;
 use cib_tools::cib::Cib;
 
 use crate::config::Config;
+use crate::kept::KeptCib;
 use crate::state::Timestamp;
 use crate::status::{ElementState, Outcome, Report};
 
@@ -50,6 +55,15 @@ pub struct FailureLabels {
     pub ticket: String,
     /// Why (see the module table).
     pub reason: &'static str,
+}
+
+/// Label set `{ticket, how}` of the local-read counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// The ticket.
+    pub ticket: String,
+    /// `whole` or `kept` ([`crate::kept::Read`]).
+    pub how: &'static str,
 }
 
 /// What the scrape reads: the configured tickets, state directory and CIB.
@@ -78,13 +92,16 @@ pub struct Metrics {
     conflicts: Family<TicketLabel, Gauge>,
     failures: Family<FailureLabels, Counter>,
     idle_rules: Family<TicketLabel, Counter>,
+    local_reads: Family<ReadLabels, Counter>,
+    /// The daemon's copy of the live CIB, which a scrape reads through.
+    kept: Arc<KeptCib>,
 }
 
 impl Metrics {
     /// A registry with every metric registered, reading the tickets, state
-    /// and CIB of `config`.
+    /// and CIB of `config`; the CIB through `kept`, the daemon's copy.
     #[must_use]
-    pub fn new(config: &Config) -> Metrics {
+    pub fn new(config: &Config, kept: Arc<KeptCib>) -> Metrics {
         let mut registry = Registry::with_prefix("cib_subscriber");
         let expiry = CertificateExpiry::register(&mut registry, config.tls.clone());
         let m = Metrics {
@@ -100,6 +117,8 @@ impl Metrics {
             conflicts: Family::default(),
             failures: Family::default(),
             idle_rules: Family::default(),
+            local_reads: Family::default(),
+            kept,
             registry: Registry::default(),
         };
         registry.register("seconds_since_received", "Seconds since the last document was accepted", m.since_received.clone());
@@ -112,6 +131,7 @@ impl Metrics {
         registry.register("conflicts", "Conflicts of the last document planned", m.conflicts.clone());
         registry.register("apply_failures", "Documents refused or not applied, by reason", m.failures.clone());
         registry.register("idle_rules", "Rules that matched nothing", m.idle_rules.clone());
+        registry.register("local_cib_reads", "Documents processed, by how the local CIB was read (whole, or the kept copy)", m.local_reads.clone());
         Metrics { registry, ..m }
     }
 
@@ -147,6 +167,17 @@ impl Metrics {
         self.idle_rules.get_or_create(&label(ticket)).inc_by(n as u64);
     }
 
+    /// Counts a document of `ticket` processed from the local CIB read
+    /// `how`.
+    pub fn local_read(&self, ticket: &str, how: crate::kept::Read) {
+        self.local_reads
+            .get_or_create(&ReadLabels {
+                ticket: ticket.to_owned(),
+                how: how.name(),
+            })
+            .inc();
+    }
+
     /// The conflicts of the last document of `ticket` planned.
     pub fn conflicts(&self, ticket: &str, n: usize) {
         self.conflicts.get_or_create(&label(ticket)).set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -175,8 +206,8 @@ impl Metrics {
     fn refresh(&self) {
         self.expiry.refresh();
         let sources = self.sources.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let local = match crate::apply::read_local(&sources.cib) {
-            Ok((_, local)) => local,
+        let local = match self.kept.read(&sources.cib) {
+            Ok((_, local, _)) => local,
             Err(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "metrics: the CIB cannot be read");
                 return;

@@ -96,6 +96,14 @@ for i in 11 12 13 14 15 16 17 18 19 20; do
 done
 record "change at A -> applied at B, 10 changes (s): ${lat[*]}"
 record "  median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 5p) s, max $(printf '%s\n' "${lat[@]}" | sort -n | tail -1) s"
+# After each write B reads its CIB again in the background, so the next
+# change starts from that copy (two small queries) instead of reading the
+# CIB whole on its path.
+reads=$(at B curl -sf http://127.0.0.1:9465/metrics | grep '^cib_subscriber_local_cib_reads_total{' || true)
+kept=$(awk '/how="kept"/ { print $2 }' <<<"$reads")
+[ "${kept:-0}" -ge 5 ] || fail "B read its CIB whole for most of the 10 changes: ${reads:-no metric}"
+whole=$(awk '/how="whole"/ { print $2 }' <<<"$reads")
+ok "B planned $kept of its documents on the kept copy of its CIB (${whole:-0} read whole)"
 TLS=(--cert /etc/cib-replicator/certs/site.pem --key /etc/cib-replicator/certs/site.key --ca /etc/cib-replicator/certs/ca.pem)
 at B cib-subscriber diff --ticket "$TICKET" --config "$CFG" --from "https://$("$LAB" ip A):9443" "${TLS[@]}" \
     --rules /etc/cib-replicator/rules.toml >"$ART/diff-b.txt" 2>&1 || fail "diff at B did not exit 0: $(cat "$ART/diff-b.txt")"

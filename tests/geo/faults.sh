@@ -223,7 +223,8 @@ result() {
 # real tool, and when /run/fault-step names their step and their parent is
 # cib-subscriber, they fire once (the file is removed, the step appended to
 # /run/fault-fired):
-#   read       cibadmin --query: the CIB is read, then SIGKILL of the subscriber
+#   read       cibadmin --query (whole, or the version the kept copy is
+#              checked with): then SIGKILL of the subscriber
 #   transform  xsltproc: the stylesheet has run, then SIGKILL of the subscriber
 #   verify     crm_verify: the merged CIB is verified, then SIGKILL of the subscriber
 #   patch      cibadmin --patch or --modify (the write): SIGKILL of the
