@@ -8,6 +8,7 @@
 //! | `cib_publisher_ticket_term` | gauge | `ticket` | grant term of the published version (0: none) |
 //! | `cib_publisher_versions_published_total` | counter | `ticket` | new versions published |
 //! | `cib_publisher_scope_computations_total` | counter | `ticket` | scopes computed |
+//! | `cib_publisher_cib_reads_total` | counter | `trigger` | whole reads of the CIB, by what made the publisher read: `start`, `file` (an event of the CIB file, and its version changed), `recheck` (the periodic re-check found a new version: no file event announced it first) |
 //! | `cib_publisher_open_streams` | gauge | `ticket` | event streams open now |
 //! | `cib_publisher_errors_total` | counter | `kind` | errors: `cib_query`, `cib_parse`, `scope`, `tls_handshake`, `client_identity`, `forbidden`, `too_many_streams`, `term` (a grant term that is not a number: not published), `watch`, `ack` (an acknowledgement refused: too large or malformed) |
 //! | `cib_publisher_open_connections` | gauge | | TCP connections held now (handshaking or authenticated) |
@@ -72,6 +73,13 @@ pub struct ErrorLabel {
     pub kind: &'static str,
 }
 
+/// Label set `{trigger}` of the CIB reads counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabel {
+    /// What made the publisher read (see the module table).
+    pub trigger: &'static str,
+}
+
 /// Label set `{reason}` of the refused-connections counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -96,6 +104,7 @@ pub struct Metrics {
     term: Family<TicketLabel, Gauge>,
     published: Family<TicketLabel, Counter>,
     computations: Family<TicketLabel, Counter>,
+    cib_reads: Family<TriggerLabel, Counter>,
     open_streams: Family<TicketLabel, Gauge>,
     errors: Family<ErrorLabel, Counter>,
     open_connections: Gauge,
@@ -122,6 +131,7 @@ impl Metrics {
         let term = Family::<TicketLabel, Gauge>::default();
         let published = Family::<TicketLabel, Counter>::default();
         let computations = Family::<TicketLabel, Counter>::default();
+        let cib_reads = Family::<TriggerLabel, Counter>::default();
         let open_streams = Family::<TicketLabel, Gauge>::default();
         let errors = Family::<ErrorLabel, Counter>::default();
         let open_connections = Gauge::default();
@@ -134,6 +144,7 @@ impl Metrics {
         registry.register("ticket_term", "Grant term of the published version (0 when none)", term.clone());
         registry.register("versions_published", "New scope versions published", published.clone());
         registry.register("scope_computations", "Scopes computed from the CIB", computations.clone());
+        registry.register("cib_reads", "Whole reads of the CIB, by what made the publisher read", cib_reads.clone());
         registry.register("open_streams", "Event streams open now", open_streams.clone());
         registry.register("errors", "Errors by kind", errors.clone());
         registry.register("open_connections", "TCP connections held now", open_connections.clone());
@@ -153,6 +164,7 @@ impl Metrics {
             term,
             published,
             computations,
+            cib_reads,
             open_streams,
             errors,
             open_connections,
@@ -206,6 +218,11 @@ impl Metrics {
         if !granted {
             self.replace_info(ticket, None);
         }
+    }
+
+    /// Counts one whole read of the CIB, made for `trigger`.
+    pub fn cib_read(&self, trigger: &'static str) {
+        self.cib_reads.get_or_create(&TriggerLabel { trigger }).inc();
     }
 
     /// Counts one scope computation.

@@ -104,6 +104,13 @@ kept=$(awk '/how="kept"/ { print $2 }' <<<"$reads")
 [ "${kept:-0}" -ge 5 ] || fail "B read its CIB whole for most of the 10 changes: ${reads:-no metric}"
 whole=$(awk '/how="whole"/ { print $2 }' <<<"$reads")
 ok "B planned $kept of its documents on the kept copy of its CIB (${whole:-0} read whole)"
+# A reads its CIB when a file event says it changed (the CIB manager's
+# disk writer opening cib.xml), not when the once-a-second re-check finds it.
+reads=$(at A curl -sf --cert /etc/cib-replicator/certs/site.pem --key /etc/cib-replicator/certs/site.key \
+    --cacert /etc/cib-replicator/certs/ca.pem "https://$("$LAB" ip A):9443/metrics" | grep '^cib_publisher_cib_reads_total{' || true)
+by_file=$(awk '/trigger="file"/ { print $2 }' <<<"$reads")
+[ "${by_file:-0}" -ge 5 ] || fail "A noticed most of the 10 changes only by its re-check: ${reads:-no metric}"
+ok "A noticed $by_file changes by a file event ($(awk '/trigger="recheck"/ { print $2 }' <<<"$reads") by the re-check)"
 TLS=(--cert /etc/cib-replicator/certs/site.pem --key /etc/cib-replicator/certs/site.key --ca /etc/cib-replicator/certs/ca.pem)
 at B cib-subscriber diff --ticket "$TICKET" --config "$CFG" --from "https://$("$LAB" ip A):9443" "${TLS[@]}" \
     --rules /etc/cib-replicator/rules.toml >"$ART/diff-b.txt" 2>&1 || fail "diff at B did not exit 0: $(cat "$ART/diff-b.txt")"

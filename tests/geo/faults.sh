@@ -504,7 +504,7 @@ scenario_kill_step() {
 
 scenario_kill_based() {
     begin kill-based "SIGKILL of B's CIB manager (pacemaker-based) during applies"
-    local times=() step t0 n=0 old round
+    local times=() step t0 n=0 old round restarts=0
     # One kill per round, right after the subscriber read the CIB (odd
     # rounds) or during its patch (even ones): kills in a row, even 15 s
     # apart with the site idle, sometimes leave B without its controller
@@ -524,7 +524,21 @@ scenario_kill_based() {
             until_true "$CONVERGE" "B holds $LAST after pacemaker-based was killed ($step)" param_is B app-ip ip "$LAST"
             times+=("$(elapsed "$t0")")
             whole_copy
-            at B crm_resource --wait --timeout 60s >/dev/null 2>&1 || fail "B: Pacemaker did not settle after pacemaker-based was killed"
+            if ! at B crm_resource --wait --timeout 60s >/dev/null 2>&1; then
+                # Pacemaker 2.1.5 sometimes stops the whole stack after its
+                # CIB manager is killed: pacemakerd leaves pacemaker-attrd
+                # down "until cluster returns", the respawned controller
+                # cannot reach it and exits fatally, and pacemakerd "stays
+                # down after fatal error". Its policy, not a fault of ours:
+                # as an admin would, start it again (counted), and B must
+                # still hold the change and converge.
+                at B pidof pacemakerd >/dev/null && fail "B: Pacemaker did not settle after pacemaker-based was killed"
+                restarts=$((restarts + 1))
+                "$LAB" start-pacemaker B || fail "B: pacemakerd did not start again"
+                until_true "$CONVERGE" "B holds $LAST after its cluster stack started again" param_is B app-ip ip "$LAST"
+                whole_copy
+                at B crm_resource --wait --timeout 60s >/dev/null 2>&1 || fail "B: Pacemaker did not settle after it started again"
+            fi
             until_true 60 "B's subscriber running" rsc_running B subscriber
             # A second kill while the subdaemons that lost their CIB
             # connection are still starting again can end with pacemakerd
@@ -536,7 +550,7 @@ scenario_kill_based() {
         }
     done
     after_scenario
-    ok "Pacemaker restarted its CIB manager at B each time; B held one version, then converged"
+    ok "Pacemaker restarted its CIB manager at B each time ($restarts time(s) its whole stack stopped and was started again); B held one version, then converged"
     result kill-based "$n" "${times[@]}"
 }
 

@@ -23,6 +23,8 @@
 #                             addresses its resources added (power lost)
 #   lab.sh start-site SITE    boot a killed site again: empty /run, its CIB
 #                             and files persist
+#   lab.sh start-pacemaker SITE    start pacemakerd at SITE again after
+#                             it stopped (corosync runs on), wait for a DC
 #   lab.sh partition SITE | heal SITE    cut / restore SITE's link
 #   lab.sh stop-booth SITE | start-booth SITE    SIGKILL / start SITE's
 #                             boothd alone (the rest of the site runs on)
@@ -531,6 +533,13 @@ cmd_start_site() {
     start_booth "$site"
 }
 
+cmd_start_pacemaker() {
+    local site=$1
+    sx_pid "$site" pacemakerd >/dev/null && die "pacemakerd runs at $site already"
+    sx_daemon "$site" pacemakerd /var/log/pacemaker/pacemakerd.log pacemakerd -f
+    wait_until 120 "a DC at $site" idle "$site"
+}
+
 cmd_status() {
     local s
     for s in $ALL; do
@@ -556,6 +565,7 @@ case "${1:-}" in
     replicator) cmd_replicator ;;
     kill-site) check_site "$2"; kill_site "$2" ;;
     start-site) check_site "$2"; cmd_start_site "$2" ;;
+    start-pacemaker) check_site "$2"; is_arb "$2" && die "$2 is an arbitrator"; cmd_start_pacemaker "$2" ;;
     stop-booth)
         check_site "$2"
         if p=$(sx_pid "$2" boothd); then sx "$2" kill -KILL "$p"; fi
@@ -566,5 +576,5 @@ case "${1:-}" in
     status) cmd_status ;;
     ip) check_site "$2"; echo "${IP[$2]}" ;;
     sites) echo "$SITES" ;;
-    *) sed -n '3,31p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,33p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -67,8 +67,10 @@ async fn the_recheck_reads_the_cib_whole_only_when_it_changed() {
         Some(TicketView::Granted(p)) => Some(p.digest.clone()),
         _ => None,
     };
+    let reads = |trigger: &str| cib_testkit::metric(&metrics.encode(), &format!(r#"cib_publisher_cib_reads_total{{trigger="{trigger}"}}"#));
     let first = granted_digest().expect("geo is served after the first read");
     assert_eq!(computed(), 1.0);
+    assert_eq!(reads("start"), 1.0);
 
     // Nothing changed: about ten re-checks, no read.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -82,6 +84,7 @@ async fn the_recheck_reads_the_cib_whole_only_when_it_changed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(computed(), 2.0);
+    assert_eq!(reads("recheck"), 1.0, "no file event announced the change: the re-check read it");
 
     // A ticket change alone: read; geo is no longer served.
     pcmk(&cib, "crm_ticket", &["--ticket", TICKET, "--revoke", "--force"]);
