@@ -248,6 +248,9 @@ ctl=/run/fault-step
 step=""
 [ -r "$ctl" ] && read -r step <"$ctl"
 parent=$PPID
+# The CIB manager, pacemakerd's child (not the child it forks to write
+# cib.xml, also named pacemaker-based).
+kill_based() { kill -9 "$(pgrep -x -P "$(pidof pacemakerd)" pacemaker-based)"; }
 if [ -n "$step" ] && [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = cib-subscriber ]; then
     query=no write=no
     for a in "$@"; do
@@ -268,7 +271,7 @@ if [ -n "$step" ] && [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = cib-subscribe
                     kill -9 "$parent"
                     [ $((RANDOM % 2)) = 0 ] || kill -9 "$child" 2>/dev/null
                 else
-                    kill -9 "$(pidof pacemaker-based)"
+                    kill_based
                 fi
                 wait "$child"
                 exit
@@ -276,7 +279,7 @@ if [ -n "$step" ] && [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = cib-subscribe
             *)
                 "$real" "$@"
                 rc=$?
-                if [ "$step" = based-read ]; then kill -9 "$(pidof pacemaker-based)"; else kill -9 "$parent"; fi
+                if [ "$step" = based-read ]; then kill_based; else kill -9 "$parent"; fi
                 exit "$rc"
                 ;;
         esac
@@ -502,6 +505,26 @@ scenario_kill_step() {
     result kill-step "$n" "${times[@]}"
 }
 
+# Pacemaker 2.1.5 sometimes stops B's whole stack after its CIB manager is
+# killed, even after a single kill with the site idle before it: pacemakerd
+# leaves pacemaker-attrd down "until cluster returns", the respawned
+# controller cannot reach it and exits fatally, and pacemakerd "stays down
+# after fatal error" (reliability.md, finding 4). Its policy, not a fault of
+# ours: b_started_again starts it again, as an admin would, counted in
+# kill-based's $restarts; it fails when pacemakerd was running.
+b_started_again() {
+    at B pidof pacemakerd >/dev/null && return 1
+    restarts=$((restarts + 1))
+    "$LAB" start-pacemaker B
+    return 0
+}
+based_back() { b_started_again; based_new "$1"; }
+held_at_b() { b_started_again; param_is B app-ip ip "$LAST"; }
+b_settled() {
+    b_started_again && return 1
+    at B crm_resource --wait --timeout 60s && rsc_running B subscriber && param_is B app-ip ip "$LAST" && settled_b
+}
+
 scenario_kill_based() {
     begin kill-based "SIGKILL of B's CIB manager (pacemaker-based) during applies"
     local times=() step t0 n=0 old round restarts=0
@@ -520,33 +543,17 @@ scenario_kill_based() {
             change
             until_true 30 "the $step shim firing" fired "$step"
             n=$((n + 1))
-            until_true 60 "pacemaker-based running again at B (it was pid $old)" based_new "$old"
-            until_true "$CONVERGE" "B holds $LAST after pacemaker-based was killed ($step)" param_is B app-ip ip "$LAST"
+            until_true 60 "pacemaker-based running again at B (it was pid $old)" based_back "$old"
+            until_true "$CONVERGE" "B holds $LAST after pacemaker-based was killed ($step)" held_at_b
             times+=("$(elapsed "$t0")")
             whole_copy
-            if ! at B crm_resource --wait --timeout 60s >/dev/null 2>&1; then
-                # Pacemaker 2.1.5 sometimes stops the whole stack after its
-                # CIB manager is killed: pacemakerd leaves pacemaker-attrd
-                # down "until cluster returns", the respawned controller
-                # cannot reach it and exits fatally, and pacemakerd "stays
-                # down after fatal error". Its policy, not a fault of ours:
-                # as an admin would, start it again (counted), and B must
-                # still hold the change and converge.
-                at B pidof pacemakerd >/dev/null && fail "B: Pacemaker did not settle after pacemaker-based was killed"
-                restarts=$((restarts + 1))
-                "$LAB" start-pacemaker B || fail "B: pacemakerd did not start again"
-                until_true "$CONVERGE" "B holds $LAST after its cluster stack started again" param_is B app-ip ip "$LAST"
-                whole_copy
-                at B crm_resource --wait --timeout 60s >/dev/null 2>&1 || fail "B: Pacemaker did not settle after it started again"
-            fi
-            until_true 60 "B's subscriber running" rsc_running B subscriber
             # A second kill while the subdaemons that lost their CIB
             # connection are still starting again can end with pacemakerd
             # shutting the site's cluster stack down for good (a "fatal
             # failure" of the controller, or subdaemons unresponsive and
             # killed): Pacemaker's policy, a fault of its own. Wait until
             # the site is whole, idle and stable.
-            until_true 90 "B's cluster stack whole, idle and stable" settled_b
+            until_true 180 "B's cluster stack whole, idle and stable, its subscriber running, holding $LAST" b_settled
         }
     done
     after_scenario
