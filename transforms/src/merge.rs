@@ -340,11 +340,16 @@ impl Ownership {
                     .collect()
             })
             .unwrap_or_default();
-        let section_of = |id: &str| {
-            SECTIONS
-                .iter()
-                .find_map(|s| section_children(config, s).find(|e| e.id() == Some(id)).map(|e| (*s, e)))
-        };
+        // Each id's section and element, the first in section order and
+        // document order: one pass, however many elements are owned.
+        let mut placed: IdMap<&str, (&str, &Element)> = IdMap::new();
+        for s in SECTIONS {
+            for e in section_children(config, s) {
+                if let Some(id) = e.id() {
+                    placed.entry(id).or_insert((*s, e));
+                }
+            }
+        }
         // The digests as applied, from a candidate if it is the document
         // recorded.
         for candidate in candidates {
@@ -361,8 +366,8 @@ impl Ownership {
         let mut current = BTreeMap::new();
         let mut unplaced = Vec::new();
         for id in &listed {
-            match section_of(id) {
-                Some((section, el)) => {
+            match placed.get(id) {
+                Some(&(section, el)) => {
                     current.insert(key(section, id), element_digest(el));
                 }
                 None => unplaced.push(*id),
