@@ -317,13 +317,17 @@ struct Work {
     kept: Arc<KeptCib>,
 }
 
+/// The local CIB as read for a document: its text and tree.
+type LocalRead = anyhow::Result<(String, xml::Element)>;
+
 /// What happened to an accepted document.
 #[derive(Debug)]
 enum Outcome {
     /// This site holds the ticket: nothing was done.
     GrantedHere,
-    /// Applied to the CIB.
-    Applied(Report),
+    /// Applied to the CIB: what changed, and the scope as transformed and
+    /// applied (kept for drift reports).
+    Applied(Report, Box<Scope>),
     /// The CIB already had it (in manual mode: nothing to stage).
     UpToDate,
     /// Staged in `pending.xml` (manual mode).
@@ -336,40 +340,46 @@ impl Outcome {
     /// The conflicts left in the plan (staged in manual mode).
     fn conflicts(&self) -> usize {
         match self {
-            Outcome::Staged(r) | Outcome::Applied(r) | Outcome::Lazy(r) => r.conflicts.len(),
+            Outcome::Staged(r) | Outcome::Applied(r, _) | Outcome::Lazy(r) => r.conflicts.len(),
             Outcome::GrantedHere | Outcome::UpToDate => 0,
         }
     }
 }
 
 impl Work {
-    /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
-    /// tools and xsltproc).
-    fn process(&self, scope: Scope) -> anyhow::Result<Outcome> {
+    /// Reads the local CIB for a document (the kept copy when it is
+    /// current: [`KeptCib::read`]), logged and counted.
+    fn read_local(&self) -> LocalRead {
         let started = std::time::Instant::now();
         let (text, local, how) = self.kept.read(&self.cib)?;
         tracing::debug!(ticket = %self.ticket, read = how.name(), read_ms = started.elapsed().as_secs_f64() * 1000.0, "local CIB read");
         self.metrics.local_read(&self.ticket, how);
+        Ok((text, local))
+    }
+
+    /// Steps 3 to 5 of the module documentation (blocking: runs Pacemaker
+    /// tools and xsltproc), on `local` when the local CIB was read already
+    /// ([`Work::read_local`]).
+    fn process(&self, scope: Scope, local: Option<LocalRead>) -> anyhow::Result<Outcome> {
+        let (text, local) = match local {
+            Some(read) => read?,
+            None => self.read_local()?,
+        };
         if cib::ticket_state(&local, &self.ticket)?.granted {
             return Ok(Outcome::GrantedHere);
         }
         let scope = self.transform(scope)?;
         let result = match self.mode {
-            // The CIB just read is the first attempt's base: the patch is
+            // The CIB just read is the first attempt's base: the write is
             // version-checked, so a change made meanwhile is not lost.
             Mode::Auto => {
                 let kept = state::load_applied(&self.state_dir, &self.ticket);
                 let applied = apply::replicate_now_from(&self.cib, (text, local), &scope, Options::default(), kept.as_ref(), &mut |m| {
                     tracing::warn!(ticket = %self.ticket, "{m}");
                 });
-                if let Ok(a) = &applied {
-                    if a.changed {
-                        if let Err(e) = state::save_applied(&self.state_dir, &self.ticket, &pipeline::transformed_document(&scope)) {
-                            tracing::warn!(ticket = %self.ticket, error = %e, "the document applied is not kept for drift reports");
-                        }
-                    }
-                }
-                applied.map(|a| if a.changed { Outcome::Applied(a.report) } else { Outcome::UpToDate })
+                // The document applied is kept for drift reports once the
+                // outcome is recorded (`Coordinator::after_write`).
+                applied.map(|a| if a.changed { Outcome::Applied(a.report, Box::new(scope)) } else { Outcome::UpToDate })
             }
             Mode::Manual => self.stage(&local, &scope),
             Mode::Lazy => crate::lazy::keep(&(text, local), &scope, &self.state_dir, &self.ticket).map(|kept| match kept {
@@ -445,8 +455,10 @@ struct Coordinator {
     /// Replicated elements edited locally and not put back: found by the
     /// last plan of a staged version (an apply puts them back).
     drift: usize,
-    /// The read of the local CIB after the last apply
-    /// ([`KeptCib::refresh`]), waited for before the next document.
+    /// What follows the last apply, off the next document's path: the
+    /// document applied kept for drift reports, the local CIB read again
+    /// ([`KeptCib::refresh`]). Waited for before the next read of the
+    /// local CIB.
     refreshing: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -517,7 +529,7 @@ impl Coordinator {
                 () = sleep_until(retry_at), if retry_at.is_some() => {
                     if let Some(r) = self.retry.take() {
                         tracing::info!(ticket = %self.work.ticket, "trying the failed document again");
-                        self.process(r.candidate).await;
+                        self.process(r.candidate, None).await;
                     }
                 }
             }
@@ -549,17 +561,52 @@ impl Coordinator {
         }
     }
 
-    /// Reads the local CIB whole again after a write, in the background,
-    /// so that the next document finds the kept copy current
-    /// ([`crate::kept`]).
-    fn refresh_kept(&mut self) {
+    /// After a write, in the background and in this order: keeps the
+    /// document applied (`applied`, transformed for this site) for drift
+    /// reports ([`state::save_applied`]), then reads the local CIB whole
+    /// again so that the next document finds the kept copy current
+    /// ([`crate::kept`]). Both come after the outcome is recorded: until
+    /// the document is kept, the ownership record's manifest tells the one
+    /// kept before from the one applied (docs/ownership.md).
+    fn after_write(&mut self, applied: Box<Scope>) {
         let work = Arc::clone(&self.work);
         self.refreshing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = state::save_applied(&work.state_dir, &work.ticket, &pipeline::transformed_document(&applied)) {
+                tracing::warn!(ticket = %work.ticket, error = %e, "the document applied is not kept for drift reports");
+            }
+            drop(applied);
             let started = std::time::Instant::now();
             match work.kept.refresh(&work.cib) {
                 Ok(()) => tracing::debug!(ticket = %work.ticket, read_ms = started.elapsed().as_secs_f64() * 1000.0, "local CIB read again after the write"),
                 Err(e) => tracing::debug!(ticket = %work.ticket, error = %format!("{e:#}"), "cannot read the local CIB again after the write; the next document reads it whole"),
             }
+        }));
+    }
+
+    /// Starts reading the local CIB for a document while it is verified,
+    /// once what followed the last write is done ([`Coordinator::after_write`]).
+    /// The write stays guarded by the version read, so a configuration
+    /// changed meanwhile is refused and read again.
+    fn read_ahead(&mut self) -> tokio::task::JoinHandle<LocalRead> {
+        let after_write = self.refreshing.take();
+        let work = Arc::clone(&self.work);
+        tokio::spawn(async move {
+            if let Some(after_write) = after_write {
+                // One that failed (or panicked) left no copy: the read is whole.
+                let _ = after_write.await;
+            }
+            tokio::task::spawn_blocking(move || work.read_local())
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("reading the local CIB panicked: {e}")))
+        })
+    }
+
+    /// A read started by [`Coordinator::read_ahead`] for a document then
+    /// refused: the next document waits for it (and for what it waited
+    /// for) as for what follows a write.
+    fn read_unused(&mut self, read: tokio::task::JoinHandle<LocalRead>) {
+        self.refreshing = Some(tokio::spawn(async move {
+            let _ = read.await;
         }));
     }
 
@@ -660,6 +707,7 @@ impl Coordinator {
         let url = self.url(peer);
         let site = self.site(peer);
         let ticket = self.work.ticket.clone();
+        let local = self.read_ahead();
         let verified = tokio::task::spawn_blocking(move || verify_event(&ticket, &event)).await;
         let scope = match verified {
             Ok(Ok(scope)) => scope,
@@ -674,10 +722,12 @@ impl Coordinator {
                     s.last_error = Some(note);
                 });
                 self.acknowledge(peer, Some(&text));
+                self.read_unused(local);
                 return;
             }
             Err(e) => {
                 tracing::error!(ticket = %self.ticket(), error = %e, "verifying a document panicked");
+                self.read_unused(local);
                 return;
             }
         };
@@ -692,6 +742,7 @@ impl Coordinator {
             let text = format!("document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen");
             self.record(|s| s.last_error = Some(Note::now(text.clone())));
             self.acknowledge(peer, Some(&text));
+            self.read_unused(local);
             return;
         }
         if self.source != Some(peer) {
@@ -710,18 +761,24 @@ impl Coordinator {
         });
         self.retry = None;
         self.retry_backoff.reset();
-        self.process(Candidate { peer, scope }).await;
+        self.process(Candidate { peer, scope }, Some(local)).await;
     }
 
-    async fn process(&mut self, candidate: Candidate) {
-        if let Some(refreshing) = self.refreshing.take() {
-            // A refresh that failed (or panicked) left no copy: the next
-            // read is whole.
-            let _ = refreshing.await;
-        }
+    /// Processes `candidate` (steps 3 to 5), on the local CIB `local` has
+    /// read when given ([`Coordinator::read_ahead`]).
+    async fn process(&mut self, candidate: Candidate, local: Option<tokio::task::JoinHandle<LocalRead>>) {
+        let local = match local {
+            Some(read) => Some(read.await.unwrap_or_else(|e| Err(anyhow::anyhow!("reading the local CIB failed: {e}")))),
+            None => {
+                if let Some(after_write) = self.refreshing.take() {
+                    let _ = after_write.await;
+                }
+                None
+            }
+        };
         let work = Arc::clone(&self.work);
         let scope = candidate.scope.clone();
-        let outcome = tokio::task::spawn_blocking(move || work.process(scope)).await;
+        let outcome = tokio::task::spawn_blocking(move || work.process(scope, local)).await;
         let ticket = self.work.ticket.clone();
         let site = self.site(candidate.peer);
         let digest = candidate.scope.digest.clone();
@@ -737,7 +794,7 @@ impl Coordinator {
                 self.record(|s| s.last_result = Some(Note::now("not applied: the ticket is granted at this site")));
                 None
             }
-            Ok(Ok(Outcome::Applied(report))) => {
+            Ok(Ok(Outcome::Applied(report, applied))) => {
                 // Replication won: the elements edited here are put back.
                 self.drift = 0;
                 tracing::info!(%ticket, %site, %digest, version = ?seen.version, term = ?seen.term, changes = %counts(&report), "applied");
@@ -748,7 +805,7 @@ impl Coordinator {
                     s.last_failure = None;
                     s.last_result = Some(Note::now(format!("applied: {}", counts(&report))));
                 });
-                self.refresh_kept();
+                self.after_write(applied);
                 None
             }
             Ok(Ok(Outcome::UpToDate)) => {

@@ -48,6 +48,23 @@ async fn auto_applies_a_change_at_a_within_a_second() {
     assert!(out.contains("newest term:     5"), "{out}");
     assert!(out.contains("s ago)"), "{out}");
     assert!(out.contains("streaming since"), "{out}");
+
+    // The document applied is kept beside the state once the outcome is
+    // recorded (off the next document's path), transformed for this site:
+    // what tells a local edit from an upstream change.
+    let applied = cib_subscriber::state::applied_path(&b.state_dir, TICKET);
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&applied).is_ok_and(|d| d.contains("10.2.1.11")) {
+        assert!(start.elapsed() < LIMIT, "{} never held the version applied", applied.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept = std::fs::read_to_string(&applied).unwrap();
+    assert!(!kept.contains("192.168.1.11") && !kept.contains("10.2.1.10"), "{kept}");
+    // An owned value edited at B is reported as drift, per element.
+    set_web_ip(&b.cib, "10.2.1.99");
+    let (code, out, _) = b.cli(&["status", "--ticket", TICKET]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not in step: drift"), "{out}");
 }
 
 #[tokio::test]
