@@ -73,6 +73,10 @@
 #   GEO_PUBLISHER_AT  where `replicator` creates the publisher resource
 #                   (examples/geo/publisher.xml) bound to GEO_TICKET
 #                   (default A; empty: nowhere)
+#   GEO_CPUS        CPUs of each site, as sites on machines of their own
+#                   would have them: e.g. "A=0 B=1" runs every process of
+#                   A on CPU 0 and of B on CPU 1 (`taskset -c`); a site
+#                   not named runs on any CPU (default: all of them)
 set -uo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -94,6 +98,7 @@ BIN=${GEO_BIN:-$REPO/target/debug}
 SITES=${GEO_SITES:-A B}
 ARBS=${GEO_ARBS:-arb}
 PUBLISHER_AT=${GEO_PUBLISHER_AT-A}
+CPUS=${GEO_CPUS:-}
 # A running lab's own topology wins over the environment.
 if [ "${1:-}" != up ] && [ -r "$ST/topology" ]; then
     # shellcheck disable=SC1091  # written by `up`
@@ -137,12 +142,22 @@ holder_pid() {
     echo "$p"
 }
 
+# The command prefix that keeps a process of SITE on its GEO_CPUS (none
+# when the site is not named there).
+on_cpus() {
+    local pair
+    for pair in $CPUS; do
+        [ "${pair%%=*}" != "$1" ] || { echo "taskset -c ${pair#*=}"; return; }
+    done
+}
+
 # Runs a command inside SITE, in the caller's directory when it exists there.
 sx() {
     local site=$1 hp
     shift
     hp=$(holder_pid "$site") || { log "site $site is not running"; return 125; }
-    nsenter -t "$hp" -m -u -i -p -n -- /bin/sh -c 'cd "$1" 2>/dev/null; shift; exec "$@"' _ "$PWD" "$@"
+    # shellcheck disable=SC2046  # the prefix is words, or nothing
+    $(on_cpus "$site") nsenter -t "$hp" -m -u -i -p -n -- /bin/sh -c 'cd "$1" 2>/dev/null; shift; exec "$@"' _ "$PWD" "$@"
 }
 
 # PID 1 of SITE's pid namespace: private mounts, then reap orphans forever.
@@ -186,7 +201,8 @@ start_holder() {
     local site=$1 d=$ST/$1 upid hp=""
     # A (re)started site has booted: /run is empty, as on a real node.
     find "$d/run" -mindepth 1 -delete 2>/dev/null
-    setsid nsenter --net="/run/netns/$NSP-$site" -- \
+    # shellcheck disable=SC2046  # the prefix is words, or nothing
+    setsid $(on_cpus "$site") nsenter --net="/run/netns/$NSP-$site" -- \
         unshare --mount --uts --ipc --pid --fork --mount-proc --propagation private -- \
         /bin/bash "$SELF" _init "$site" "$BASE" </dev/null >>"$d/holder.log" 2>&1 &
     upid=$!
@@ -299,7 +315,7 @@ EOF
 write_files() {
     local s d etc
     mkdir -p "$ST"
-    printf 'SITES="%s"\nARBS="%s"\n' "$SITES" "$ARBS" >"$ST/topology"
+    printf 'SITES="%s"\nARBS="%s"\nCPUS="%s"\n' "$SITES" "$ARBS" "$CPUS" >"$ST/topology"
     if need_nlfix; then build_nlfix; fi
     head -c 32 /dev/urandom >"$ST/booth-authkey"
     for s in $ALL; do
