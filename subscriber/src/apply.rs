@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use cib_tools::cib::{Cib, Judged};
 use cib_transforms::cib;
 use cib_transforms::diff::configuration_diff;
-use cib_transforms::merge::{self, Options, Plan, Report};
+use cib_transforms::merge::{self, AppliedDigests, Options, Plan, Report};
 use cib_transforms::modify::{self, Modify};
 use cib_transforms::patch::{self, Patch};
 use cib_transforms::scope::Scope;
@@ -59,7 +59,7 @@ pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
 /// Plans merging the scope into the local CIB as it is now, changing
 /// nothing; returns the local CIB and the plan.
 /// `applied` is the document applied last, when kept (for drift).
-pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<(Element, Plan)> {
+pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>) -> anyhow::Result<(Element, Plan)> {
     let (_, local) = read_local(cib)?;
     // Every merge error names the ticket or element already: no context added.
     let p = merge::plan_with(&local, scope, opts, applied)?;
@@ -67,7 +67,7 @@ pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Elem
 }
 
 /// Prints what `replicate-now` would change; returns whether anything would.
-pub fn diff(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>, color: Color) -> anyhow::Result<bool> {
+pub fn diff(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>, color: Color) -> anyhow::Result<bool> {
     let (local, p) = plan_local(cib, scope, opts, applied)?;
     let before = cib::configuration(&local)?;
     let after = cib::configuration(&p.cib)?;
@@ -120,7 +120,7 @@ impl Applied {
 /// retrying when the CIB changed meanwhile (`on_retry` is told each time).
 /// `applied` is the document applied last, when kept (for drift). On any
 /// error nothing was applied.
-pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&Element>, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
+pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
     let first = read_local(cib)?;
     replicate_now_from(cib, first, scope, opts, applied, on_retry)
 }
@@ -135,7 +135,7 @@ pub fn replicate_now_from(
     first: (String, Element),
     scope: &Scope,
     opts: Options,
-    applied: Option<&Element>,
+    applied: Option<&AppliedDigests>,
     on_retry: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Applied> {
     let mut first = Some(first);
@@ -281,7 +281,7 @@ pub fn replicate_now_from(
 /// as `local` (its text and tree), without writing anything: what lazy mode
 /// keeps out of the CIB must be as good as what auto mode applies.
 /// `changed` says whether applying would change the CIB.
-pub fn check_apply(local: &(String, Element), scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<Applied> {
+pub fn check_apply(local: &(String, Element), scope: &Scope, opts: Options, applied: Option<&AppliedDigests>) -> anyhow::Result<Applied> {
     let (text, local) = local;
     let p = match plan(local, scope, opts, applied)? {
         Ok(p) => p,
@@ -377,7 +377,7 @@ fn write_for(text: &str, local: &Element, merged: &Element, merged_xml: &str) ->
 
 /// The merge of `scope` into `local`, its conflicts refused; or, when it
 /// would change nothing, the outcome that says so.
-fn plan(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>) -> anyhow::Result<Result<Plan, Applied>> {
+fn plan(local: &Element, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>) -> anyhow::Result<Result<Plan, Applied>> {
     let p = merge::plan_with(local, scope, opts, applied)?;
     p.refuse_conflicts()?;
     if p.changed {

@@ -571,7 +571,7 @@ impl Coordinator {
     fn after_write(&mut self, applied: Box<Scope>) {
         let work = Arc::clone(&self.work);
         self.refreshing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = state::save_applied(&work.state_dir, &work.ticket, &pipeline::transformed_document(&applied)) {
+            if let Err(e) = state::save_applied(&work.state_dir, &work.ticket, &applied) {
                 tracing::warn!(ticket = %work.ticket, error = %e, "the document applied is not kept for drift reports");
             }
             drop(applied);

@@ -135,7 +135,7 @@ pub fn materialize(cib: &Cib, state_dir: &Path, ticket: &str, expected: &Version
     };
     let applied = apply::replicate_now(cib, &scope, opts, kept.as_ref(), &mut |m| tracing::warn!(%ticket, "{m}"))?;
     let mut warnings = Vec::new();
-    if let Err(e) = state::save_applied(state_dir, ticket, &pipeline::transformed_document(&scope)) {
+    if let Err(e) = state::save_applied(state_dir, ticket, &scope) {
         warnings.push(format!("the document written is not kept for drift reports: {e}"));
     }
     let recorded = state::update(state_dir, ticket, |s| {

@@ -67,7 +67,7 @@ fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -
 /// applied.
 fn keep_applied(state_dir: &Path, ticket: &str, scope: &Scope, applied: &apply::Applied) {
     if applied.changed {
-        if let Err(e) = state::save_applied(state_dir, ticket, &transformed_document(scope)) {
+        if let Err(e) = state::save_applied(state_dir, ticket, scope) {
             eprintln!("cib-subscriber: warning: the document applied is not kept for drift reports: {e}");
         }
     }

@@ -32,6 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use cib_transforms::merge::AppliedDigests;
+use cib_transforms::scope::Scope;
+
 use crate::error::Error;
 
 /// File name of the state of one ticket.
@@ -59,15 +62,25 @@ pub fn applied_path(state_dir: &Path, ticket: &str) -> PathBuf {
     ticket_dir(state_dir, ticket).join("applied.xml")
 }
 
-/// Keeps the document applied last (transformed for this site) beside the
-/// state, for drift against what was applied: the CIB's ownership record
-/// holds only a digest of it. Kept only where a state directory exists
-/// (the daemon's, or `--state-dir`); returns whether it was.
+/// The digests of the elements applied last for `ticket`
+/// ([`save_applied`], [`AppliedDigests::to_text`]).
+#[must_use]
+pub fn applied_digests_path(state_dir: &Path, ticket: &str) -> PathBuf {
+    ticket_dir(state_dir, ticket).join("applied.digests")
+}
+
+/// Keeps what was applied last beside the state, for drift against it:
+/// the digest of each element (`applied.digests`, whose SHA-256 is the
+/// manifest in the CIB's ownership record, which holds only that), then
+/// the document itself, transformed for this site (`applied.xml`, for an
+/// admin to read). The digests go first: a document left older than them
+/// by a crash is never read for drift. Kept only where a state directory
+/// exists (the daemon's, or `--state-dir`); returns whether it was.
 ///
 /// # Errors
 ///
-/// When it cannot be written.
-pub fn save_applied(state_dir: &Path, ticket: &str, document: &str) -> Result<bool, Error> {
+/// When they cannot be written.
+pub fn save_applied(state_dir: &Path, ticket: &str, scope: &Scope) -> Result<bool, Error> {
     if !state_dir.is_dir() {
         return Ok(false);
     }
@@ -77,16 +90,23 @@ pub fn save_applied(state_dir: &Path, ticket: &str, document: &str) -> Result<bo
         path: dir.clone(),
         cause,
     })?;
-    write_atomic(&applied_path(state_dir, ticket), document.as_bytes())?;
+    write_atomic(&applied_digests_path(state_dir, ticket), AppliedDigests::of(&scope.config).to_text().as_bytes())?;
+    write_atomic(&applied_path(state_dir, ticket), crate::pipeline::transformed_document(scope).as_bytes())?;
     Ok(true)
 }
 
-/// The content of the document applied last ([`save_applied`]), if kept
-/// and readable. A damaged file is as good as none: the ownership record's
-/// manifest decides whether a document is the one applied.
-pub fn load_applied(state_dir: &Path, ticket: &str) -> Option<cib_transforms::Element> {
-    let text = cib_tools::files::read_bounded(&applied_path(state_dir, ticket), cib_transforms::xml::Limits::default().max_bytes).ok()?;
-    cib_transforms::xml::parse(&text).ok()
+/// The digests of what was applied last ([`save_applied`]), if kept and
+/// readable; from `applied.xml` where only that was kept (by a version
+/// before the digests were). A damaged file is as good as none: the
+/// ownership record's manifest decides whether they are the ones applied.
+pub fn load_applied(state_dir: &Path, ticket: &str) -> Option<AppliedDigests> {
+    let limit = cib_transforms::xml::Limits::default().max_bytes;
+    let digests = cib_tools::files::read_bounded(&applied_digests_path(state_dir, ticket), limit).ok();
+    if let Some(digests) = digests.as_deref().and_then(AppliedDigests::from_text) {
+        return Some(digests);
+    }
+    let text = cib_tools::files::read_bounded(&applied_path(state_dir, ticket), limit).ok()?;
+    cib_transforms::xml::parse(&text).ok().map(|doc| AppliedDigests::of(&doc))
 }
 
 /// The staged document of `ticket`.
@@ -534,6 +554,36 @@ pub fn render(status: &TicketStatus, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digests_applied_are_kept_and_read_back_also_from_an_older_state_directory() {
+        let cib = cib_transforms::xml::parse(
+            r#"<cib admin_epoch="0" epoch="1" num_updates="0"><configuration><crm_config/><nodes/><resources>
+            <primitive id="vip" class="ocf" provider="heartbeat" type="IPaddr2"><instance_attributes id="vip-ia"><nvpair id="vip-ip" name="ip" value="10.2.1.10"/></instance_attributes></primitive>
+            </resources><constraints><rsc_ticket id="vip-geo" rsc="vip" ticket="geo"/></constraints></configuration>
+            <status><tickets><ticket_state id="geo" granted="true"/></tickets></status></cib>"#,
+        )
+        .unwrap();
+        let scope = cib_transforms::scope::scope(&cib, "geo").unwrap();
+        let want = AppliedDigests::of(&scope.config);
+        assert_eq!(want.len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(save_applied(dir.path(), "geo", &scope).unwrap());
+        assert_eq!(load_applied(dir.path(), "geo").as_ref(), Some(&want));
+        let doc = std::fs::read_to_string(applied_path(dir.path(), "geo")).unwrap();
+        assert!(doc.contains(r#"value="10.2.1.10""#), "{doc}");
+        // Read from the document where the digests are damaged, or where
+        // only the document was kept (a state directory of a version
+        // before the digests were).
+        std::fs::write(applied_digests_path(dir.path(), "geo"), "not digests").unwrap();
+        assert_eq!(load_applied(dir.path(), "geo").as_ref(), Some(&want));
+        std::fs::remove_file(applied_digests_path(dir.path(), "geo")).unwrap();
+        assert_eq!(load_applied(dir.path(), "geo").as_ref(), Some(&want));
+        std::fs::remove_file(applied_path(dir.path(), "geo")).unwrap();
+        assert_eq!(load_applied(dir.path(), "geo"), None);
+        // No state directory: nothing kept.
+        assert!(!save_applied(&dir.path().join("absent"), "geo", &scope).unwrap());
+    }
 
     #[test]
     fn the_state_is_world_readable_and_a_staged_document_is_not() {

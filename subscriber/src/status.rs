@@ -343,7 +343,7 @@ impl TicketReport {
     /// unknown.
     fn build(local: &Element, ticket: &str, state_dir: &Path, configured: bool) -> TicketReport {
         let kept = state::load_applied(state_dir, ticket);
-        let own = match Ownership::read_with(local, ticket, &kept.iter().collect::<Vec<_>>()) {
+        let own = match Ownership::read_with(local, ticket, kept.as_ref(), None) {
             Ok(own) => own,
             Err(e) => return TicketReport::error(ticket, e.to_string()),
         };

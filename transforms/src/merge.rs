@@ -279,19 +279,19 @@ impl Ownership {
     /// read: the checks on terms and versions are never turned off by a
     /// damaged record.
     pub fn read(cib: &Element, ticket: &str) -> Result<Ownership, Error> {
-        Ownership::read_with(cib, ticket, &[])
+        Ownership::read_with(cib, ticket, None, None)
     }
 
-    /// [`Ownership::read`], with candidates for the content of the document
-    /// last applied (each a `<configuration>` with its sections: the one
-    /// the subscriber kept, the one arriving), to know each owned element's
-    /// digest as applied. The first whose manifest is the recorded one is
-    /// taken.
+    /// [`Ownership::read`], knowing what each owned element was when last
+    /// applied: from `kept` (the digests the subscriber kept beside the
+    /// document it applied last) when its manifest is the recorded one,
+    /// else from `arriving` (the content of the document arriving: the
+    /// same version, transformed the same way) when its manifest is.
     ///
     /// # Errors
     ///
     /// As [`Ownership::read`].
-    pub fn read_with(cib: &Element, ticket: &str, candidates: &[&Element]) -> Result<Ownership, Error> {
+    pub fn read_with(cib: &Element, ticket: &str, kept: Option<&AppliedDigests>, arriving: Option<&Element>) -> Result<Ownership, Error> {
         let mut own = Ownership::default();
         let id = record_id(ticket);
         let config = cib.child("configuration");
@@ -329,6 +329,16 @@ impl Ownership {
         let (Some(manifest), Some(config)) = (manifest, config) else {
             return Ok(own);
         };
+        // The digests as applied, from what was kept or what arrives, if
+        // it is the document recorded.
+        if let Some(kept) = kept.filter(|k| k.manifest() == manifest) {
+            own.owned = kept.0.clone();
+            return Ok(own);
+        }
+        if let Some(arriving) = arriving.map(AppliedDigests::of).filter(|a| a.manifest() == manifest) {
+            own.owned = arriving.0;
+            return Ok(own);
+        }
         // The owned elements, from the tags; each found in its section.
         let listed: Vec<&str> = config
             .child("tags")
@@ -348,18 +358,6 @@ impl Ownership {
                 if let Some(id) = e.id() {
                     placed.entry(id).or_insert((*s, e));
                 }
-            }
-        }
-        // The digests as applied, from a candidate if it is the document
-        // recorded.
-        for candidate in candidates {
-            let digests: BTreeMap<String, String> = SECTIONS
-                .iter()
-                .flat_map(|s| section_children(candidate, s).filter_map(move |e| e.id().map(|id| (key(s, id), element_digest(e)))))
-                .collect();
-            if manifest_digest(&digests) == manifest {
-                own.owned = digests;
-                return Ok(own);
             }
         }
         // Else as they stand, if nothing drifted (their manifest matches).
@@ -437,6 +435,12 @@ impl Ownership {
 /// The manifest digest of owned elements: SHA-256 of the lines
 /// `<section>:<id> <digest>` in key order.
 fn manifest_digest(owned: &BTreeMap<String, String>) -> String {
+    crate::canonical::digest_str(&manifest_text(owned))
+}
+
+/// The lines `<section>:<id> <digest>` of `owned`, in key order: what
+/// [`manifest_digest`] hashes.
+fn manifest_text(owned: &BTreeMap<String, String>) -> String {
     let mut text = String::with_capacity(owned.len() * 96);
     for (k, d) in owned {
         text.push_str(k);
@@ -444,7 +448,81 @@ fn manifest_digest(owned: &BTreeMap<String, String>) -> String {
         text.push_str(d);
         text.push('\n');
     }
-    crate::canonical::digest_str(&text)
+    text
+}
+
+/// The digest of each element of a scope's content as applied, keyed
+/// `<section>:<id>`: what tells a local edit of an owned element from an
+/// upstream change. Its text ([`AppliedDigests::to_text`]) is the lines
+/// whose SHA-256 is the ownership record's manifest (`owned-digest`), so
+/// what a subscriber keeps beside the document it applied is checked
+/// against the CIB's record before it is trusted, and is a fraction of the
+/// document's size (about 90 bytes an element).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedDigests(BTreeMap<String, String>);
+
+impl AppliedDigests {
+    /// The digests of the elements of `content` (a `<configuration>`, or a
+    /// document holding the sections the same way).
+    #[must_use]
+    pub fn of(content: &Element) -> AppliedDigests {
+        AppliedDigests(
+            SECTIONS
+                .iter()
+                .flat_map(|s| section_children(content, s).filter_map(move |e| e.id().map(|id| (key(s, id), element_digest(e)))))
+                .collect(),
+        )
+    }
+
+    /// The lines `<section>:<id> <digest>`, in key order.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        manifest_text(&self.0)
+    }
+
+    /// Reads [`AppliedDigests::to_text`]'s lines back; `None` when a line
+    /// is not `<section>:<id> sha256:<hex>` or the keys are not in order (a
+    /// damaged or foreign file is as good as none).
+    #[must_use]
+    pub fn from_text(text: &str) -> Option<AppliedDigests> {
+        let mut digests = BTreeMap::new();
+        let mut last: Option<&str> = None;
+        for line in text.lines() {
+            let (key, digest) = line.split_once(' ')?;
+            let (section, id) = key.split_once(':')?;
+            let hex = digest.strip_prefix("sha256:")?;
+            if !SECTIONS.contains(&section)
+                || id.is_empty()
+                || hex.len() != 64
+                || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+                || last.is_some_and(|l| l >= key)
+            {
+                return None;
+            }
+            last = Some(key);
+            digests.insert(key.to_string(), digest.to_string());
+        }
+        Some(AppliedDigests(digests))
+    }
+
+    /// The manifest of these digests: what the ownership record holds as
+    /// `owned-digest` for them.
+    #[must_use]
+    pub fn manifest(&self) -> String {
+        manifest_digest(&self.0)
+    }
+
+    /// How many elements.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Plans merging `scope` (already transformed for this site) into the local
@@ -453,9 +531,10 @@ pub fn plan(local: &Element, scope: &Scope, opts: Options) -> Result<Plan, Error
     plan_with(local, scope, opts, None)
 }
 
-/// [`plan`], with the content of the document applied last when the caller
-/// kept it (for drift against what was applied, see [`Ownership`]).
-pub fn plan_with(local: &Element, scope: &Scope, opts: Options, applied: Option<&Element>) -> Result<Plan, Error> {
+/// [`plan`], with the digests of the document applied last when the
+/// caller kept them (for drift against what was applied, see
+/// [`Ownership`]).
+pub fn plan_with(local: &Element, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>) -> Result<Plan, Error> {
     let ticket = scope.ticket.as_str();
     if !opts.materialize && cib::ticket_state(local, ticket)?.granted {
         return Err(Error::TicketGrantedLocally(ticket.into()));
@@ -463,8 +542,7 @@ pub fn plan_with(local: &Element, scope: &Scope, opts: Options, applied: Option<
     check_scope(scope)?;
     // The incoming content is what was applied last when its manifest is
     // the recorded one (the same version, transformed the same way).
-    let candidates: Vec<&Element> = applied.into_iter().chain([&scope.config]).collect();
-    let record = Ownership::read_with(local, ticket, &candidates)?;
+    let record = Ownership::read_with(local, ticket, applied, Some(&scope.config))?;
     check_newer(&record, scope)?;
 
     let mut merged = local.clone();

@@ -278,3 +278,74 @@ fn a_record_in_one_big_tag_is_read_and_rewritten_in_tags_of_a_thousand() {
     assert!(next.changed && next.report.drift.is_empty(), "{:?}", next.report);
     assert_eq!(owned_tags(&next.cib).iter().map(|t| t.1).collect::<Vec<_>>(), [1000, 1000, 400]);
 }
+
+/// The manifest's value in the record of `cib` for ticket T.
+fn recorded_manifest(cib: &Element) -> String {
+    let set = cib.find_id(&record_id("T")).unwrap();
+    let nv = set.children.iter().find(|n| n.attr("name") == Some("owned-digest")).unwrap();
+    nv.attr("value").unwrap().to_string()
+}
+
+#[test]
+fn applied_digests_hash_to_the_recorded_manifest_and_read_back() {
+    let scope = scope_of(&origin(""));
+    let p = plan(&site_b(), &scope, Options::default()).unwrap();
+    let digests = AppliedDigests::of(&scope.config);
+    assert_eq!(digests.len(), 5);
+    assert_eq!(digests.manifest(), recorded_manifest(&p.cib));
+    // The text is what the manifest hashes: a kept file checks itself.
+    assert_eq!(crate::canonical::digest_str(&digests.to_text()), recorded_manifest(&p.cib));
+    assert_eq!(AppliedDigests::from_text(&digests.to_text()), Some(digests.clone()));
+    assert_eq!(AppliedDigests::from_text(""), Some(AppliedDigests::default()));
+    // Damaged: no digest, a digest with a space, keys out of order or repeated.
+    let text = digests.to_text();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(AppliedDigests::from_text(&format!("{text}resources:x\n")), None);
+    assert_eq!(AppliedDigests::from_text(&format!("{text}resources:zz a b\n")), None);
+    lines.swap(0, 1);
+    assert_eq!(AppliedDigests::from_text(&lines.join("\n")), None);
+    assert_eq!(AppliedDigests::from_text(&format!("{}\n{}\n", lines[0], lines[0])), None);
+}
+
+#[test]
+fn kept_digests_tell_which_owned_element_drifted() {
+    let scope = scope_of(&origin(""));
+    let kept = AppliedDigests::of(&scope.config);
+    let mut b = plan(&site_b(), &scope, Options::default()).unwrap().cib;
+    // An admin at B edits the replicated `vip`.
+    b.walk_mut(&mut |e| {
+        if e.id() == Some("vip-ip") {
+            e.set_attr("value", "10.9.9.9");
+        }
+    });
+    let edited = element_digest(b.find_id("vip").unwrap());
+    // Without the digests applied, which element changed is unknown.
+    let own = Ownership::read_with(&b, "T", None, None).unwrap();
+    assert!(own.owned.values().all(|d| d == UNKNOWN_DIGEST), "{own:?}");
+    // With them, each element's digest as applied: `vip` differs from it.
+    let own = Ownership::read_with(&b, "T", Some(&kept), None).unwrap();
+    assert_eq!(own.owned.len(), 5);
+    assert_ne!(own.owned["resources:vip"], edited);
+    assert_eq!(own.owned["resources:db"], element_digest(b.find_id("db").unwrap()));
+    // Digests of another version are not taken for the ones applied.
+    let mut next = scope.clone();
+    next.config.walk_mut(&mut |e| {
+        if e.id() == Some("vip-then-db") {
+            e.set_attr("kind", "Optional");
+        }
+    });
+    let other = AppliedDigests::of(&next.config);
+    let own = Ownership::read_with(&b, "T", Some(&other), None).unwrap();
+    assert!(own.owned.values().all(|d| d == UNKNOWN_DIGEST), "{own:?}");
+    // The document arriving, when it is the one applied, serves as well.
+    let own = Ownership::read_with(&b, "T", None, Some(&scope.config)).unwrap();
+    assert_eq!(own.owned, Ownership::read_with(&b, "T", Some(&kept), None).unwrap().owned);
+    // The next version changes the order upstream: with the digests
+    // kept, only `vip` is drift; without them, the order is taken for one.
+    let p = plan_with(&b, &next, Options::default(), Some(&kept)).unwrap();
+    assert_eq!(p.report.drift, ["resources:vip"]);
+    assert_eq!(p.report.changed, ["resources:vip", "constraints:vip-then-db"]);
+    let p = plan_with(&b, &next, Options::default(), None).unwrap();
+    let unsure = "(edited here or changed upstream: the document applied last is not at hand)";
+    assert_eq!(p.report.drift, [format!("resources:vip {unsure}"), format!("constraints:vip-then-db {unsure}")]);
+}
