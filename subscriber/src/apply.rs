@@ -58,7 +58,7 @@ pub fn read_local(cib: &Cib) -> anyhow::Result<(String, Element)> {
 
 /// Plans merging the scope into the local CIB as it is now, changing
 /// nothing; returns the local CIB and the plan.
-/// `applied` is the document applied last, when kept (for drift).
+/// `applied` holds the digests of the document applied last, when kept (for drift).
 pub fn plan_local(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>) -> anyhow::Result<(Element, Plan)> {
     let (_, local) = read_local(cib)?;
     // Every merge error names the ticket or element already: no context added.
@@ -118,7 +118,7 @@ impl Applied {
 
 /// Merges the scope into the local CIB as one version-checked write,
 /// retrying when the CIB changed meanwhile (`on_retry` is told each time).
-/// `applied` is the document applied last, when kept (for drift). On any
+/// `applied` holds the digests of the document applied last, when kept (for drift). On any
 /// error nothing was applied.
 pub fn replicate_now(cib: &Cib, scope: &Scope, opts: Options, applied: Option<&AppliedDigests>, on_retry: &mut dyn FnMut(&str)) -> anyhow::Result<Applied> {
     let first = read_local(cib)?;
