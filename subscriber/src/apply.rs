@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 
 use cib_tools::cib::{Cib, Judged};
-use cib_transforms::cib;
+use cib_transforms::cib::{self, Stamps, STAMPS_XPATH};
 use cib_transforms::diff::configuration_diff;
 use cib_transforms::merge::{self, AppliedDigests, Options, Plan, Report};
 use cib_transforms::modify::{self, Modify};
@@ -173,6 +173,9 @@ pub fn replicate_now_from(
         let merged = p.cib.to_xml();
         let started = Instant::now();
         let already = verify_merge(&text, &merged, scope)?;
+        if !opts.materialize {
+            not_granted_now(cib, &scope.ticket)?;
+        }
         let verified = Instant::now();
         let write = write_for(&text, &local, &p.cib, &merged)?;
         let planned = Instant::now();
@@ -373,6 +376,25 @@ fn write_for(text: &str, local: &Element, merged: &Element, merged_xml: &str) ->
         Some(patch) => Ok(Write::Patch(patch)),
         None => bail!("internal error: the merge changed nothing crm_diff can see"),
     }
+}
+
+/// Refuses the write when `ticket` is granted at this site now, just
+/// before the write: the CIB was read before the merge was verified, and
+/// a grant made meanwhile changes only the status, which the version
+/// guarding the write leaves out. One small query on a live site (the
+/// `<cib>` element and the ticket states); a CIB file is read again.
+fn not_granted_now(cib: &Cib, ticket: &str) -> anyhow::Result<()> {
+    let stamps = match cib.backing_file() {
+        Some(_) => Stamps::of_cib(&read_local(cib)?.1),
+        None => {
+            let answer = cib.query_shallow(STAMPS_XPATH).context("reading the ticket states before the write")?;
+            Stamps::from_answer(xml::parse(&answer).context("parsing the ticket states")?)?
+        }
+    };
+    if stamps.ticket_state(ticket)?.granted {
+        return Err(cib_transforms::Error::TicketGrantedLocally(ticket.into())).context("the ticket was granted here while the merge was verified; nothing was applied");
+    }
+    Ok(())
 }
 
 /// The merge of `scope` into `local`, its conflicts refused; or, when it

@@ -141,6 +141,25 @@ impl Stamps {
             ..Element::default()
         })
     }
+
+    /// The state of `ticket` as these stamps hold it ([`ticket_state`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`ticket_state`].
+    pub fn ticket_state(&self, ticket: &str) -> Result<TicketState, Error> {
+        let status = Element {
+            name: "status".into(),
+            children: self.tickets_element().into_iter().collect(),
+            ..Element::default()
+        };
+        let cib = Element {
+            name: "cib".into(),
+            children: vec![status],
+            ..Element::default()
+        };
+        ticket_state(&cib, ticket)
+    }
 }
 
 /// The CIB `kept`, read whole earlier, brought up to the CIB as it is now,

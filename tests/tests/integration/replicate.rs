@@ -551,7 +551,6 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     // first (a guarded modify, which Pacemaker cannot answer that way);
     // then the group's members are reordered upstream, a move, which only
     // a patch writes.
-    use std::os::unix::fs::PermissionsExt as _;
     let (_a, scope, b) = two_sites();
     b.subscriber(replicate_kept(&b, &scope, &site_b_rules())).expect_ok();
     let published = std::fs::read_to_string(&scope).unwrap();
@@ -561,19 +560,7 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     let order: Vec<String> = group.children.iter().filter_map(|c| c.id().map(str::to_owned)).collect();
     let reordered = b.write("reordered.xml", crate::support::reseal(&doc.to_xml(), |s| s.to_owned()));
 
-    let shim = b.path("shim");
-    std::fs::create_dir_all(&shim).unwrap();
-    let fake = shim.join("cibadmin");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --patch ] && exit 0; done\nexec '{}' \"$@\"\n",
-            crate::support::tool("cibadmin").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::join_paths(std::iter::once(shim.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
+    let path = crate::support::shim_path(&b.path("shim"), "cibadmin", r#"for a in "$@"; do [ "$a" = --patch ] && exit 0; done"#);
     let before = b.bytes();
     let mut cmd = b.command(crate::support::bin("cib-subscriber"));
     cmd.env("PATH", &path).args(replicate_kept(&b, &reordered, &site_b_rules()));
@@ -589,6 +576,36 @@ fn a_patch_cibadmin_reports_applied_but_the_cib_lacks_is_not_taken_as_applied() 
     b.subscriber(replicate_kept(&b, &reordered, &site_b_rules())).expect_ok();
     assert_eq!(members(&b), order);
     b.subscriber(status_kept(&b)).expect_ok();
+}
+
+#[test]
+fn a_grant_made_while_the_merge_is_verified_refuses_the_write() {
+    // The ticket is granted at B while `crm_verify` runs, after the CIB
+    // was read and planned on: the write is refused, nothing but the
+    // grant is in B's CIB, and the ticket is not granted at B.
+    let (_a, scope, b) = two_sites();
+    let path = crate::support::shim_path(
+        &b.path("shim"),
+        "crm_verify",
+        // crm_verify runs on a file of its own, without CIB_file.
+        &format!(
+            "CIB_file='{}' '{}' -t {TICKET} --grant --force >/dev/null",
+            b.cib_path().display(),
+            crate::support::tool("crm_ticket").display()
+        ),
+    );
+    let before = b.cib();
+    let mut cmd = b.command(crate::support::bin("cib-subscriber"));
+    cmd.env("PATH", &path).args(replicate_kept(&b, &scope, &site_b_rules()));
+    crate::support::run(cmd)
+        .expect_code(2)
+        .expect_stderr(&["the ticket was granted here while the merge was verified; nothing was applied"]);
+    let after = b.cib();
+    assert_eq!(cib_transforms::cib::configuration(&after).unwrap(), cib_transforms::cib::configuration(&before).unwrap(), "the configuration changed");
+    assert!(cib_transforms::cib::ticket_state(&after, TICKET).unwrap().granted, "the shim did not grant");
+    // Without the grant, the same run applies.
+    b.tool("crm_ticket", ["-t", TICKET, "--revoke", "--force"]).expect_ok();
+    b.subscriber(replicate_kept(&b, &scope, &site_b_rules())).expect_ok();
 }
 
 #[test]

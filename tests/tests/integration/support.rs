@@ -14,7 +14,7 @@
 //!   (`tests/fixtures/`), [`corpus_dir`] (the Pacemaker scheduler corpus).
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -603,6 +603,19 @@ pub fn replicated() -> (Site, Site, PathBuf, String) {
 /// Site B's rules of the offline example.
 pub fn site_b_rules() -> PathBuf {
     offline("site-b-rules.toml")
+}
+
+/// A `PATH` with `dir` first, where `dir/<tool>` is a shell script that
+/// runs `script` (`sh`, with the tool's arguments as `"$@"`) and then the
+/// real `tool` with the same arguments: a Pacemaker tool that does
+/// something more, or fails, at a chosen moment of a run.
+pub fn shim_path(dir: &Path, tool_name: &str, script: &str) -> OsString {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let fake = dir.join(tool_name);
+    std::fs::write(&fake, format!("#!/bin/sh\n{script}\nexec '{}' \"$@\"\n", tool(tool_name).display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap()
 }
 
 /// The ids of the primitives in a published scope file.
