@@ -173,10 +173,10 @@ pub fn replicate_now_from(
         let merged = p.cib.to_xml();
         let started = Instant::now();
         let already = verify_merge(&text, &merged, scope)?;
+        let verified = Instant::now();
         if !opts.materialize {
             not_granted_now(cib, &scope.ticket)?;
         }
-        let verified = Instant::now();
         let write = write_for(&text, &local, &p.cib, &merged)?;
         let planned = Instant::now();
         let mut outcome = match &write {
