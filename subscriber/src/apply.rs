@@ -174,9 +174,10 @@ pub fn replicate_now_from(
         let started = Instant::now();
         let already = verify_merge(&text, &merged, scope)?;
         let verified = Instant::now();
-        if !opts.materialize {
-            not_granted_now(cib, &scope.ticket)?;
-        }
+        // The CIB's version and ticket states as they are now, after
+        // crm_verify: a grant made meanwhile refuses the write (the gate
+        // writes on acquiring the ticket, and does not ask).
+        let mut now = if opts.materialize { None } else { Some(not_granted_now(cib, &scope.ticket)?) };
         let write = write_for(&text, &local, &p.cib, &merged)?;
         let planned = Instant::now();
         let mut outcome = match &write {
@@ -192,7 +193,10 @@ pub fn replicate_now_from(
                     // operations recorded): the patch names the version
                     // the CIB has now, rather than being refused by a CIB
                     // manager that takes seconds to say so on a big CIB.
-                    let root = query_version(cib)?;
+                    let root = match now.take() {
+                        Some(stamps) => stamps.root,
+                        None => query_version(cib)?,
+                    };
                     if !cib::same_configuration(&local, &root) {
                         on_retry(&format!(
                             "the CIB's configuration changed while the merge was verified (attempt {attempt}/{ATTEMPTS}); reading the CIB again"
@@ -378,12 +382,12 @@ fn write_for(text: &str, local: &Element, merged: &Element, merged_xml: &str) ->
     }
 }
 
-/// Refuses the write when `ticket` is granted at this site now, just
-/// before the write: the CIB was read before the merge was verified, and
-/// a grant made meanwhile changes only the status, which the version
-/// guarding the write leaves out. One small query on a live site (the
-/// `<cib>` element and the ticket states); a CIB file is read again.
-fn not_granted_now(cib: &Cib, ticket: &str) -> anyhow::Result<()> {
+/// The CIB's stamps (its `<cib>` element and ticket states) just before
+/// the write, refused when `ticket` is granted at this site now: the CIB
+/// was read before the merge was verified, and a grant made meanwhile
+/// changes only the status, which the version guarding a modify leaves
+/// out. One small query on a live site; a CIB file is read again.
+fn not_granted_now(cib: &Cib, ticket: &str) -> anyhow::Result<Stamps> {
     let stamps = match cib.backing_file() {
         Some(_) => Stamps::of_cib(&read_local(cib)?.1),
         None => {
@@ -394,7 +398,7 @@ fn not_granted_now(cib: &Cib, ticket: &str) -> anyhow::Result<()> {
     if stamps.ticket_state(ticket)?.granted {
         return Err(cib_transforms::Error::TicketGrantedLocally(ticket.into())).context("the ticket was granted here while the merge was verified; nothing was applied");
     }
-    Ok(())
+    Ok(stamps)
 }
 
 /// The merge of `scope` into `local`, its conflicts refused; or, when it

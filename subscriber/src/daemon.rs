@@ -703,11 +703,23 @@ impl Coordinator {
         });
     }
 
+    /// A document from `peer`: processed if [`Coordinator::accept`]
+    /// takes it, on the local CIB read meanwhile.
     async fn event(&mut self, peer: usize, event: sse::Event) {
+        let local = self.read_ahead();
+        match self.accept(peer, event).await {
+            Some(scope) => self.process(Candidate { peer, scope }, Some(local)).await,
+            None => self.read_unused(local),
+        }
+    }
+
+    /// Steps 1 and 2: the document verified and its term accepted, then
+    /// recorded as received; a refusal is logged, recorded and
+    /// acknowledged, and gives `None`.
+    async fn accept(&mut self, peer: usize, event: sse::Event) -> Option<Scope> {
         let url = self.url(peer);
         let site = self.site(peer);
         let ticket = self.work.ticket.clone();
-        let local = self.read_ahead();
         let verified = tokio::task::spawn_blocking(move || verify_event(&ticket, &event)).await;
         let scope = match verified {
             Ok(Ok(scope)) => scope,
@@ -722,13 +734,11 @@ impl Coordinator {
                     s.last_error = Some(note);
                 });
                 self.acknowledge(peer, Some(&text));
-                self.read_unused(local);
-                return;
+                return None;
             }
             Err(e) => {
                 tracing::error!(ticket = %self.ticket(), error = %e, "verifying a document panicked");
-                self.read_unused(local);
-                return;
+                return None;
             }
         };
         if !term_acceptable(self.newest_term, scope.term) {
@@ -742,8 +752,7 @@ impl Coordinator {
             let text = format!("document from {site} ({url}) refused: grant term {offered} is older than term {newest} already seen");
             self.record(|s| s.last_error = Some(Note::now(text.clone())));
             self.acknowledge(peer, Some(&text));
-            self.read_unused(local);
-            return;
+            return None;
         }
         if self.source != Some(peer) {
             tracing::info!(ticket = %self.ticket(), peer = %url, %site, term = ?scope.term, "following this publisher");
@@ -761,7 +770,7 @@ impl Coordinator {
         });
         self.retry = None;
         self.retry_backoff.reset();
-        self.process(Candidate { peer, scope }, Some(local)).await;
+        Some(scope)
     }
 
     /// Processes `candidate` (steps 3 to 5), on the local CIB `local` has
