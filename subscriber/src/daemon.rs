@@ -398,7 +398,10 @@ impl Work {
     fn transform(&self, scope: Scope) -> anyhow::Result<Scope> {
         let t = pipeline::transform_counted(scope, &self.steps)?;
         for line in &t.log {
-            tracing::debug!(ticket = %self.ticket, "{line}");
+            match line {
+                pipeline::Line::Change(text) => tracing::trace!(ticket = %self.ticket, "{text}"),
+                pipeline::Line::Step(text) => tracing::debug!(ticket = %self.ticket, "{text}"),
+            }
         }
         for line in &t.idle {
             tracing::warn!(ticket = %self.ticket, "{line}");

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 /// matched nothing are reported, and refused under --strict.
 fn prepare(from: &Source, input: &Input, ticket: Option<&str>, steps: &[Step]) -> anyhow::Result<Scope> {
     let t = transform_counted(load_scope(from, ticket, &input.tls)?, steps)?;
-    print_log(t.log);
+    print_log(t.log.into_iter().map(cib_subscriber::pipeline::Line::into_text));
     for line in &t.idle {
         eprintln!("cib-subscriber: {line}");
     }
@@ -74,7 +74,7 @@ fn keep_applied(state_dir: &Path, ticket: &str, scope: &Scope, applied: &apply::
 }
 
 /// The change lines of the transform steps, on stderr.
-fn print_log(log: Vec<String>) {
+fn print_log(log: impl Iterator<Item = String>) {
     for line in log {
         eprintln!("cib-subscriber: {}", printable(&line));
     }

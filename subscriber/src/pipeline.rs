@@ -90,9 +90,41 @@ fn scope_from_text(path: &Path, text: &str, ticket: Option<&str>) -> anyhow::Res
 /// the transformed content is [`canonical::digest`] of `config`). The log
 /// holds the change lines, then the rules that matched nothing.
 pub fn transform(scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<String>)> {
-    let mut t = transform_counted(scope, steps)?;
-    t.log.append(&mut t.idle);
-    Ok((t.scope, t.log))
+    let t = transform_counted(scope, steps)?;
+    let mut log: Vec<String> = t.log.into_iter().map(Line::into_text).collect();
+    log.extend(t.idle);
+    Ok((t.scope, log))
+}
+
+/// One line of what the transform steps did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A value a rule changed or an element it removed: `rule #N (TYPE)
+    /// FILE: primitive `vip` nvpair `vip-ip`: OLD -> NEW`. A daemon
+    /// transforms the whole scope of every version it receives, so these
+    /// repeat for every version: it logs them at trace level.
+    Change(String),
+    /// What a step did as a whole: `rules FILE: N values changed`,
+    /// `stylesheet FILE applied`.
+    Step(String),
+}
+
+impl Line {
+    /// The line's text.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        match self {
+            Line::Change(t) | Line::Step(t) => t,
+        }
+    }
+
+    /// The line's text, owned.
+    #[must_use]
+    pub fn into_text(self) -> String {
+        match self {
+            Line::Change(t) | Line::Step(t) => t,
+        }
+    }
 }
 
 /// What [`transform_counted`] made of a scope.
@@ -100,9 +132,9 @@ pub fn transform(scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<Str
 pub struct Transformed {
     /// The scope after every step, in canonical form.
     pub scope: Scope,
-    /// The change lines of the rules, and one line per step saying how many
-    /// values it changed.
-    pub log: Vec<String>,
+    /// What each step did, in order: the change lines of a rules file, then
+    /// the line saying how many values it changed.
+    pub log: Vec<Line>,
     /// One line per rule that changed nothing: `rule #N (TYPE) FILE:LINE
     /// matched nothing` ([`check_strict`] refuses them).
     pub idle: Vec<String>,
@@ -119,12 +151,12 @@ pub fn transform_counted(mut scope: Scope, steps: &[Step]) -> anyhow::Result<Tra
                     .apply_counted(&mut scope.config)
                     .with_context(|| format!("applying rules {}", path.display()))?;
                 let changed = applied.changed();
-                log.extend(applied.changes);
-                log.push(format!(
+                log.extend(applied.changes.into_iter().map(Line::Change));
+                log.push(Line::Step(format!(
                     "rules {}: {changed} value{} changed",
                     path.display(),
                     if changed == 1 { "" } else { "s" }
-                ));
+                )));
                 idle.extend(applied.counts.iter().filter(|c| c.changed == 0).map(ToString::to_string));
             }
             Step::Xslt(path) => {
@@ -143,7 +175,7 @@ pub fn transform_counted(mut scope: Scope, steps: &[Step]) -> anyhow::Result<Tra
                     );
                 }
                 scope.config = config;
-                log.push(format!("stylesheet {} applied", path.display()));
+                log.push(Line::Step(format!("stylesheet {} applied", path.display())));
             }
         }
     }

@@ -181,6 +181,12 @@ async fn sighup_reloads_the_daemon_process() {
     b.wait_for("applied with the reloaded rules", LIMIT, |_, cib| cib.contains("10.8.1.10")).await;
     b.wait_for_log(&["reloaded"], LIMIT).await;
     eprintln!("reloaded after {:?}", started.elapsed());
+    // At debug level each document's rules say how many values they
+    // changed; the value-by-value lines, the same for every version
+    // received, are left to trace level.
+    let steps = b.log_lines(&["DEBUG", "rules.toml: ", " changed"]);
+    assert!(steps.len() >= 2, "one line per document transformed:\n{}", b.log());
+    assert!(b.log_lines(&["rule #1 (ip)"]).is_empty(), "value-by-value lines at debug level:\n{}", b.log());
 }
 
 #[tokio::test]
