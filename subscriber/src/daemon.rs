@@ -54,7 +54,8 @@
 //! snapshot).
 //!
 //! On shutdown the followers stop at once; a coordinator finishes the
-//! document it is applying, bounded by the grace period.
+//! document it is applying and keeps the one it applied last for drift
+//! reports, bounded by the grace period.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -536,6 +537,11 @@ impl Coordinator {
                     }
                 }
             }
+        }
+        if let Some(after_write) = self.refreshing.take() {
+            // The document last applied is kept for drift reports before
+            // the daemon stops (within the grace period, as the rest).
+            let _ = after_write.await;
         }
         tracing::debug!(ticket = %self.work.ticket, "coordinator stopped");
     }

@@ -68,6 +68,21 @@ async fn auto_applies_a_change_at_a_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_daemon_stopped_right_after_an_apply_has_kept_the_document() {
+    let world = World::new();
+    let a = site_a(&world).await;
+    let mut b = Subscriber::configure(&world, "auto", &[&a]).start();
+    // Stopped as soon as the outcome is recorded: the document applied is
+    // kept in the background after that, and the stop waits for it.
+    b.wait_for("the first version recorded", LIMIT, |s, _| s.applied.is_some()).await;
+    b.stop().await;
+    let kept = std::fs::read_to_string(cib_subscriber::state::applied_path(&b.state_dir, TICKET)).expect("applied.xml kept");
+    assert!(kept.contains("10.2.1.10"), "{kept}");
+    let digests = std::fs::read_to_string(cib_subscriber::state::applied_digests_path(&b.state_dir, TICKET)).expect("applied.digests kept");
+    assert!(digests.lines().any(|l| l.starts_with("resources:")), "{digests}");
+}
+
+#[tokio::test]
 async fn manual_stages_and_replicate_now_applies() {
     let world = World::new();
     let a = site_a(&world).await;
