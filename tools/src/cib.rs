@@ -6,10 +6,11 @@
 //!   `CIB_file`). With `CIB_file` naming a missing file, other `cibadmin`
 //!   commands fail with exit code 105 ("Could not connect to the CIB").
 //!   Without a cluster and without `CIB_file`, `cibadmin --query` exits 102.
-//! - `crm_verify --xml-file F` exits 0 when valid, 78 (`CRM_EX_CONFIG`) for
-//!   schema or configuration errors, 1 when the file cannot be parsed. It
-//!   prints only "config not valid / -V may provide more details" unless
-//!   `-V` is given; with `-V` it prints the actual errors (schema validity
+//! - `crm_verify --xml-pipe` exits 0 when valid, 78 (`CRM_EX_CONFIG`) for
+//!   schema or configuration errors and for input that does not parse
+//!   (`--xml-file F` exits 1 for a file that does not). It prints only
+//!   "config not valid / -V may provide more details" unless `-V` is
+//!   given; with `-V` it prints the actual errors (schema validity
 //!   errors such as `IDREF attribute rsc references an unknown ID "x"`, or
 //!   the STONITH complaint when no fencing device exists and
 //!   `stonith-enabled` is not `false`) — so [`verify`] passes `-V`.
@@ -17,6 +18,11 @@
 //!   are identical, 1 with a versioned `<diff format="2">` patch on stdout
 //!   when they differ, 65 when an input cannot be parsed.
 //! - `cibadmin --patch` exit codes: see [`Cib::patch`].
+//!
+//! What is written and verified goes to `cibadmin` and `crm_verify` on
+//! their standard input (`--xml-pipe`), not through a temporary file: a
+//! process killed in the middle (a daemon stopped with SIGKILL) would leave
+//! the file behind, as large as the CIB for a verification.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -248,7 +254,7 @@ impl Cib {
     }
 
     /// Applies a versioned patch produced by [`diff`]
-    /// (`cibadmin --patch --xml-file F`).
+    /// (`cibadmin --patch --xml-pipe`).
     ///
     /// A format-2 patch carries `<version><source admin_epoch epoch
     /// num_updates/><target .../></version>`; Pacemaker applies it only if
@@ -279,7 +285,7 @@ impl Cib {
     ///
     /// # Errors
     ///
-    /// [`Error::Stale`], [`Error::Failed`], [`Error::Io`] (temp file), and
+    /// [`Error::Stale`], [`Error::Failed`], and
     /// the errors of [`process::run`].
     pub fn patch(&self, patch_xml: &str) -> Result<()> {
         self.write("--patch", patch_xml, |code, stderr| {
@@ -288,7 +294,7 @@ impl Cib {
     }
 
     /// Applies a guarded modify document
-    /// (`cibadmin --modify --xml-file F`), as made by
+    /// (`cibadmin --modify --xml-pipe`), as made by
     /// `cib_transforms::modify::guarded_modify`: a `<cib admin_epoch
     /// epoch>` root, the version the changes were planned against, holding
     /// the elements to set or create.
@@ -308,20 +314,19 @@ impl Cib {
     ///
     /// # Errors
     ///
-    /// [`Error::Stale`], [`Error::Failed`], [`Error::Io`] (temp file), and
+    /// [`Error::Stale`], [`Error::Failed`], and
     /// the errors of [`process::run`].
     pub fn modify(&self, document: &str) -> Result<()> {
         self.write("--modify", document, |_, _| false)
     }
 
-    /// `cibadmin OPERATION --xml-file F` with `xml` in F: exit 0 is `Ok`,
+    /// `cibadmin OPERATION --xml-pipe` with `xml` on its input: exit 0 is `Ok`,
     /// 103 and the exits `also_stale` accepts (code, stderr) are
     /// [`Error::Stale`], anything else [`Error::Failed`].
     fn write(&self, operation: &str, xml: &str, also_stale: impl Fn(i32, &[u8]) -> bool) -> Result<()> {
-        let file = temp_xml(operation.trim_start_matches('-'), xml)?;
         let mut cmd = self.command("cibadmin");
-        cmd.arg(operation).arg("--xml-file").arg(file.path());
-        let output = process::run(&mut cmd, None, self.timeout)?;
+        cmd.arg(operation).arg("--xml-pipe");
+        let output = process::run(&mut cmd, Some(xml.as_bytes()), self.timeout)?;
         match output.status.code() {
             Some(0) => Ok(()),
             Some(code) if code == CRM_EX_OLD || also_stale(code, &output.stderr) => Err(Error::Stale {
@@ -344,20 +349,18 @@ pub struct Checked {
     pub messages: Vec<String>,
 }
 
-/// Runs `crm_verify -VV --xml-file F` on a CIB and keeps what it says
+/// Runs `crm_verify -VV --xml-pipe` on a CIB and keeps what it says
 /// ([`Checked`]) whatever the exit code.
 ///
 /// # Errors
 ///
-/// [`Error::Failed`] if `crm_verify` was killed by a signal; [`Error::Io`]
-/// and the errors of [`process::run`].
+/// [`Error::Failed`] if `crm_verify` was killed by a signal, and the
+/// errors of [`process::run`].
 pub fn check(cib_xml: &str) -> Result<Checked> {
-    let file = temp_xml("verify", cib_xml)?;
     let mut cmd = pacemaker_command("crm_verify");
     cmd.env_remove("CIB_file").env_remove("CIB_shadow");
-    cmd.arg("-VV").arg("--xml-file").arg(file.path());
-    let output = process::run(&mut cmd, None, DEFAULT_TIMEOUT)?;
-    let path = file.path().to_string_lossy().into_owned();
+    cmd.arg("-VV").arg("--xml-pipe");
+    let output = process::run(&mut cmd, Some(cib_xml.as_bytes()), DEFAULT_TIMEOUT)?;
     let Some(code) = output.status.code() else {
         return Err(process::failed(&cmd, &output));
     };
@@ -366,19 +369,23 @@ pub fn check(cib_xml: &str) -> Result<Checked> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("crm_verify: "))
-        .map(|l| normalize_message(l, &path))
+        .map(normalize_message)
         .collect();
     Ok(Checked { code, messages })
 }
 
-/// A message of `crm_verify` without the `FILE:LINE: ` that libxml2 puts in
-/// front of schema complaints (the file is temporary, the line moves).
-fn normalize_message(line: &str, path: &str) -> String {
-    let Some(rest) = line.strip_prefix(path).and_then(|r| r.strip_prefix(':')) else {
+/// A message of `crm_verify` without the `Entity: line N: ` that libxml2
+/// puts in front of schema complaints about a document read from standard
+/// input (the line moves with every change above it).
+fn normalize_message(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("Entity: line ") else {
         return line.to_owned();
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    rest[digits..].strip_prefix(": ").unwrap_or(&rest[digits..]).to_owned()
+    match rest[digits..].strip_prefix(": ") {
+        Some(message) if digits > 0 => message.to_owned(),
+        _ => line.to_owned(),
+    }
 }
 
 /// What verification of a merged CIB concludes, judged against the CIB it
@@ -574,7 +581,10 @@ mod tests {
         let twice = checked(78, &[dep, dep]);
         assert_eq!(super::compare_verify(&old, &twice), super::Judged::Refused { new: vec![dep.to_string()] });
         assert!(matches!(super::compare_verify(&clean, &checked(78, &[])), super::Judged::Refused { .. }));
-        assert_eq!(super::normalize_message("/tmp/x.xml:41: element rsc_ticket: Relax-NG", "/tmp/x.xml"), "element rsc_ticket: Relax-NG");
+        assert_eq!(super::normalize_message("Entity: line 41: element rsc_ticket: Relax-NG"), "element rsc_ticket: Relax-NG");
+        for kept in ["Entity: line : x", "(unpack_config) \twarning: Blind faith: not fencing unseen nodes"] {
+            assert_eq!(super::normalize_message(kept), kept);
+        }
     }
 
     #[test]

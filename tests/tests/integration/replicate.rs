@@ -609,6 +609,30 @@ fn a_grant_made_while_the_merge_is_verified_refuses_the_write() {
 }
 
 #[test]
+fn a_run_killed_while_pacemaker_tools_work_leaves_no_file_behind() {
+    // `replicate-now` killed (SIGKILL: nothing of it runs after) while
+    // `crm_verify` checks the merged CIB, then while `cibadmin` writes:
+    // what they are given reaches them on their standard input, so no
+    // temporary file is left in TMPDIR, and B's CIB is as it was.
+    let (_a, scope, b) = two_sites();
+    let before = b.bytes();
+    let kill = "kill -9 $PPID; sleep 1; exit 1";
+    for (tool, script) in [("crm_verify", kill.to_owned()), ("cibadmin", format!(r#"case " $* " in *" --modify "*|*" --patch "*) {kill};; esac"#))] {
+        let tmp = b.path(&format!("tmp-{tool}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let path = crate::support::shim_path(&b.path(&format!("shim-{tool}")), tool, &script);
+        let mut cmd = b.command(crate::support::bin("cib-subscriber"));
+        cmd.env("PATH", &path).env("TMPDIR", &tmp).args(replicate_kept(&b, &scope, &site_b_rules()));
+        let r = crate::support::run(cmd);
+        assert_eq!(r.code, -1, "{tool}: not killed\n{r}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{tool}: left in TMPDIR: {left:?}");
+        assert_eq!(b.bytes(), before, "{tool}: B's CIB changed");
+    }
+    b.subscriber(replicate_kept(&b, &scope, &site_b_rules())).expect_ok();
+}
+
+#[test]
 fn a_replicated_resource_keeps_every_ticket_that_binds_it() {
     // At A, `web` also depends on ticket `t2` through a set that names a
     // local resource too. The scope of `geo` carries that rsc_ticket
