@@ -99,8 +99,8 @@ pub fn transform(scope: Scope, steps: &[Step]) -> anyhow::Result<(Scope, Vec<Str
 /// One line of what the transform steps did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// A value a rule changed or an element it removed: `rule #N (TYPE)
-    /// FILE: primitive `vip` nvpair `vip-ip`: OLD -> NEW`. A daemon
+    /// A value a rule changed or an element it removed (`rule #N (TYPE)
+    /// FILE: … OLD -> NEW`). A daemon
     /// transforms the whole scope of every version it receives, so these
     /// repeat for every version: it logs them at trace level.
     Change(String),
@@ -111,14 +111,6 @@ pub enum Line {
 
 impl Line {
     /// The line's text.
-    #[must_use]
-    pub fn text(&self) -> &str {
-        match self {
-            Line::Change(t) | Line::Step(t) => t,
-        }
-    }
-
-    /// The line's text, owned.
     #[must_use]
     pub fn into_text(self) -> String {
         match self {
