@@ -33,7 +33,8 @@ pub fn check_fragments(fragments: &[&Element]) -> Result<(), Error> {
 }
 
 /// Map of every id in the subtrees to the name of the element carrying it;
-/// an error on the first duplicate.
+/// an error on the first duplicate in canonical order, so that the same
+/// one is reported whatever the order of the tree's unordered elements.
 pub fn unique_ids<'a>(roots: &[&'a Element]) -> Result<IdMap<&'a str, &'a str>, Error> {
     let mut ids: IdMap<&str, &str> = IdMap::default();
     let mut dup = None;
@@ -126,5 +127,24 @@ mod tests {
     fn refuses_duplicate_ids() {
         let f = parse(r#"<configuration><resources><primitive id="a"/><group id="g"><primitive id="a"/></group></resources></configuration>"#).unwrap();
         assert!(matches!(check_fragment(&f), Err(Error::DuplicateId { id, .. }) if id == "a"));
+    }
+
+    #[test]
+    fn the_duplicate_reported_does_not_depend_on_the_order_of_the_tree() {
+        // Two duplicates (`x` and `m`); the primitives in either order.
+        let one = r#"<primitive id="p1"><operations><op id="x" name="monitor" interval="10s"/></operations></primitive>"#;
+        let two = r#"<primitive id="p2"><operations><op id="x" name="monitor" interval="20s"/></operations><meta_attributes id="m"/></primitive>"#;
+        let three = r#"<primitive id="p3"><meta_attributes id="m"/></primitive>"#;
+        let mut reported = Vec::new();
+        for order in [[one, two, three], [three, two, one], [two, three, one]] {
+            let f = parse(&format!("<configuration><resources>{}</resources></configuration>", order.concat())).unwrap();
+            reported.push(check_fragment(&f).unwrap_err().to_string());
+        }
+        assert!(reported.iter().all(|r| *r == reported[0]), "{reported:?}");
+        // Without duplicates, every id is known whatever the order.
+        let f = parse(&format!("<configuration><resources>{one}{three}</resources></configuration>")).unwrap();
+        let ids = unique_ids(&[&f]).unwrap();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(ids.get("m"), Some(&"meta_attributes"));
     }
 }
