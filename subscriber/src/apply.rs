@@ -390,10 +390,7 @@ fn write_for(text: &str, local: &Element, merged: &Element, merged_xml: &str) ->
 fn not_granted_now(cib: &Cib, ticket: &str) -> anyhow::Result<Stamps> {
     let stamps = match cib.backing_file() {
         Some(_) => Stamps::of_cib(&read_local(cib)?.1),
-        None => {
-            let answer = cib.query_shallow(STAMPS_XPATH).context("reading the ticket states before the write")?;
-            Stamps::from_answer(xml::parse(&answer).context("parsing the ticket states")?)?
-        }
+        None => query_stamps(cib).context("before the write")?,
     };
     if stamps.ticket_state(ticket)?.granted {
         return Err(cib_transforms::Error::TicketGrantedLocally(ticket.into())).context("the ticket was granted here while the merge was verified; nothing was applied");
@@ -465,6 +462,13 @@ fn rebase(cib: &Cib, text: &str, local: &mut Element, merged: &mut Element) -> a
 /// The `<cib>` element alone, as the CIB has it now ([`Cib::query_root`]).
 fn query_version(cib: &Cib) -> anyhow::Result<Element> {
     xml::parse(&cib.query_root().context("reading the CIB's version")?).context("parsing the CIB's version")
+}
+
+/// The CIB's [`Stamps`] as it has them now: one small query
+/// ([`STAMPS_XPATH`]) whatever the CIB's size.
+pub fn query_stamps(cib: &Cib) -> anyhow::Result<Stamps> {
+    let answer = cib.query_shallow(STAMPS_XPATH).context("reading the CIB's version and ticket states")?;
+    Ok(Stamps::from_answer(xml::parse(&answer).context("parsing the CIB's version and ticket states")?)?)
 }
 
 /// [`rebase`] on the CIB whose `<cib>` element is `root`.

@@ -10,8 +10,8 @@
 //! configuration while those are unchanged. [`KeptCib::read`] asks for the
 //! `<cib>` element and the ticket states alone (one `cibadmin --query
 //! --no-children --xpath`, a few hundred bytes whatever the CIB's size:
-//! [`Stamps`]) and uses the kept copy, with those two current, when the
-//! stamps match; otherwise it reads the CIB whole and keeps that. The
+//! [`apply::query_stamps`]) and uses the kept copy, with those two
+//! current, when the stamps match; otherwise it reads the CIB whole and keeps that. The
 //! daemon's start-up read (the grant term in the ownership record), its
 //! documents and its metrics scrapes share one copy.
 //!
@@ -35,7 +35,7 @@ use std::sync::{Mutex, PoisonError};
 use anyhow::Context as _;
 
 use cib_tools::cib::Cib;
-use cib_transforms::cib::{brought_up_to_date, Stamps, STAMPS_XPATH};
+use cib_transforms::cib::brought_up_to_date;
 use cib_transforms::xml::{self, Element};
 
 use crate::apply;
@@ -93,8 +93,7 @@ impl KeptCib {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         // A copy of another CIB (a reload changed `cib_file`) is not used.
         if let Some((_, text)) = kept.as_ref().filter(|(of, _)| of == cib) {
-            let answer = cib.query_shallow(STAMPS_XPATH).context("reading the CIB's version and ticket states")?;
-            let stamps = Stamps::from_answer(xml::parse(&answer).context("parsing the CIB's version and ticket states")?)?;
+            let stamps = apply::query_stamps(cib)?;
             // The kept text parsed when it was read; a copy that no longer
             // parses is read again rather than trusted.
             if let Some(local) = xml::parse(text).ok().and_then(|copy| brought_up_to_date(copy, &stamps.root, stamps.tickets_element())) {

@@ -148,17 +148,7 @@ impl Stamps {
     ///
     /// As [`ticket_state`].
     pub fn ticket_state(&self, ticket: &str) -> Result<TicketState, Error> {
-        let status = Element {
-            name: "status".into(),
-            children: self.tickets_element().into_iter().collect(),
-            ..Element::default()
-        };
-        let cib = Element {
-            name: "cib".into(),
-            children: vec![status],
-            ..Element::default()
-        };
-        ticket_state(&cib, ticket)
+        state_of(self.tickets.iter().find(|s| s.id() == Some(ticket)), ticket)
     }
 }
 
@@ -210,7 +200,13 @@ pub struct TicketState {
 /// not a canonical unsigned decimal: such a value is never taken for "no
 /// term" (which would turn the checks on terms off) nor read leniently.
 pub fn ticket_state(cib: &Element, ticket: &str) -> Result<TicketState, Error> {
-    let Some(s) = ticket_state_element(cib, ticket) else {
+    state_of(ticket_state_element(cib, ticket), ticket)
+}
+
+/// What the `ticket_state` element `s` of `ticket` says (default: not
+/// granted, when it is not recorded).
+fn state_of(s: Option<&Element>, ticket: &str) -> Result<TicketState, Error> {
+    let Some(s) = s else {
         return Ok(TicketState::default());
     };
     let term = match [("term", s.attr("term")), ("last-granted", s.attr("last-granted"))]
@@ -488,6 +484,13 @@ mod tests {
         let answer = parse(r#"<xpath-query><cib admin_epoch="0" epoch="7" num_updates="3" validate-with="pacemaker-3.9" cib-last-written="Sun Dec  6 13:00:00 2026" update-client="cibadmin"/><ticket_state id="geo" granted="false"/></xpath-query>"#).unwrap();
         assert_eq!(Stamps::from_answer(answer).unwrap(), of_cib);
         assert_eq!(of_cib.tickets_element().unwrap().children.len(), 1);
+        // A ticket's state reads the same from the stamps as from the CIB.
+        let granted = parse(&KEPT.replace(r#"granted="false""#, r#"granted="true" term="9""#)).unwrap();
+        for (stamps, cib) in [(&of_cib, &cib), (&Stamps::of_cib(&granted), &granted)] {
+            assert_eq!(stamps.ticket_state("geo"), ticket_state(cib, "geo"));
+            assert_eq!(stamps.ticket_state("other"), Ok(TicketState::default()));
+        }
+        assert_eq!(Stamps::of_cib(&granted).ticket_state("geo"), Ok(TicketState { granted: true, term: Some(9) }));
 
         // No ticket state: the <cib> alone, no <tickets>.
         let bare = parse(r#"<cib epoch="1"><configuration/><status><tickets/></status></cib>"#).unwrap();
